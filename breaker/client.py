@@ -1,0 +1,84 @@
+"""Building and describing Redis clients that cannot stall a worker.
+
+redis-py 8 retries 10 times with backoff by default, which turns a 50 ms timeout
+against a hung server into seconds; every client built here has retries off and
+short connect/read timeouts, and the breaker adds its own back-off on top.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
+STALL_LIMIT_S = 0.1
+
+
+def redis_client(url: str | None = None, *, timeout_ms: float = 50) -> redis.Redis | None:
+    """A redis-py client for ``url`` (or ``REDIS_URL``); None when neither is set."""
+    if url is None:
+        url = os.environ.get("REDIS_URL") or None
+    if not url:
+        return None
+    scheme = urlsplit(url).scheme
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(f"Redis URL {redact_url(url)!r}: scheme must be one of {', '.join(SUPPORTED_SCHEMES)}")
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms > 0:
+        raise ValueError(f"timeout_ms must be a positive number of milliseconds, got {timeout_ms!r}")
+    timeout_s = timeout_ms / 1000.0
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_error=[],
+        health_check_interval=0,
+    )
+
+
+def redact_url(url: str | None) -> str:
+    """The URL with any password replaced by ``***``: safe for screens and logs."""
+    if not url:
+        return "(none)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def describe_client(client: Any) -> str:
+    """``host:port/db`` (or the socket path) of a client, without credentials."""
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return type(client).__name__
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    scheme = "rediss" if "SSL" in getattr(client.connection_pool, "connection_class", type).__name__ else "redis"
+    return f"{scheme}://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def stall_risks(client: Any) -> list[str]:
+    """Settings of a client that can make a call wait longer than ``STALL_LIMIT_S``."""
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+    except AttributeError:
+        return []
+    risks = []
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in kwargs or "host" in kwargs or "path" in kwargs:
+            value = kwargs.get(name)
+            if value is None or value > STALL_LIMIT_S:
+                risks.append(f"{name}={value!r} (no bound)" if value is None else f"{name}={value!r}s")
+    retry = kwargs.get("retry")
+    retries = retry.get_retries() if retry is not None else 0
+    if retries:
+        risks.append(f"retry={retries} retries")
+    return risks

@@ -1,0 +1,212 @@
+"""The shared panic clock: every Redis command about the panic start lives here.
+
+Protocol (SPEC section 3): ``{prefix}panic_start_ts`` holds the panic start as a
+decimal Unix timestamp. A panic observation is one MULTI/EXEC round trip: SET NX
+(first writer wins), GET, EXPIRE (the expiry is both the dead man's switch and
+the calm period), plus ``{prefix}panic_last_seen_ts`` so that operators can see
+when the clock was last fed. Errors from the client propagate: deciding what a
+failure means is the breaker's job, not the clock's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from redis.exceptions import ResponseError, WatchError
+
+DEFAULT_KEY_PREFIX = "brain:"
+START_KEY_NAME = "panic_start_ts"
+LAST_SEEN_KEY_NAME = "panic_last_seen_ts"
+
+
+def parse_start(raw: Any) -> float | None:
+    """The stored start as seconds since the epoch, or None when it is not a usable timestamp.
+
+    Accepts bytes or str. Rejects garbage, NaN, infinities and non-positive values
+    (no panic started before 1970: such a value was written by hand or by a bug).
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return value
+
+
+def format_ts(ts: float) -> str:
+    return repr(float(ts))
+
+
+class Observation(NamedTuple):
+    """What one panic observation learned: the agreed start, and what this call changed."""
+
+    start: float
+    initialized: bool
+    replaced_raw: Any = None  # the unusable value this call replaced, if any
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """A consistent snapshot of the clock for operators (one MULTI/EXEC round trip)."""
+
+    now: float
+    exists: bool
+    raw: Any
+    start: float | None
+    wrong_type: bool
+    expiry_left_s: float | None  # None: no key, or a key without expiry (see has_expiry)
+    has_expiry: bool
+    last_observed_at: float | None
+
+    @property
+    def parses(self) -> bool:
+        return self.start is not None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds since the start; 0 for a start in the future (clock skew counts as a fresh panic)."""
+        if self.start is None:
+            return None
+        return max(0.0, self.now - self.start)
+
+    @property
+    def starts_in_future(self) -> bool:
+        return self.start is not None and self.start > self.now
+
+    @property
+    def since_last_observation_s(self) -> float | None:
+        if self.last_observed_at is None:
+            return None
+        return max(0.0, self.now - self.last_observed_at)
+
+
+class PanicClock:
+    """The Redis protocol of the shared panic clock for one key prefix."""
+
+    def __init__(self, client: Any, *, key_prefix: str = DEFAULT_KEY_PREFIX, panic_key_ttl_s: int = 900) -> None:
+        if not isinstance(panic_key_ttl_s, int) or isinstance(panic_key_ttl_s, bool) or panic_key_ttl_s < 1:
+            raise ValueError(f"panic_key_ttl_s must be a whole number of seconds >= 1, got {panic_key_ttl_s!r}")
+        self.client = client
+        self.key_prefix = key_prefix
+        self.panic_key_ttl_s = panic_key_ttl_s
+        self.start_key = f"{key_prefix}{START_KEY_NAME}"
+        self.last_seen_key = f"{key_prefix}{LAST_SEEN_KEY_NAME}"
+
+    def observe(self, now: float) -> Observation:
+        """Record a panic observation in one atomic round trip and return the agreed start."""
+        stamp = format_ts(now)
+        ttl = self.panic_key_ttl_s
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.start_key, stamp, nx=True, ex=ttl)
+        pipe.get(self.start_key)
+        pipe.expire(self.start_key, ttl)
+        pipe.set(self.last_seen_key, stamp, ex=ttl)
+        created, raw, _, _ = pipe.execute(raise_on_error=False)
+        for result in (created, raw):
+            if isinstance(result, Exception) and not _is_wrong_type(result):
+                raise result
+        start = None if isinstance(raw, Exception) else parse_start(raw)
+        if start is not None:
+            return Observation(start, initialized=bool(created) and not isinstance(created, Exception))
+        return self._replace_unusable(now, raw)
+
+    def _replace_unusable(self, now: float, seen_raw: Any) -> Observation:
+        """Compare-and-set an unusable value to ``now``; if another worker won, take theirs."""
+        for _ in range(5):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self.start_key)
+                    raw = pipe.get(self.start_key) if pipe.type(self.start_key) in (b"string", "string") else None
+                    current = parse_start(raw)
+                    if current is not None:
+                        return Observation(current, initialized=False)
+                    pipe.multi()
+                    pipe.delete(self.start_key)  # a hash or list cannot be SET over inside MULTI safely
+                    pipe.set(self.start_key, format_ts(now), ex=self.panic_key_ttl_s)
+                    pipe.execute()
+                    return Observation(now, initialized=True, replaced_raw=_describe(seen_raw))
+                except WatchError:
+                    continue
+        raise RuntimeError(f"{self.start_key}: could not replace an unusable value after 5 attempts")
+
+    def read(self, now: float) -> ClockReading:
+        """Snapshot for the console: value, parse, expiry and last observation in one round trip."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.type(self.start_key)
+        pipe.get(self.start_key)
+        pipe.pttl(self.start_key)
+        pipe.get(self.last_seen_key)
+        kind, raw, pttl, seen = pipe.execute(raise_on_error=False)
+        for result in (kind, pttl, seen):
+            if isinstance(result, Exception):
+                raise result
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        wrong_type = kind not in ("string", "none")
+        if isinstance(raw, Exception):
+            if not _is_wrong_type(raw):
+                raise raw
+            raw = None
+        exists = kind != "none"
+        return ClockReading(
+            now=now,
+            exists=exists,
+            raw=raw if not wrong_type else f"<{kind}>",
+            start=None if wrong_type else parse_start(raw),
+            wrong_type=wrong_type,
+            expiry_left_s=pttl / 1000.0 if pttl is not None and pttl >= 0 else None,
+            has_expiry=exists and pttl is not None and pttl >= 0,
+            last_observed_at=parse_start(seen),
+        )
+
+    def end(self) -> bool:
+        """Delete the clock (the panic is over); True when there was one."""
+        return bool(self.client.delete(self.start_key, self.last_seen_key))
+
+    def start_drill(
+        self,
+        now: float,
+        *,
+        backdate_s: float = 0.0,
+        hold_s: int | None = None,
+        overwrite: bool = False,
+    ) -> bool:
+        """Start a panic ``backdate_s`` in the past that expires after ``hold_s`` without observations.
+
+        Refuses (returns False) when a clock is already running, unless ``overwrite``.
+        """
+        if backdate_s < 0 or not math.isfinite(backdate_s):
+            raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
+        hold = self.panic_key_ttl_s if hold_s is None else int(hold_s)
+        if hold < 1:
+            raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")
+        pipe = self.client.pipeline(transaction=True)
+        if overwrite:
+            pipe.delete(self.start_key)
+        pipe.set(self.start_key, format_ts(now - backdate_s), nx=True, ex=hold)
+        pipe.set(self.last_seen_key, format_ts(now), ex=hold)
+        results = pipe.execute()
+        return bool(results[-2])
+
+    def delete_if_present(self) -> None:
+        """Seed mode: a calm observation ends the panic for everyone."""
+        self.client.delete(self.start_key)
+
+
+def _is_wrong_type(exc: Exception) -> bool:
+    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
+
+
+def _describe(raw: Any) -> Any:
+    if isinstance(raw, Exception):
+        return "<not a string>"
+    return raw[:64] if isinstance(raw, (bytes, str)) else raw

@@ -1,0 +1,107 @@
+"""How important a match is, read from whatever context the caller has.
+
+Classification never raises: an odd context is a fact of life in a feed, and
+the answer for "don't know" is the configured default (low stakes).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+_HIGH_KEYWORDS = (
+    "champions league",
+    "ucl",
+    "europa league",
+    "uel",
+    "final",
+    "semi final",
+    "semifinal",
+    "derby",
+    "clasico",
+    "world cup",
+    "euro",
+)
+_MEDIUM_KEYWORDS = ("ligue 1", "premier league", "la liga", "serie a", "bundesliga")
+_SEARCHED_FIELDS = ("league", "competition", "stage", "round")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+class MatchImportance(enum.StrEnum):
+    """Stakes class of a match; it picks the tier thresholds."""
+
+    HIGH_STAKES = "high_stakes"
+    MEDIUM_STAKES = "medium_stakes"
+    LOW_STAKES = "low_stakes"
+
+    @classmethod
+    def classify(cls, match_context: Any, default: MatchImportance | None = None) -> MatchImportance:
+        """Stakes class for ``match_context``; ``default`` when nothing matches."""
+        return explain_importance(match_context, default).importance
+
+
+class Classification(NamedTuple):
+    """A stakes class and the rule that chose it, for operators asking "why"."""
+
+    importance: MatchImportance
+    rule: str
+
+
+_STAKES_WORDS = {
+    "high": MatchImportance.HIGH_STAKES,
+    "medium": MatchImportance.MEDIUM_STAKES,
+    "low": MatchImportance.LOW_STAKES,
+}
+for _member in MatchImportance:
+    _STAKES_WORDS[_member.value] = _member
+    _STAKES_WORDS[_member.name.lower()] = _member
+
+
+def normalise_words(text: str) -> str:
+    """Lower-case, accent-free words separated by single spaces, padded with spaces.
+
+    Padding lets a keyword match only on whole words: " euro " is not found in
+    " eurosport ", " ligue 1 " is not found in " ligue 10 ".
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " " + _NON_WORD.sub(" ", bare.casefold()).strip() + " "
+
+
+def _field(match_context: Any, name: str) -> str | None:
+    value = match_context.get(name)
+    return value if isinstance(value, str) else None
+
+
+def explain_importance(match_context: Any, default: MatchImportance | None = None) -> Classification:
+    """Classify and say which rule matched. Never raises."""
+    fallback = default if isinstance(default, MatchImportance) else MatchImportance.LOW_STAKES
+    try:
+        if not isinstance(match_context, dict):
+            return Classification(fallback, "default: no context dict")
+        fields = tuple(_field(match_context, name) for name in ("stakes", *_SEARCHED_FIELDS))
+    except Exception:  # a context object whose .get misbehaves is still "don't know"
+        return Classification(fallback, "default: context could not be read")
+    return _classify_fields(fields, fallback)
+
+
+@lru_cache(maxsize=4096)
+def _classify_fields(fields: tuple[str | None, ...], fallback: MatchImportance) -> Classification:
+    stakes, *searched = fields
+    if stakes is not None:
+        explicit = _STAKES_WORDS.get(stakes.strip().casefold())
+        if explicit is not None:
+            return Classification(explicit, f"explicit stakes={stakes.strip()!r}")
+    texts = {name: normalise_words(value) for name, value in zip(_SEARCHED_FIELDS, searched) if value}
+    for importance, keywords in (
+        (MatchImportance.HIGH_STAKES, _HIGH_KEYWORDS),
+        (MatchImportance.MEDIUM_STAKES, _MEDIUM_KEYWORDS),
+    ):
+        for name, text in texts.items():
+            for keyword in keywords:
+                if f" {keyword} " in text:
+                    return Classification(importance, f"keyword {keyword!r} in {name}")
+    return Classification(fallback, "default: no keyword matched")
