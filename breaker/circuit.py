@@ -257,6 +257,7 @@ class VIXCircuitBreaker:
         state = (mode, tier)
         previous = self._last_decision.get(importance)
         if previous == state:
+            self._log.debug("VIX_TTL_DECISION", match_importance=importance.value, mode=mode.value, tier=tier, ttl=ttl)
             return
         with self._state_lock:
             previous = self._last_decision.get(importance)
