@@ -1,0 +1,233 @@
+"""VIXCircuitBreaker: fail-safe answers, outage logging, log-on-change, input handling."""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import redis
+from structlog.testing import capture_logs
+
+from breaker import PanicMode, VIXCircuitBreaker, redis_client
+from breaker.embedded import start_embedded_server
+
+FAIL_SAFE = (0, PanicMode.PANIC_FULL)
+
+
+def events(logs, name):
+    return [e for e in logs if e["event"] == name]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_redis_is_fail_safe_and_warns_once(fake_clock):
+    """Without Redis every panic answers PANIC_FULL, with one not_configured warning."""
+    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+    with capture_logs() as logs:
+        answers = {breaker.get_ttl(60, "panic", {"stakes": "high"}) for _ in range(100)}
+        assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
+    assert answers == {FAIL_SAFE}
+    warned = events(logs, "PANIC_WITHOUT_RELIABLE_TIMESTAMP")
+    assert len(warned) == 1 and warned[0]["redis_status"] == "not_configured"
+
+
+def test_refused_port_fails_safe_fast_with_one_error(fake_clock):
+    """Connection refused: PANIC_FULL at once, one ERROR for the outage, one warning, no exception."""
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    breaker = VIXCircuitBreaker(client, clock=fake_clock)
+    with capture_logs() as logs:
+        started = time.perf_counter()
+        answers = [breaker.get_ttl(60, "panic") for _ in range(200)]
+        elapsed = time.perf_counter() - started
+        assert breaker.get_ttl(60, "warning") == (60, "NORMAL")
+    assert set(answers) == {FAIL_SAFE}
+    assert elapsed < 1.0  # behaviour, not speed: 200 calls did not each wait on a connect
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["REDIS_UNAVAILABLE"]
+    assert errors[0]["redis_status"] == "configured_but_error"
+    assert len(events(logs, "PANIC_WITHOUT_RELIABLE_TIMESTAMP")) == 1
+
+
+def test_outage_then_recovery_logs_once_each(fake_clock):
+    """One ERROR when Redis goes, one INFO with the count of fail-safe calls when it comes back."""
+    server = start_embedded_server()
+    port = server.port
+    client = redis_client(server.connection_url, timeout_ms=500)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=1.0, refresh_interval_s=0)
+    try:
+        breaker.get_ttl(60, "panic")
+        server.stop()
+        with capture_logs() as logs:
+            for _ in range(30):
+                assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+                fake_clock.advance(0.1)
+            server = start_embedded_server(port=port)
+            fake_clock.advance(1.0)
+            assert breaker.get_ttl(60, "panic") == FAIL_SAFE  # a new clock starts: tier 1
+        assert len(events(logs, "REDIS_UNAVAILABLE")) == 1
+        recovered = events(logs, "REDIS_RECOVERED")
+        assert len(recovered) == 1 and recovered[0]["calls_answered_fail_safe"] == 30
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_hung_server_bounded_by_timeout_then_backs_off(fake_clock):
+    """A stopped (SIGSTOP) server: the first call waits one timeout, later calls none, until retry_after_s."""
+    server = start_embedded_server()
+    client = redis_client(server.connection_url, timeout_ms=50)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, retry_after_s=1.0)
+    pid = server._process.pid
+    try:
+        breaker.get_ttl(60, "panic")
+        os.kill(pid, signal.SIGSTOP)
+        started = time.perf_counter()
+        assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(100):
+            assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+        rest = time.perf_counter() - started
+        assert first < 1.0, "redis-py retries must be off: one timeout, not ten"
+        assert rest < first, "during retry_after_s no call waits on the network"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        client.close()
+        server.stop()
+
+
+def test_unexpected_exception_is_fail_safe(fake_clock):
+    """Any exception from the client answers PANIC_FULL and logs VIX_CIRCUIT_BREAKER_ERROR."""
+
+    class Broken:
+        def pipeline(self, *a, **k):
+            raise RuntimeError("bug in a client wrapper")
+
+    breaker = VIXCircuitBreaker(Broken(), clock=fake_clock)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    assert events(logs, "VIX_CIRCUIT_BREAKER_ERROR")
+
+
+@pytest.mark.parametrize("status", [None, "", "unknown", 42, b"panic", ["panic"], "pan ic"])
+def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock, status):
+    """An unknown status answers PANIC_FULL, logs an error and sends no command."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    before = real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"]
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, status) == FAIL_SAFE
+    assert events(logs, "UNKNOWN_VIX_STATUS")[0]["log_level"] == "error"
+    assert real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"] == before
+    assert not real_redis.exists("brain:panic_start_ts")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("PANIC", FAIL_SAFE), (" panic ", FAIL_SAFE), ("Panic\n", FAIL_SAFE), ("\tpanic", FAIL_SAFE),
+     ("NORMAL", (60, "NORMAL")), (" Warning ", (60, "NORMAL")), ("normal\n", (60, "NORMAL"))],
+)
+def test_status_is_case_and_space_insensitive(fake_clock, status, expected):
+    """Case and surrounding whitespace do not matter."""
+    assert VIXCircuitBreaker(None, clock=fake_clock).get_ttl(60, status) == expected
+
+
+@pytest.mark.parametrize("base_ttl", [-1, float("nan"), float("inf"), "60", True, None])
+def test_bad_base_ttl_is_fail_safe(real_redis, fake_clock, base_ttl):
+    """An invalid base_ttl answers PANIC_FULL, logs INVALID_BASE_TTL, touches no clock."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(base_ttl, "normal") == FAIL_SAFE
+        assert breaker.get_ttl(base_ttl, "panic") == FAIL_SAFE
+    assert len(events(logs, "INVALID_BASE_TTL")) == 2
+    assert not real_redis.exists("brain:panic_start_ts")
+
+
+def test_steady_panic_logs_info_only_on_tier_change(real_redis, fake_clock):
+    """10 000 steady-panic calls over 7 hours log one INFO per tier change per stakes class."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    contexts = [{"stakes": "high"}, {"stakes": "medium"}, {"stakes": "low"}]
+    with capture_logs() as logs:
+        for i in range(10_000):
+            breaker.get_ttl(60, "panic", contexts[i % 3])
+            fake_clock.advance(420 * 60 / 10_000)
+    infos = [e for e in logs if e["log_level"] == "info"]
+    assert {e["event"] for e in infos} == {"VIX_TTL_STATE_CHANGE"}
+    assert len(infos) == 12  # 4 tiers x 3 classes, the first of each included
+    changes = [(e["match_importance"], e["previous_tier"], e["tier"]) for e in infos]
+    assert ("low_stakes", 1, 2) in changes and ("high_stakes", 3, 4) in changes
+    assert all("previous_mode" in e for e in infos)
+    warnings = [e["event"] for e in logs if e["log_level"] == "warning"]
+    assert warnings == ["PANIC_TIMESTAMP_INITIALIZED"]
+    assert len(events(logs, "VIX_TTL_DECISION")) == 10_000 - 12
+
+
+def test_panic_to_calm_is_a_state_change(fake_clock):
+    """Going from a panic answer back to calm logs a state change for that class."""
+    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+    with capture_logs() as logs:
+        breaker.get_ttl(60, "panic")
+        breaker.get_ttl(60, "normal")
+    changes = events(logs, "VIX_TTL_STATE_CHANGE")
+    assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL"), ("PANIC_FULL", "NORMAL")]
+
+
+def test_state_listener_sees_changes_and_cannot_break_answers(fake_clock):
+    """on_state_change receives each change; a failing listener does not change the answer."""
+    seen = []
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=seen.append)
+    breaker.get_ttl(60, "panic")
+    assert seen[0]["mode"] == "PANIC_FULL"
+
+    def explode(event):
+        raise RuntimeError("audit down")
+
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=explode)
+    assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+
+
+def test_client_that_may_stall_is_named_once(fake_clock):
+    """A passed-in client with long timeouts or retries logs REDIS_CLIENT_MAY_STALL naming the setting."""
+    with capture_logs() as logs:
+        VIXCircuitBreaker(redis.Redis(host="127.0.0.1", port=1), clock=fake_clock)
+        VIXCircuitBreaker(redis_client("redis://127.0.0.1:1"), clock=fake_clock)
+    stalls = events(logs, "REDIS_CLIENT_MAY_STALL")
+    assert len(stalls) == 1 and stalls[0]["log_level"] == "warning"
+    assert any("retry" in s for s in stalls[0]["settings"])
+    assert any("socket_timeout" in s for s in stalls[0]["settings"])
+
+
+def test_threads_share_one_breaker_safely(real_redis):
+    """20 threads hammering one breaker get consistent answers and no exception."""
+    breaker = VIXCircuitBreaker(real_redis, refresh_interval_s=0.01)
+    answers, errors = [], []
+
+    def worker():
+        try:
+            for i in range(300):
+                answers.append(breaker.get_ttl(60, "panic" if i % 2 else "normal"))
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert set(answers) == {FAIL_SAFE, (60, PanicMode.NORMAL)}
+    assert len(answers) == 6000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("refresh_interval_s", -1), ("retry_after_s", float("nan")), ("refresh_interval_s", "1")]
+)
+def test_constructor_rejects_bad_intervals(name, value):
+    """Bad intervals fail at construction, naming the argument."""
+    with pytest.raises(ValueError, match=name):
+        VIXCircuitBreaker(None, **{name: value})
