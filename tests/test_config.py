@@ -68,3 +68,22 @@ def test_redact_url():
     assert redact_url("redis://user:pw@host:6379/0") == "redis://user:***@host:6379/0"
     assert redact_url("rediss://:pw@host:6380") == "rediss://:***@host:6380"
     assert redact_url("redis://host:6379") == "redis://host:6379"
+
+
+def test_json_logging_renders_one_json_object_per_line(capsys):
+    """BREAKER_LOG_FORMAT=json: each event is a JSON line with event, level and timestamp; DEBUG filtered at INFO."""
+    import json
+
+    import structlog
+
+    from breaker import configure_logging
+
+    configure_logging("INFO", "json")
+    log = structlog.get_logger("breaker")
+    log.debug("HIDDEN")
+    log.info("VIX_TTL_STATE_CHANGE", tier=2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "VIX_TTL_STATE_CHANGE" and record["level"] == "info" and record["tier"] == 2
+    assert "timestamp" in record
