@@ -100,6 +100,7 @@ class VIXCircuitBreaker:
         self._cached: tuple[float | None, float] = _NO_CACHE  # (start, fetched_at)
         self._retry_at = -math.inf
         self._outage: dict[str, Any] | None = None
+        self._answered_while_probing = 0  # fail-safe answers given while a probe was in flight
         self._warned_not_configured = False
         self._last_decision: dict[MatchImportance, tuple[PanicMode, int]] = {}
         self._any_panic_state = False
@@ -162,8 +163,11 @@ class VIXCircuitBreaker:
         if now < self._retry_at:
             self._count_outage_call()
             return None
-        # Only one thread goes to Redis; the others keep the previous start while it does.
-        if not self._refresh_lock.acquire(blocking=start is None):
+        # Only one thread goes to Redis; the others answer at once: with the previous start while it
+        # does, or fail-safe when there is none (waiting for the lock would be waiting on the network).
+        if not self._refresh_lock.acquire(blocking=False):
+            if start is None:
+                self._count_outage_call()
             return start
         try:
             start, fetched_at = self._cached
@@ -212,7 +216,8 @@ class VIXCircuitBreaker:
         with self._state_lock:
             first = self._outage is None
             if first:
-                self._outage = {"since": now, "calls": 1, "warned": False}
+                self._outage = {"since": now, "calls": 1 + self._answered_while_probing, "warned": False}
+                self._answered_while_probing = 0
             else:
                 self._outage["calls"] += 1
         if first:
@@ -226,6 +231,7 @@ class VIXCircuitBreaker:
         with self._state_lock:
             outage = self._outage
             if outage is None:
+                self._answered_while_probing += 1
                 return
             outage["calls"] += 1
             warn = not outage["warned"]
@@ -236,6 +242,7 @@ class VIXCircuitBreaker:
             )
 
     def _redis_ok(self) -> None:
+        self._answered_while_probing = 0
         if self._outage is None:
             return
         with self._state_lock:

