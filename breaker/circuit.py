@@ -212,7 +212,7 @@ class VIXCircuitBreaker:
     def _redis_failed(self, now: float, exc: Exception) -> None:
         self._retry_at = now + self.retry_after_s
         self._cached = _NO_CACHE
-        self.last_error = repr(exc)
+        self.last_error = f"{type(exc).__name__}: {exc}"  # redis-py 8's repr drops the message
         with self._state_lock:
             first = self._outage is None
             if first:
@@ -223,7 +223,7 @@ class VIXCircuitBreaker:
         if first:
             event = "REDIS_UNAVAILABLE" if isinstance(exc, (RedisError, OSError)) else "VIX_CIRCUIT_BREAKER_ERROR"
             self._log.error(
-                event, redis_status="configured_but_error", error=repr(exc),
+                event, redis_status="configured_but_error", error=self.last_error,
                 target=describe_client(self.redis), retry_after_s=self.retry_after_s, answer="PANIC_FULL",
             )
 

@@ -32,8 +32,8 @@ def parse_start(raw: Any) -> float | None:
             raw = raw.decode("ascii")
         except UnicodeDecodeError:
             return None
-    if not isinstance(raw, str):
-        return None
+    if not isinstance(raw, str) or not raw.isascii() or "_" in raw:
+        return None  # float() also reads "１８" and "1_8": not the decimal string the protocol writes
     try:
         value = float(raw)
     except ValueError:
