@@ -1,0 +1,141 @@
+"""Who may write: the sandbox is open, a real target needs an operator login.
+
+The password check is constant-time (``hmac.compare_digest``) and failed logins are
+rate limited per client and audited. Streamlit specifics (forms, ``st.secrets``,
+``st.user``) stay in the pages; this module only decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .audit import AuditTrail
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 300.0
+MAX_NAME_LENGTH = 64
+
+
+class WriteRefused(PermissionError):
+    """A write was attempted without the right to write; nothing was written."""
+
+
+@dataclass(frozen=True)
+class WriteAccess:
+    """The right to write for one console session, and the name that goes into the audit trail."""
+
+    allowed: bool
+    who: str
+    why_not: str = ""
+
+    def require(self, action: str) -> None:
+        if not self.allowed:
+            raise WriteRefused(f"{action} refused: {self.why_not}")
+
+
+def write_access(*, embedded: bool, operator: str | None) -> WriteAccess:
+    """Sandbox (embedded server): writes open. Real target: only a logged-in operator writes."""
+    if operator:
+        return WriteAccess(True, operator)
+    if embedded:
+        return WriteAccess(True, "sandbox")
+    return WriteAccess(False, "anonymous", "read-only: log in as an operator to write to this Redis")
+
+
+def password_matches(attempt: str, expected: str | None) -> bool:
+    """Constant-time comparison; no configured password means nobody logs in with one."""
+    if not expected or not isinstance(attempt, str):
+        return False
+    return hmac.compare_digest(attempt.encode("utf-8"), expected.encode("utf-8"))
+
+
+class LoginRateLimiter:
+    """At most ``max_failures`` failed logins per client key within ``window_s``; thread-safe."""
+
+    def __init__(
+        self,
+        max_failures: int = MAX_FAILURES,
+        window_s: float = FAILURE_WINDOW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_failures < 1 or window_s <= 0:
+            raise ValueError(f"max_failures must be >= 1 and window_s > 0, got {max_failures!r}, {window_s!r}")
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after_s(self, key: str) -> float:
+        """Seconds until ``key`` may try again; 0 when it may try now."""
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+            self._failures[key] = recent
+            if len(recent) < self.max_failures:
+                return 0.0
+            return recent[-self.max_failures] + self.window_s - now
+
+    def record_failure(self, key: str) -> None:
+        with self._lock:
+            self._failures.setdefault(key, []).append(self.clock())
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    ok: bool
+    operator: str | None
+    message: str
+
+
+def attempt_login(
+    name: str,
+    password: str,
+    *,
+    expected: str | None,
+    limiter: LoginRateLimiter,
+    client_key: str,
+    trail: AuditTrail | None,
+) -> LoginOutcome:
+    """Check one login attempt; every failure and every success goes into the audit trail."""
+    who = (name or "").strip()[:MAX_NAME_LENGTH]
+    if not who:
+        return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
+    if not expected:
+        return LoginOutcome(
+            False, None, "No operator password is configured (set BREAKER_OPERATOR_PASSWORD or operator_password "
+            "in .streamlit/secrets.toml)."
+        )
+    wait = limiter.retry_after_s(client_key)
+    if wait > 0:
+        _audit(trail, who, "login_rate_limited", f"{limiter.max_failures} failed logins, retry in {wait:.0f} s")
+        return LoginOutcome(False, None, f"Too many failed logins: try again in {wait:.0f} s.")
+    if not password_matches(password, expected):
+        limiter.record_failure(client_key)
+        _audit(trail, who, "login_failed", "wrong password")
+        return LoginOutcome(False, None, "Wrong password.")
+    limiter.reset(client_key)
+    _audit(trail, who, "login", "operator password")
+    return LoginOutcome(True, who, f"Logged in as {who}.")
+
+
+def _audit(trail: AuditTrail | None, who: str, action: str, why: str) -> None:
+    """Login auditing is best effort: a Redis outage must not lock operators out of a read-only view."""
+    if trail is not None:
+        with contextlib.suppress(Exception):
+            trail.record(who=who, action=action, why=why, kind="login")
+
+
+def describe_access(access: WriteAccess, embedded: bool) -> str:
+    if embedded:
+        return "sandbox: embedded server, writes are open"
+    return f"operator {access.who}" if access.allowed else "read-only"

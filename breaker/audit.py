@@ -1,0 +1,231 @@
+"""The audit trail: operator actions and breaker state changes in one bounded Redis stream.
+
+Who did what, when and why lives next to the clock it is about (``{prefix}audit``), so
+every console and every worker of a namespace sees the same history. The stream is
+trimmed to ``maxlen`` entries on every write: history is for operators, not an archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .clock import DEFAULT_KEY_PREFIX
+
+AUDIT_KEY_NAME = "audit"
+DEFAULT_MAXLEN = 10_000
+KINDS = ("operator", "state_change", "login")
+#: Operator actions after which no panic clock is left running.
+CLOCK_ENDING_ACTIONS = ("panic_end", "zombie_clear")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of history; ``tier`` is the highest tier the entry reports, when it reports one."""
+
+    id: str
+    at: float
+    kind: str
+    who: str
+    action: str
+    why: str
+    tier: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditTrail:
+    """Append to and read the ``{prefix}audit`` stream."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        maxlen: int = DEFAULT_MAXLEN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
+            raise ValueError(f"maxlen must be a whole number >= 1, got {maxlen!r}")
+        self.client = client
+        self.key = f"{key_prefix}{AUDIT_KEY_NAME}"
+        self.maxlen = maxlen
+        self.clock = clock
+
+    def record(
+        self,
+        *,
+        who: str,
+        action: str,
+        why: str = "",
+        kind: str = "operator",
+        tier: int | None = None,
+        at: float | None = None,
+        **detail: Any,
+    ) -> str:
+        """Append one entry (one XADD, trimmed to ``maxlen``) and return its stream id."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if not who or not action:
+            raise ValueError(f"an audit entry needs who and action, got who={who!r} action={action!r}")
+        fields = {
+            "at": repr(float(self.clock() if at is None else at)),
+            "kind": kind,
+            "who": who,
+            "action": action,
+            "why": why,
+            "detail": json.dumps(detail, default=str, sort_keys=True),
+        }
+        if tier is not None:
+            fields["tier"] = str(int(tier))
+        entry_id = self.client.xadd(self.key, fields, maxlen=self.maxlen, approximate=False)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def entries(self, count: int = 1000) -> list[AuditEntry]:
+        """The newest ``count`` entries, oldest first."""
+        rows = self.client.xrevrange(self.key, count=count)
+        return [_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
+    fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+    try:
+        detail = json.loads(fields.get("detail", "{}"))
+    except ValueError:
+        detail = {"unparsed": fields.get("detail")}
+    try:
+        at = float(fields.get("at", ""))
+    except ValueError:
+        at = int(_text(entry_id).split("-")[0]) / 1000.0
+    tier = fields.get("tier")
+    return AuditEntry(
+        id=_text(entry_id),
+        at=at,
+        kind=fields.get("kind", "operator"),
+        who=fields.get("who", "?"),
+        action=fields.get("action", "?"),
+        why=fields.get("why", ""),
+        tier=int(tier) if tier is not None and tier.lstrip("-").isdigit() else None,
+        detail=detail if isinstance(detail, dict) else {"value": detail},
+    )
+
+
+def worker_id() -> str:
+    """``host:pid``: enough to tell workers apart in the history."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def state_change_listener(trail: AuditTrail, who: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """An ``on_state_change`` hook for ``VIXCircuitBreaker``: the breaker calls it only on a change,
+    so a worker adds one entry per mode/tier change, not one per call."""
+    name = who or worker_id()
+
+    def on_state_change(event: dict[str, Any]) -> None:
+        detail = dict(event)
+        tier = detail.pop("tier", None)
+        previous = detail.get("previous_mode") or "none"
+        trail.record(
+            who=name,
+            action="state_change",
+            kind="state_change",
+            why=f"{detail.get('match_importance')}: {previous} -> {detail.get('mode')}",
+            tier=tier,
+            **detail,
+        )
+
+    return on_state_change
+
+
+@dataclass(frozen=True)
+class PanicEpisode:
+    """A stretch of history with some tier above 0: from the first raise until the last fall."""
+
+    start: float
+    end: float | None
+    peak_tier: int
+
+    @property
+    def ongoing(self) -> bool:
+        return self.end is None
+
+    def duration_s(self, now: float) -> float:
+        return max(0.0, (now if self.end is None else self.end) - self.start)
+
+
+class TierStep(NamedTuple):
+    """From ``at`` on, the fleet was at ``tier``; ``panic_start`` is a back-dated start a drill reported."""
+
+    at: float
+    tier: int
+    panic_start: float | None = None
+
+
+def fleet_tier_steps(entries: Iterable[AuditEntry], now: float) -> list[TierStep]:
+    """The fleet tier over time: the highest tier any worker last reported for any stakes class.
+
+    A drill entry reports the tier its back-dated clock implies until its hold runs out
+    (``hold_until``); an operator ending or clearing the clock brings every source back to 0.
+    One step per change, oldest first.
+    """
+    sources: dict[tuple[str, str], tuple[int, float | None]] = {}
+    steps: list[TierStep] = []
+
+    def emit(at: float, panic_start: float | None = None) -> None:
+        tier = max((t for t, _ in sources.values()), default=0)
+        if not steps or steps[-1].tier != tier:
+            steps.append(TierStep(at, tier, panic_start))
+
+    def expire(until_now: float) -> None:
+        while True:
+            due = [(until, key) for key, (_, until) in sources.items() if until is not None and until <= until_now]
+            if not due:
+                return
+            until, key = min(due)
+            del sources[key]
+            emit(until)
+
+    for entry in sorted(entries, key=lambda e: e.at):
+        expire(entry.at)
+        if entry.action in CLOCK_ENDING_ACTIONS:
+            sources.clear()
+        elif entry.tier is not None:
+            if entry.kind == "state_change":
+                sources[(entry.who, str(entry.detail.get("match_importance", "")))] = (entry.tier, None)
+            else:
+                until = entry.detail.get("hold_until")
+                sources[(entry.who, "drill")] = (entry.tier, float(until) if until is not None else None)
+        start = entry.detail.get("panic_start")
+        emit(entry.at, float(start) if start is not None else None)
+    expire(now)
+    return steps
+
+
+def panic_episodes(entries: Iterable[AuditEntry], now: float) -> list[PanicEpisode]:
+    """Episodes derived from the history, oldest first: a stretch with the fleet tier above 0.
+
+    An episode starts when the fleet tier rises above 0 (at a drill's back-dated start when a
+    drill raised it) and ends when it falls back to 0: the workers calmed down, an operator
+    ended or cleared the clock, or a drill's hold ran out.
+    """
+    episodes: list[PanicEpisode] = []
+    start: float | None = None
+    peak = 0
+    for step in fleet_tier_steps(entries, now):
+        if step.tier > 0 and start is None:
+            start, peak = (step.panic_start if step.panic_start is not None else step.at), step.tier
+        elif step.tier > 0:
+            peak = max(peak, step.tier)
+        elif start is not None:
+            episodes.append(PanicEpisode(start, step.at, peak))
+            start, peak = None, 0
+    if start is not None:
+        episodes.append(PanicEpisode(start, None, peak))
+    return episodes

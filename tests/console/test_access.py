@@ -1,0 +1,123 @@
+"""Operator access: sandbox open, real target read-only until login, rate-limited audited logins, audited writes."""
+
+import pytest
+
+from breaker import (
+    AuditTrail,
+    LoginRateLimiter,
+    PanicClock,
+    WriteRefused,
+    attempt_login,
+    end_panic,
+    force_clear,
+    password_matches,
+    start_panic,
+    write_access,
+)
+
+
+def test_sandbox_is_open_and_real_target_is_read_only():
+    """Embedded server: anyone writes as "sandbox"; REDIS_URL: only a logged-in operator writes."""
+    assert write_access(embedded=True, operator=None).allowed
+    assert write_access(embedded=True, operator=None).who == "sandbox"
+    refused = write_access(embedded=False, operator=None)
+    assert not refused.allowed and "read-only" in refused.why_not
+    assert write_access(embedded=False, operator="alice").who == "alice"
+
+
+@pytest.mark.parametrize(("attempt", "expected", "ok"), [
+    ("s3cret", "s3cret", True), ("s3cret ", "s3cret", False), ("", "s3cret", False), ("x", None, False),
+    ("", "", False), ("pässword", "pässword", True),
+])
+def test_password_comparison(attempt, expected, ok):
+    """Exact match only; no configured password lets nobody in."""
+    assert password_matches(attempt, expected) is ok
+
+
+def test_failed_logins_are_rate_limited_and_audited(real_redis, fake_clock):
+    """Five failures lock the client out for the window, even with the right password; each try is audited."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock)
+    login = lambda pw: attempt_login("mallory", pw, expected="right", limiter=limiter, client_key="ip1", trail=trail)  # noqa: E731
+    assert [login("wrong").ok for _ in range(5)] == [False] * 5
+    blocked = login("right")
+    assert not blocked.ok and blocked.message.startswith("Too many failed logins")
+    other_client = attempt_login("bob", "right", expected="right", limiter=limiter, client_key="ip2", trail=trail)
+    assert other_client.ok
+    fake_clock.advance(301)
+    assert login("right").ok
+    actions = [e.action for e in trail.entries()]
+    assert actions == ["login_failed"] * 5 + ["login_rate_limited", "login", "login"]
+    assert {e.kind for e in trail.entries()} == {"login"}
+
+
+def test_login_needs_a_name_and_a_configured_password(real_redis):
+    """No name or no configured password: a clear message, nobody logged in."""
+    limiter = LoginRateLimiter()
+    assert "name" in attempt_login(" ", "x", expected="x", limiter=limiter, client_key="k", trail=None).message
+    assert "BREAKER_OPERATOR_PASSWORD" in attempt_login("a", "x", expected=None, limiter=limiter, client_key="k",
+                                                        trail=None).message
+
+
+def test_write_without_login_is_refused_and_writes_nothing(real_redis, fake_clock):
+    """SPEC section 8: a console write without login is refused; no key, no audit entry."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    anonymous = write_access(embedded=False, operator=None)
+    for action in (
+        lambda: start_panic(clock, trail, anonymous, now=fake_clock(), why="x"),
+        lambda: end_panic(clock, trail, anonymous, now=fake_clock(), why="x"),
+        lambda: force_clear(clock, trail, anonymous, now=fake_clock(), why="a long enough reason"),
+    ):
+        with pytest.raises(WriteRefused, match="read-only"):
+            action()
+    assert real_redis.keys("*") == []
+
+
+def test_backdated_drill_writes_the_key_and_an_audit_entry(real_redis, fake_clock):
+    """A drill 46 min back starts the clock there and audits who, why and the fleet tier."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    alice = write_access(embedded=False, operator="alice")
+    result = start_panic(clock, trail, alice, now=fake_clock(), why="game day", backdate_s=46 * 60, hold_s=600)
+    assert result.started and result.tier == 3
+    reading = clock.read(fake_clock())
+    assert reading.duration_s == 46 * 60 and 590 < reading.expiry_left_s <= 600
+    [entry] = trail.entries()
+    assert (entry.who, entry.action, entry.why, entry.tier) == ("alice", "panic_start", "game day", 3)
+    assert entry.detail["hold_until"] == fake_clock() + 600
+
+
+def test_running_panic_is_not_overwritten_unless_asked(real_redis, fake_clock):
+    """A second drill leaves the running clock alone (nothing audited) unless overwrite is set."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    ops = write_access(embedded=True, operator=None)
+    start_panic(clock, trail, ops, now=fake_clock(), why="first")
+    refused = start_panic(clock, trail, ops, now=fake_clock() + 10, why="second", backdate_s=3600)
+    assert not refused.started and refused.running.start == fake_clock()
+    assert len(trail.entries()) == 1
+    assert start_panic(clock, trail, ops, now=fake_clock() + 10, why="third", backdate_s=3600, overwrite=True).started
+    assert clock.read(fake_clock() + 10).start == fake_clock() + 10 - 3600
+
+
+def test_force_clear_needs_a_reason_and_records_the_verdict(real_redis, fake_clock):
+    """Fewer than 10 characters is refused; a real reason clears the clock and audits the zombie reasons."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    ops = write_access(embedded=False, operator="bob")
+    real_redis.set(clock.start_key, b"garbage")
+    with pytest.raises(ValueError, match="at least 10 characters"):
+        force_clear(clock, trail, ops, now=fake_clock(), why="too short")
+    assert real_redis.exists(clock.start_key)
+    assert force_clear(clock, trail, ops, now=fake_clock(), why="stuck since the deploy")
+    assert not real_redis.exists(clock.start_key)
+    [entry] = trail.entries()
+    assert entry.action == "zombie_clear" and entry.detail["zombie"] is True
+    assert any("does not parse" in r for r in entry.detail["reasons"])
+
+
+def test_end_panic_is_audited(real_redis, fake_clock):
+    """Ending the panic deletes the clock and says so in the trail."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    ops = write_access(embedded=True, operator=None)
+    start_panic(clock, trail, ops, now=fake_clock(), why="drill")
+    assert end_panic(clock, trail, ops, now=fake_clock(), why="drill over")
+    assert not clock.read(fake_clock()).exists
+    assert [e.action for e in trail.entries()] == ["panic_start", "panic_end"]
