@@ -2,21 +2,72 @@
 
 redis-py 8 retries 10 times with backoff by default, which turns a 50 ms timeout
 against a hung server into seconds; every client built here has retries off and
-short connect/read timeouts, and the breaker adds its own back-off on top.
+short connect/read timeouts, and the breaker adds its own back-off on top. The
+host name lookup is bounded too: getaddrinfo has no timeout of its own.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection, SSLConnection
 from redis.retry import Retry
 
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 STALL_LIMIT_S = 0.1
+
+# Lookups that outlive their caller's timeout finish here; a dead resolver can hold at most these threads.
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="redis-name-lookup")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class BoundedLookupConnection(Connection):
+    """A TCP connection whose host name lookup waits at most ``socket_connect_timeout``.
+
+    Without this, a resolver that does not answer holds a worker for the resolver's own
+    timeouts (5 s and more per lookup), whatever the socket timeouts say.
+    """
+
+    def _connect(self):
+        host, limit = self.host, self.socket_connect_timeout
+        if limit is None or _is_ip(host):
+            return super()._connect()
+        lookup = _RESOLVER.submit(socket.getaddrinfo, host, self.port, self.socket_type, socket.SOCK_STREAM)
+        try:
+            infos = lookup.result(timeout=limit)
+        except TimeoutError:
+            raise socket.gaierror(socket.EAI_AGAIN, f"name lookup took longer than {limit * 1000:.0f} ms") from None
+        error: OSError = socket.gaierror(socket.EAI_NONAME, "name lookup returned no address")
+        for address in dict.fromkeys(info[4][0] for info in infos):
+            self.host = address  # connect to the address found; messages and TLS keep the name
+            try:
+                return super()._connect()
+            except OSError as exc:
+                error = exc
+            finally:
+                self.host = host
+        raise error
+
+
+class BoundedLookupSSLConnection(SSLConnection, BoundedLookupConnection):
+    """TLS over a :class:`BoundedLookupConnection` (the handshake checks the name, not the address)."""
+
+
+_CONNECTION_CLASS = {"redis": BoundedLookupConnection, "rediss": BoundedLookupSSLConnection}
 
 
 def redis_client(url: str | None = None, *, timeout_ms: float = 50) -> redis.Redis | None:
@@ -31,6 +82,7 @@ def redis_client(url: str | None = None, *, timeout_ms: float = 50) -> redis.Red
     if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or not timeout_ms > 0:
         raise ValueError(f"timeout_ms must be a positive number of milliseconds, got {timeout_ms!r}")
     timeout_s = timeout_ms / 1000.0
+    bounded = {"connection_class": _CONNECTION_CLASS[scheme]} if scheme in _CONNECTION_CLASS else {}
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
@@ -38,6 +90,7 @@ def redis_client(url: str | None = None, *, timeout_ms: float = 50) -> redis.Red
         retry=Retry(NoBackoff(), 0),
         retry_on_error=[],
         health_check_interval=0,
+        **bounded,
     )
 
 

@@ -104,6 +104,17 @@ def fault_server():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_server():
+    """One server for a module whose tests only write the key (each test flushes it first)."""
+    server = FaultServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class CountingClient:
     """Wraps a worker client and counts the round trips the breaker starts (one pipeline each)."""
 
