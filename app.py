@@ -1,15 +1,13 @@
-"""vix-breaker operator console: navigation and the sidebar shared by every page."""
+"""vix-breaker operator console: navigation. Each page draws the shared sidebar (see pages/shared.py)."""
 
 import streamlit as st
-
-from pages.shared import render_sidebar
-
-st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
 
 page = st.navigation(
     [
         st.Page("pages/live.py", title="Live", icon=":material/monitor_heart:", default=True),
+        st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
+        st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
     ]
 )
-render_sidebar()
 page.run()

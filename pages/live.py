@@ -1,36 +1,69 @@
-"""Live: what the workers answer right now, per stakes class."""
-
-import time
+"""Live: what the workers answer right now, per stakes class, and the state of the shared clock."""
 
 import streamlit as st
 
-from breaker import AdaptivePanicQuota
+from breaker import AdaptivePanicQuota, zombie_verdict
+from breaker.policy import ALERT_OF_TIER
 from breaker.status import class_statuses
-from pages.shared import get_target
+from pages.shared import finish_page, fmt_duration, fmt_ts, last_health, read_clock, show_redis_error, start_page
 
+REFRESH_S = 3
+TIER_COLOURS = {0: "green", 1: "red", 2: "orange", 3: "violet", 4: "blue"}
+
+sidebar = start_page()
 st.title("Live")
-base_ttl = st.number_input("Base TTL (s)", min_value=0, max_value=86400, value=60, step=5, key="live_base_ttl")
+left, right = st.columns(2)
+base_ttl = left.number_input("Base TTL (s)", min_value=0, max_value=86400, value=60, step=5, key="live_base_ttl")
+stale_min = right.number_input(
+    "Zombie threshold: not refreshed for (min)", min_value=1, max_value=1440, value=15, key="live_stale_min"
+)
 
 
-@st.fragment(run_every=3)
+@st.fragment(run_every=REFRESH_S)
 def live_panel() -> None:
-    target = get_target()
-    try:
-        reading = target.panic_clock().read(time.time())
-    except Exception as exc:
-        st.error(f"Redis unreachable: {exc}")
+    reading = read_clock()
+    health = last_health()
+    if reading is None:
+        show_redis_error("reading the panic clock")
         return
-    if reading.exists:
-        st.metric("Panic duration", f"{(reading.duration_s or 0) / 60:.1f} min")
-        st.caption(f"Panic start: {reading.start}")
-    else:
-        st.success("No panic clock: workers answer the base TTL.")
-    for column, status in zip(st.columns(3), class_statuses(reading, int(base_ttl), AdaptivePanicQuota())):
-        with column:
-            st.subheader(status.importance.value)
+    statuses = class_statuses(reading, int(base_ttl), AdaptivePanicQuota())
+    top = max(s.tier for s in statuses)
+    if top == 4:
+        st.error(f"Tier 4: {ALERT_OF_TIER[4]}. A panic this long looks like a new market regime.",
+                 icon=":material/crisis_alert:")
+    elif top == 3:
+        st.warning(f"Tier 3: {ALERT_OF_TIER[3]}. The panic has lasted long enough to review the markets.",
+                   icon=":material/warning:")
+    for column, status in zip(st.columns(3), statuses):
+        with column.container(border=True):
+            st.subheader(status.importance.value.replace("_", " "))
+            st.badge(f"tier {status.tier}", color=TIER_COLOURS[status.tier])
             st.metric("Mode", status.mode.value)
-            st.metric("Tier", status.tier)
             st.metric("TTL", f"{status.ttl} s")
+            nxt = status.minutes_to_next_tier
+            st.metric("Next tier in", "—" if nxt is None else fmt_duration(nxt * 60))
+
+    st.subheader("Panic clock")
+    if not reading.exists:
+        st.success("No panic clock: every worker answers its base TTL.", icon=":material/check_circle:")
+    cols = st.columns(4)
+    cols[0].metric("Panic start", fmt_ts(reading.start) if reading.exists else "—")
+    cols[1].metric("Duration", fmt_duration(reading.duration_s))
+    expiry = "no expiry" if reading.exists and not reading.has_expiry else fmt_duration(reading.expiry_left_s)
+    cols[2].metric("Expiry left", expiry)
+    cols[3].metric("Last panic observation", fmt_duration(reading.since_last_observation_s) + " ago"
+                   if reading.last_observed_at is not None else "—")
+    verdict = zombie_verdict(reading, stale_min * 60.0)
+    if verdict.suspect:
+        st.warning("Zombie suspect:\n" + "\n".join(f"- {reason}" for reason in verdict.reasons),
+                   icon=":material/skull:")
+        st.page_link("pages/drills.py", label="Force-clear it on Drills", icon=":material/construction:")
+    elif reading.exists:
+        st.caption("Zombie verdict: healthy (fed by workers, expires by itself).")
+    if health is not None:
+        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC) · "
+                   f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 
 live_panel()
+finish_page(sidebar)

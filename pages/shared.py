@@ -1,11 +1,38 @@
-"""Console wiring: one target per process, the sidebar every page shows."""
+"""Console wiring: one target per process, who may write, the timed clock read, the sidebar.
+
+Every page script calls ``start_page()`` first and ``finish_page()`` last rather than app.py
+drawing the sidebar: with a folder named ``pages/`` next to app.py, Streamlit runs a process's
+first request (and every AppTest run) in its old multipage mode, which executes the page
+script directly, without app.py.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
 import streamlit as st
 
-from breaker import ConfigError, Settings, configure_logging
+from breaker import (
+    AuditTrail,
+    ClockReading,
+    ConfigError,
+    LoginRateLimiter,
+    Settings,
+    WriteAccess,
+    WriteRefused,
+    attempt_login,
+    configure_logging,
+    write_access,
+)
 from breaker.target import Target, connect_target
+
+OPERATOR_KEY = "operator"
+HEALTH_KEY = "redis_health"
+T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner="Connecting to Redis…")
@@ -13,6 +40,12 @@ def _target() -> Target:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return connect_target(settings)
+
+
+@st.cache_resource
+def login_limiter() -> LoginRateLimiter:
+    """One limiter per console process: failed logins count across sessions."""
+    return LoginRateLimiter()
 
 
 def get_target() -> Target:
@@ -24,7 +57,120 @@ def get_target() -> Target:
         st.stop()
 
 
-def render_sidebar() -> None:
+def audit_trail() -> AuditTrail:
+    target = get_target()
+    return AuditTrail(target.client, key_prefix=target.settings.key_prefix)
+
+
+@dataclass(frozen=True)
+class Health:
+    """Redis as the last clock read saw it: the read itself is the health probe (no extra PING)."""
+
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+def read_clock() -> ClockReading | None:
+    """One timed MULTI/EXEC read of the panic clock; None (and an unhealthy Health) when Redis fails."""
+    target = get_target()
+    began = time.perf_counter()
+    try:
+        reading = target.panic_clock().read(time.time())
+    except Exception as exc:
+        st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}")
+        return None
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began))
+    return reading
+
+
+def last_health() -> Health | None:
+    return st.session_state.get(HEALTH_KEY)
+
+
+def _ms_since(began: float) -> float:
+    return (time.perf_counter() - began) * 1000.0
+
+
+def show_redis_error(what: str, detail: str | None = None) -> None:
+    health = last_health()
+    detail = detail or (health.error if health is not None and health.error else "no answer")
+    st.error(f"Redis unreachable while {what}: {detail}. Workers answer every panic with TTL 0 (PANIC_FULL) "
+             "until it is back; this page keeps retrying.", icon=":material/cloud_off:")
+
+
+def guarded(what: str, action: Callable[[], T]) -> T | None:
+    """Run a breaker call for the page: refusals, bad input and Redis errors become messages, not tracebacks."""
+    try:
+        return action()
+    except WriteRefused as exc:
+        st.error(f"Refused: {exc}. Nothing was written.", icon=":material/lock:")
+    except ValueError as exc:
+        st.error(f"Not done: {exc}")
+    except Exception as exc:  # redis errors, OSError: the console must keep standing
+        st.error(f"Redis error while {what}: {type(exc).__name__}: {exc}", icon=":material/cloud_off:")
+    return None
+
+
+def _secret(name: str) -> Any:
+    try:
+        return st.secrets.get(name)
+    except Exception:  # no secrets file at all is the normal case
+        return None
+
+
+def _oidc_configured() -> bool:
+    return _secret("auth") is not None
+
+
+def _oidc_user() -> str | None:
+    try:
+        if st.user.get("is_logged_in"):
+            return str(st.user.get("email") or st.user.get("name") or "oidc user")
+    except Exception:
+        return None
+    return None
+
+
+def current_operator() -> str | None:
+    return _oidc_user() or st.session_state.get(OPERATOR_KEY)
+
+
+def current_access() -> WriteAccess:
+    return write_access(embedded=get_target().embedded, operator=current_operator())
+
+
+def operator_password() -> str | None:
+    return _secret("operator_password") or get_target().settings.operator_password
+
+
+def access_notice(access: WriteAccess) -> None:
+    """Say on the page whether its buttons write, and where."""
+    if get_target().embedded:
+        st.info("Sandbox: the console runs on its own embedded server; writes are open and reach no worker.",
+                icon=":material/science:")
+    elif not access.allowed:
+        st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
+
+
+def fmt_ts(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def start_page() -> Any:
+    """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
+    st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
     target = get_target()
     with st.sidebar:
         st.caption("Target")
@@ -33,3 +179,65 @@ def render_sidebar() -> None:
         st.code(target.settings.key_prefix, language=None)
         if target.is_drill_namespace:
             st.badge("drill namespace", color="orange")
+        health_slot = st.empty()
+        _render_login(target)
+    st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
+    return health_slot
+
+
+def finish_page(slot: Any) -> None:
+    """Fill the sidebar's health slot from this run's clock read, reading once if the page did not."""
+    if last_health() is None:
+        read_clock()
+    health = last_health()
+    with slot.container():
+        if health is not None and health.ok:
+            st.badge(f"Redis OK · {health.latency_ms:.1f} ms", color="green", icon=":material/check_circle:")
+        else:
+            st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
+            if health is not None:
+                st.caption(health.error)
+
+
+def _render_login(target: Target) -> None:
+    st.caption("Operator")
+    operator = current_operator()
+    if target.embedded and not operator:
+        st.badge("sandbox: writes open", color="blue", icon=":material/science:")
+        return
+    if operator:
+        st.badge(f"logged in: {operator}", color="green", icon=":material/person:")
+        if st.button("Log out", key="sidebar_logout"):
+            _logout(operator)
+        return
+    st.badge("read-only", color="gray", icon=":material/lock:")
+    if _oidc_configured():
+        st.button("Log in with SSO", key="sidebar_oidc", on_click=st.login)
+    with st.form("sidebar_login"):
+        name = st.text_input("Your name", key="sidebar_login_name")
+        password = st.text_input("Operator password", type="password", key="sidebar_login_password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        outcome = attempt_login(
+            name, password, expected=operator_password(), limiter=login_limiter(),
+            client_key=_client_key(), trail=audit_trail(),
+        )
+        if outcome.ok:
+            st.session_state[OPERATOR_KEY] = outcome.operator
+            st.rerun()
+        st.error(outcome.message)
+
+
+def _client_key() -> str:
+    try:
+        return st.context.ip_address or "local"
+    except Exception:
+        return "local"
+
+
+def _logout(operator: str) -> None:
+    guarded("recording the logout", lambda: audit_trail().record(who=operator, action="logout", kind="login"))
+    st.session_state.pop(OPERATOR_KEY, None)
+    if _oidc_user():
+        st.logout()
+    st.rerun()

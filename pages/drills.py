@@ -1,0 +1,159 @@
+"""Drills: start and end simulated panics, clear a zombie clock, prove fail-safe and first-writer-wins."""
+
+import time
+
+import streamlit as st
+
+from breaker import end_panic, fail_safe_drill, force_clear, multi_worker_drill, start_panic, zombie_verdict
+from breaker.actions import MIN_CLEAR_REASON_CHARS
+from pages.shared import (
+    access_notice,
+    audit_trail,
+    current_access,
+    finish_page,
+    fmt_duration,
+    fmt_ts,
+    get_target,
+    guarded,
+    read_clock,
+    show_redis_error,
+    start_page,
+)
+
+CLEAR_OPEN = "drills_clear_open"
+FLASH = "drills_flash"
+
+sidebar = start_page()
+st.title("Drills")
+target = get_target()
+access = current_access()
+access_notice(access)
+locked = not access.allowed
+if FLASH in st.session_state:
+    st.success(st.session_state.pop(FLASH))
+
+reading = read_clock()
+if reading is None:
+    show_redis_error("reading the panic clock")
+elif reading.exists:
+    st.info(f"A panic clock is running: started {fmt_ts(reading.start)}, "
+            f"{fmt_duration(reading.duration_s)} ago.", icon=":material/timer:")
+
+st.header("Simulated panic")
+c1, c2, c3 = st.columns(3)
+backdate_min = c1.number_input("Back-date start by (min)", min_value=0.0, max_value=10_000.0, value=0.0,
+                               step=1.0, key="drills_backdate")
+hold_min = c2.number_input("Hold for (min)", min_value=1.0, max_value=1440.0, value=15.0, step=1.0,
+                           key="drills_hold")
+why = c3.text_input("Why (goes into the audit trail)", value="drill", key="drills_reason")
+overwrite = st.checkbox("Overwrite a running panic", key="drills_overwrite", disabled=locked)
+b1, b2 = st.columns(2)
+if b1.button("Start panic", key="drills_start", type="primary", disabled=locked):
+    result = guarded("starting the panic", lambda: start_panic(
+        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=why,
+        backdate_s=backdate_min * 60.0, hold_s=int(hold_min * 60), overwrite=overwrite,
+    ))
+    if result is not None and result.started:
+        st.session_state[FLASH] = (f"Panic started {backdate_min:g} min ago, held {hold_min:g} min: "
+                                   f"fleet tier {result.tier}.")
+        st.rerun()
+    elif result is not None:
+        running = result.running
+        since = fmt_ts(running.start) if running is not None and running.start else "an unreadable start"
+        st.warning(f"A panic is already running (since {since}); nothing was written. "
+                   "Tick “Overwrite a running panic” to replace it.")
+if b2.button("End panic", key="drills_end", disabled=locked):
+    ended = guarded("ending the panic", lambda: end_panic(
+        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=why))
+    if ended is not None:
+        st.session_state[FLASH] = "Panic clock deleted." if ended else "There was no panic clock to end."
+        st.rerun()
+
+st.header("Zombie clock")
+stale_min = st.number_input("Not refreshed for longer than (min) counts as stuck", min_value=1, max_value=1440,
+                            value=15, key="drills_stale_min")
+if reading is not None:
+    verdict = zombie_verdict(reading, stale_min * 60.0)
+    if verdict.suspect:
+        st.warning("Zombie suspect:\n" + "\n".join(f"- {r}" for r in verdict.reasons), icon=":material/skull:")
+    else:
+        st.caption("No zombie: " + ("the clock is fed and expires by itself." if reading.exists else "no clock."))
+if st.button("Force-clear the clock…", key="drills_clear_open_button", disabled=locked or reading is None
+             or not reading.exists):
+    st.session_state[CLEAR_OPEN] = True
+
+
+@st.dialog("Force-clear the panic clock")
+def clear_dialog() -> None:
+    st.write("Workers still seeing panic will start a new clock at tier 1. "
+             f"Say why (at least {MIN_CLEAR_REASON_CHARS} characters): it goes into the audit trail.")
+    reason = st.text_input("Reason", key="drills_clear_reason")
+    confirm, cancel = st.columns(2)
+    if confirm.button("Clear the clock", key="drills_clear_confirm", type="primary"):
+        if len(reason.strip()) < MIN_CLEAR_REASON_CHARS:
+            st.error(f"The reason needs at least {MIN_CLEAR_REASON_CHARS} characters.")
+            return
+        cleared = guarded("clearing the clock", lambda: force_clear(
+            target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=reason,
+            stale_after_s=stale_min * 60.0))
+        if cleared is not None:
+            st.session_state[CLEAR_OPEN] = False
+            st.session_state[FLASH] = "Zombie clock cleared." if cleared else "The clock was already gone."
+            st.rerun()
+    if cancel.button("Cancel", key="drills_clear_cancel"):
+        st.session_state[CLEAR_OPEN] = False
+        st.rerun()
+
+
+if st.session_state.get(CLEAR_OPEN):
+    clear_dialog()
+
+st.header("Fail-safe drill")
+st.caption("A breaker pointed at a loopback port where nothing listens must answer (0, PANIC_FULL), fast. "
+           "It touches no key.")
+calls = st.number_input("Panic calls", min_value=1, max_value=100, value=5, key="drills_failsafe_calls")
+if st.button("Run fail-safe drill", key="drills_failsafe"):
+    drill = fail_safe_drill(int(calls))
+    st.session_state["drills_failsafe_result"] = drill
+    if access.allowed:
+        guarded("auditing the drill", lambda: audit_trail().record(
+            who=access.who, action="failsafe_drill", why="fail-safe drill", target=drill.target,
+            all_fail_safe=drill.all_fail_safe, worst_latency_ms=round(drill.worst_latency_ms, 2)))
+drill = st.session_state.get("drills_failsafe_result")
+if drill is not None:
+    if drill.all_fail_safe:
+        st.success(f"All {len(drill.calls)} answers were (0, PANIC_FULL) from {drill.target}; "
+                   f"worst latency {drill.worst_latency_ms:.1f} ms.")
+    else:
+        st.error("The breaker did not fail safe on every call: see the table.")
+    st.dataframe([{"call": c.call, "ttl": c.ttl, "mode": c.mode, "latency (ms)": round(c.latency_ms, 3)}
+                  for c in drill.calls], hide_index=True)
+
+st.header("Multi-worker drill")
+st.caption("Threads and processes observe a panic at the same instant in a scratch namespace "
+           "(deleted afterwards): one of them must write the start, all must read the same one.")
+m1, m2 = st.columns(2)
+threads = m1.number_input("Threads", min_value=0, max_value=16, value=8, key="drills_threads")
+processes = m2.number_input("Processes", min_value=0, max_value=16, value=4, key="drills_processes")
+if st.button("Run multi-worker drill", key="drills_multi", disabled=locked):
+    def run_drill():
+        current_access().require("the multi-worker drill")
+        return multi_worker_drill(target.url, target.client, key_prefix=target.settings.key_prefix,
+                                  threads=int(threads), processes=int(processes))
+    result = guarded("running the multi-worker drill", run_drill)
+    if result is not None:
+        st.session_state["drills_multi_result"] = result
+        guarded("auditing the drill", lambda: audit_trail().record(
+            who=access.who, action="multi_worker_drill", why=f"{threads} threads + {processes} processes",
+            namespace=result.namespace, agreed=result.agreed, distinct_starts=len(result.distinct_starts)))
+multi = st.session_state.get("drills_multi_result")
+if multi is not None:
+    writers = sum(w.initialized for w in multi.workers)
+    if multi.agreed:
+        st.success(f"All {len(multi.workers)} workers agree on one start ({fmt_ts(next(iter(multi.distinct_starts)))}),"
+                   f" written by exactly one of them.")
+    else:
+        st.error(f"Workers disagree: {len(multi.distinct_starts)} distinct starts, {writers} writers.")
+    st.dataframe([{"worker": w.worker, "kind": w.kind, "start": w.start, "wrote it": w.initialized,
+                   "error": w.error or ""} for w in multi.workers], hide_index=True)
+finish_page(sidebar)

@@ -1,0 +1,88 @@
+"""Plotly figures for the console: pure functions of breaker data, testable without a browser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from breaker import AdaptivePanicQuota, AuditEntry, MatchImportance
+from breaker.audit import fleet_tier_steps
+from breaker.drills import Replay
+
+CLASS_COLOURS = {
+    MatchImportance.HIGH_STAKES: "#d62728",
+    MatchImportance.MEDIUM_STAKES: "#ff7f0e",
+    MatchImportance.LOW_STAKES: "#1f77b4",
+}
+
+
+def figure_ttl_steps(
+    quota: AdaptivePanicQuota, base_ttl: int, now_min: float | None = None, horizon_min: float | None = None
+) -> go.Figure:
+    """TTL against panic duration for each stakes class (capped at ``base_ttl``), with "now" marked."""
+    last_start = max(max(table.starts) for table in quota.tables.values())
+    horizon = max(horizon_min or last_start * 1.25, (now_min or 0) * 1.1, 1.0)
+    figure = go.Figure()
+    for importance, table in quota.tables.items():
+        xs = [0.0, *table.starts, horizon]
+        ys = [min(ttl, base_ttl) for ttl in table.ttls] + [min(table.ttls[-1], base_ttl)]
+        figure.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", line_shape="hv", name=importance.value,
+            line={"color": CLASS_COLOURS[importance], "width": 3},
+        ))
+    if now_min is not None:
+        figure.add_vline(x=now_min, line_dash="dash", line_color="black", annotation_text="now",
+                         annotation_position="top right")
+    figure.update_layout(
+        title=f"TTL by panic duration (base TTL {base_ttl} s)", xaxis_title="panic duration (min)",
+        yaxis_title="TTL (s)", legend_title="stakes", height=380, margin={"t": 50, "b": 40},
+    )
+    return figure
+
+
+def figure_replay(replays: Sequence[Replay]) -> go.Figure:
+    """TTL, tier and the shared clock's duration over replay time, one line per mode."""
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=("TTL answered (s)", "tier", "shared clock says (min)"))
+    for replay, dash in zip(replays, ("solid", "dot", "dash")):
+        minutes = [p.minute for p in replay.points]
+        common = {"mode": "lines", "line_shape": "hv", "legendgroup": replay.label, "line": {"dash": dash}}
+        figure.add_trace(go.Scatter(x=minutes, y=[p.ttl for p in replay.points], name=replay.label, **common),
+                         row=1, col=1)
+        figure.add_trace(go.Scatter(x=minutes, y=[p.tier for p in replay.points], showlegend=False,
+                                    name=replay.label, **common), row=2, col=1)
+        figure.add_trace(go.Scatter(x=minutes, y=[p.clock_min for p in replay.points], showlegend=False,
+                                    name=replay.label, **common), row=3, col=1)
+    title = replays[0].scenario if replays else ""
+    figure.update_layout(title=f"Scenario replay: {title}", height=560, margin={"t": 60, "b": 40})
+    figure.update_xaxes(title_text="replay time (min)", row=3, col=1)
+    figure.update_yaxes(range=[-0.2, 4.2], dtick=1, row=2, col=1)
+    return figure
+
+
+def figure_tier_timeline(entries: Sequence[AuditEntry], now: float) -> go.Figure:
+    """The fleet tier over time as steps, with operator actions as markers."""
+    steps = fleet_tier_steps(entries, now)
+    figure = go.Figure()
+    if steps:
+        xs = [_when(s.at) for s in steps] + [_when(now)]
+        ys = [s.tier for s in steps] + [steps[-1].tier]
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", name="fleet tier",
+                                    line={"width": 3, "color": "#d62728"}))
+    actions = [e for e in entries if e.kind != "state_change"]
+    if actions:
+        figure.add_trace(go.Scatter(
+            x=[_when(e.at) for e in actions], y=[-0.3] * len(actions), mode="markers", name="operator actions",
+            text=[f"{e.who}: {e.action} ({e.why})" for e in actions], hoverinfo="text+x",
+            marker={"symbol": "triangle-up", "size": 10, "color": "#555"},
+        ))
+    figure.update_layout(title="Fleet tier over time", yaxis={"range": [-0.6, 4.3], "dtick": 1, "title": "tier"},
+                         height=320, margin={"t": 50, "b": 40})
+    return figure
+
+
+def _when(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,64 @@
+"""AppTest fixtures: the console against the session's real server, a fresh cache per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import pages.shared
+from breaker import Settings, redis_client
+from breaker.target import Target
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """st.cache_resource is shared by every AppTest in the process: each test builds its own target."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def console_env(monkeypatch, redis_url, real_redis):
+    """A real REDIS_URL target (read-only until login) on a flushed database, default key prefix."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("BREAKER_OPERATOR_PASSWORD", PASSWORD)
+    monkeypatch.delenv("BREAKER_KEY_PREFIX", raising=False)
+    return real_redis
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch, redis_url, real_redis):
+    """The console as `make run` starts it (embedded target), borrowing the session server instead of a new one."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("BREAKER_KEY_PREFIX", raising=False)
+    monkeypatch.delenv("BREAKER_OPERATOR_PASSWORD", raising=False)
+
+    def connect(settings: Settings) -> Target:
+        return Target(redis_client(redis_url, timeout_ms=1000), redis_url, embedded=True, settings=settings)
+
+    monkeypatch.setattr(pages.shared, "connect_target", connect)
+    return real_redis
+
+
+def open_console(page: str | None = None) -> AppTest:
+    """Run the console once (optionally on another page) and return the AppTest."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def login(at: AppTest, name: str = "alice", password: str = PASSWORD) -> AppTest:
+    at.text_input(key="sidebar_login_name").input(name)
+    at.text_input(key="sidebar_login_password").input(password)
+    at.sidebar.button[0].click()  # the form's submit button
+    return at.run()

@@ -1,0 +1,95 @@
+"""Live page in AppTest against a real server: empty state, each tier, zombie, Redis down."""
+
+import time
+
+import pytest
+
+from breaker import PanicClock
+from breaker.drills import unreachable_loopback_url
+from tests.console.conftest import open_console
+
+
+def _modes(at):
+    return [m.value for m in at.metric if m.label == "Mode"]
+
+
+def _backdate(client, minutes, *, fed=True):
+    clock = PanicClock(client)
+    clock.start_drill(time.time(), backdate_s=minutes * 60, hold_s=900)
+    if not fed:
+        client.delete(clock.last_seen_key)
+
+
+def test_empty_state_is_calm(console_env):
+    """No clock: every class answers NORMAL with the base TTL, and the page says so."""
+    at = open_console()
+    assert not at.exception
+    assert _modes(at) == ["NORMAL"] * 3
+    assert [m.value for m in at.metric if m.label == "TTL"] == ["60 s"] * 3
+    assert any("No panic clock" in s.value for s in at.success)
+    assert not at.error and not at.warning
+
+
+def test_clock_46_minutes_back_shows_each_class_tier(console_env):
+    """The core acceptance check: 46 min back, high PANIC_FULL, medium PANIC_PARTIAL, low DEGRADED."""
+    _backdate(console_env, 46)
+    at = open_console()
+    assert not at.exception
+    assert _modes(at) == ["PANIC_FULL", "PANIC_PARTIAL", "DEGRADED"]
+    assert [m.value for m in at.metric if m.label == "TTL"] == ["0 s", "5 s", "20 s"]
+    assert [m.value for m in at.metric if m.label == "Duration"] == ["46 min 00 s"]
+    assert any(w.value.startswith("Tier 3: REVIEW_MARKET_CONDITIONS") for w in at.warning)
+
+
+@pytest.mark.parametrize(("minutes", "modes", "banner"), [
+    (5, ["PANIC_FULL", "PANIC_FULL", "PANIC_FULL"], None),
+    (20, ["PANIC_FULL", "PANIC_FULL", "PANIC_PARTIAL"], None),
+    (100, ["PANIC_PARTIAL", "DEGRADED", "NEW_NORMAL"], "Tier 4: MARKET_REGIME_CHANGE_SUSPECTED"),
+    (400, ["NEW_NORMAL", "NEW_NORMAL", "NEW_NORMAL"], "Tier 4: MARKET_REGIME_CHANGE_SUSPECTED"),
+])
+def test_each_tier_and_its_banner(console_env, minutes, modes, banner):
+    """A panic at each tier shows the right mode per class, and tier 4 raises the red banner."""
+    _backdate(console_env, minutes)
+    at = open_console()
+    assert _modes(at) == modes
+    errors = [e.value for e in at.error]
+    assert (banner is None and not errors) or any(e.startswith(banner) for e in errors)
+
+
+def test_base_ttl_caps_the_answer(console_env):
+    """The operator's base TTL caps every TTL on the cards."""
+    _backdate(console_env, 400)
+    at = open_console()
+    at.number_input(key="live_base_ttl").set_value(30).run()
+    assert [m.value for m in at.metric if m.label == "TTL"] == ["30 s", "30 s", "30 s"]
+
+
+def test_zombie_reasons_are_shown(console_env):
+    """A clock without expiry and never observed by a worker is flagged, with reasons."""
+    console_env.set("brain:panic_start_ts", repr(time.time() - 120))
+    at = open_console()
+    [zombie] = [w.value for w in at.warning if w.value.startswith("Zombie suspect")]
+    assert "no expiry" in zombie and "no worker observation" in zombie
+    assert [m.value for m in at.metric if m.label == "Expiry left"] == ["no expiry"]
+
+
+def test_redis_down_shows_an_error_state(monkeypatch, console_env):
+    """Unreachable Redis: an error state on the page and in the sidebar, no exception, refresh keeps going."""
+    monkeypatch.setenv("REDIS_URL", unreachable_loopback_url())
+    at = open_console()
+    assert not at.exception
+    assert any("Redis unreachable while reading the panic clock" in e.value for e in at.error)
+    assert "PANIC_FULL" in at.error[0].value
+    assert any("Redis unreachable" in m.value for m in at.sidebar.markdown)
+    assert at.run().error  # the next refresh still renders the error, still no exception
+    assert not at.exception
+
+
+def test_sidebar_shows_target_prefix_and_health(monkeypatch, console_env, redis_url):
+    """The sidebar names the target and prefix, flags a drill namespace, and shows health from the page's read."""
+    monkeypatch.setenv("BREAKER_KEY_PREFIX", "drill7:")
+    at = open_console()
+    codes = [c.value for c in at.sidebar.code]
+    assert codes == [redis_url, "drill7:"]
+    badges = " ".join(m.value for m in at.sidebar.markdown)
+    assert "drill namespace" in badges and "Redis OK" in badges and "read-only" in badges

@@ -1,0 +1,111 @@
+"""Tiers and History pages in AppTest: charts, classifier, replay, audit table, episodes, failure states."""
+
+import time
+
+from breaker import AdaptivePanicQuota, AuditTrail, PanicClock, VIXCircuitBreaker, state_change_listener
+from breaker.drills import unreachable_loopback_url
+from pages.figures import figure_ttl_steps
+from tests.console.conftest import login, open_console
+
+
+def test_ttl_chart_has_three_classes_and_now(console_env):
+    """The step chart draws one line per stakes class and marks "now" at the clock's duration."""
+    PanicClock(console_env).start_drill(time.time(), backdate_s=46 * 60)
+    at = open_console("pages/tiers.py")
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert all(name in spec for name in ("high_stakes", "medium_stakes", "low_stakes", '"now"'))
+
+
+def test_ttl_figure_caps_at_base_and_marks_now():
+    """figure_ttl_steps is a pure function: TTLs capped at the base TTL, a vertical line at now."""
+    figure = figure_ttl_steps(AdaptivePanicQuota(), 30, now_min=46)
+    high = next(t for t in figure.data if t.name == "high_stakes")
+    assert list(high.x[:4]) == [0, 60, 180, 360] and list(high.y) == [0, 5, 30, 30, 30]
+    assert figure.layout.shapes[0].x0 == 46
+
+
+def test_classifier_names_class_and_rule(console_env):
+    """Typing a competition shows its class and the rule that matched."""
+    at = open_console("pages/tiers.py")
+    assert [m.value for m in at.metric if m.label == "Stakes class"] == ["medium_stakes"]
+    at.text_input(key="tiers_league").input("Ligue 2")
+    at.text_input(key="tiers_competition").input("Coupe de France")
+    at.text_input(key="tiers_stage").input("Final")
+    at.run()
+    assert [m.value for m in at.metric if m.label == "Stakes class"] == ["high_stakes"]
+    assert any("keyword 'final' in stage" in c.value for c in at.caption)
+
+
+def test_replay_disabled_read_only_and_runs_when_logged_in(console_env):
+    """The replay writes a scratch namespace, so it needs a login; then it draws both modes and leaves no key."""
+    at = open_console("pages/tiers.py")
+    assert at.button(key="tiers_replay").disabled
+    at = login(at)
+    at.selectbox(key="tiers_scenario").select("flickering")
+    at.button(key="tiers_replay").click().run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[1].proto.spec
+    assert "default (calm period)" in spec and "seed mode (end_on_normal)" in spec
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("seed mode (end_on_normal): highest tier reached 1") for c in captions)
+    assert any(c.startswith("default (calm period): highest tier reached 4") for c in captions)
+    assert console_env.keys("brain:replay:*") == []
+    assert AuditTrail(console_env).entries()[-1].action == "scenario_replay"
+
+
+def test_history_empty_state(console_env):
+    """No stream yet: the page says so and shows no episode."""
+    at = open_console("pages/history.py")
+    assert not at.exception
+    assert any(i.value.startswith("No history yet") for i in at.info)
+    assert any(c.value == "No panic episode in the history." for c in at.caption)
+
+
+def test_history_lists_actions_and_state_changes_with_episode(console_env):
+    """A drill, a worker's state changes and an end show in the table, the timeline and one closed episode."""
+    at = login(open_console("pages/drills.py"))
+    at.number_input(key="drills_backdate").set_value(46.0)
+    at.button(key="drills_start").click().run()
+    worker = VIXCircuitBreaker(console_env, on_state_change=state_change_listener(AuditTrail(console_env), "w1"))
+    worker.get_ttl(60, "panic", {"league": "Ligue 2"})
+    at.button(key="drills_end").click().run()
+    at.switch_page("pages/history.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["what"]) == ["panic_end", "state_change", "panic_start", "login"]
+    assert list(table["who"]) == ["alice", "w1", "alice", "alice"]
+    [episode] = at.dataframe[1].value.to_dict("records")
+    assert episode["peak tier"] == 3 and episode["end"] != "ongoing"
+    assert "fleet tier" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_history_filters(console_env):
+    """Filtering by kind and by who narrows the table."""
+    trail = AuditTrail(console_env)
+    trail.record(who="alice", action="panic_start", why="drill", tier=1)
+    trail.record(who="bob", action="login_failed", kind="login")
+    at = open_console("pages/history.py")
+    at.multiselect(key="history_kinds").set_value(["login"]).run()
+    assert list(at.dataframe[0].value["who"]) == ["bob"]
+    at.multiselect(key="history_kinds").set_value(["operator", "login", "state_change"])
+    at.text_input(key="history_who").input("ali").run()
+    assert list(at.dataframe[0].value["who"]) == ["alice"]
+
+
+def test_history_and_tiers_with_redis_down(monkeypatch, console_env):
+    """Unreachable Redis: History shows an error state, Tiers still draws its chart; no exception."""
+    monkeypatch.setenv("REDIS_URL", unreachable_loopback_url())
+    at = open_console("pages/history.py")
+    assert not at.exception and any("Redis unreachable while reading the audit trail" in e.value for e in at.error)
+    at.switch_page("pages/tiers.py").run()
+    assert not at.exception and at.get("plotly_chart")
+
+
+def test_oidc_user_may_write(console_env):
+    """A user logged in through Streamlit's OIDC is an operator: write controls are enabled under their email."""
+    at = open_console("pages/drills.py")
+    at.user = {"is_logged_in": True, "email": "ops@example.com"}
+    at.run()
+    assert not at.button(key="drills_start").disabled
+    assert any("logged in: ops@example.com" in m.value for m in at.sidebar.markdown)
