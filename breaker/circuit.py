@@ -8,6 +8,7 @@ state writes no log lines beyond DEBUG.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -104,6 +105,7 @@ class VIXCircuitBreaker:
         self._warned_not_configured = False
         self._last_decision: dict[MatchImportance, tuple[PanicMode, int]] = {}
         self._any_panic_state = False
+        self._debug_on: bool | None = None  # read from the logger once per refresh, not once per call
         self.last_error: str | None = None
         if redis_client is not None:
             risks = stall_risks(redis_client)
@@ -182,6 +184,7 @@ class VIXCircuitBreaker:
                 self._redis_failed(now, exc)
                 return None
             self._cached = (observation.start, now)
+            self._debug_on = None  # logging may have been reconfigured since: look again at the next decision
         finally:
             self._refresh_lock.release()
         self._redis_ok()
@@ -197,13 +200,16 @@ class VIXCircuitBreaker:
     def _end_on_calm(self) -> None:
         """Seed mode: every calm observation deletes the clock."""
         now = self.clock()
-        if now < self._retry_at:
+        # Backing off, or another thread is on the network (perhaps hung): the next calm call deletes.
+        if now < self._retry_at or not self._refresh_lock.acquire(blocking=False):
             return
         try:
             deleted = self.panic_clock.end()
         except Exception as exc:
             self._redis_failed(now, exc)
             return
+        finally:
+            self._refresh_lock.release()
         self._cached = _NO_CACHE
         self._redis_ok()
         if deleted:
@@ -259,12 +265,24 @@ class VIXCircuitBreaker:
             self._warned_not_configured = True
             self._log.warning("PANIC_WITHOUT_RELIABLE_TIMESTAMP", redis_status="not_configured", answer="PANIC_FULL")
 
+    def _debug_enabled(self) -> bool:
+        """Whether to build DEBUG lines at all; True when the logger cannot say (it then filters them itself)."""
+        try:
+            return bool(self._log.is_enabled_for(logging.DEBUG))
+        except Exception:
+            return True
+
     def _note(self, importance: MatchImportance, mode: PanicMode, tier: int, ttl: int) -> None:
         """Log on change: INFO when a stakes class changes mode or tier, DEBUG otherwise."""
         state = (mode, tier)
         previous = self._last_decision.get(importance)
         if previous == state:
-            self._log.debug("VIX_TTL_DECISION", match_importance=importance.value, mode=mode.value, tier=tier, ttl=ttl)
+            debug_on = self._debug_on
+            if debug_on is None:
+                debug_on = self._debug_on = self._debug_enabled()
+            if debug_on:
+                self._log.debug("VIX_TTL_DECISION", match_importance=importance.value, mode=mode.value, tier=tier,
+                                ttl=ttl)
             return
         with self._state_lock:
             previous = self._last_decision.get(importance)

@@ -116,17 +116,23 @@ def module_server():
 
 
 class CountingClient:
-    """Wraps a worker client and counts the round trips the breaker starts (one pipeline each)."""
+    """Wraps a worker client and counts the round trips the breaker starts (a pipeline, or a seed-mode DEL)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         self._lock = threading.Lock()
         self.pipelines = 0
+        self.deletes = 0
 
     def pipeline(self, *args, **kwargs):
         with self._lock:
             self.pipelines += 1
         return self._client.pipeline(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        with self._lock:
+            self.deletes += 1
+        return self._client.delete(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._client, name)

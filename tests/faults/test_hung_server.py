@@ -103,3 +103,21 @@ def test_hung_server_answers_fail_safe_with_one_network_wait_per_window(fault_se
         f"worst calm {max(ms for _, ms in calm):.2f} ms; round trips started during the outage: {after_probe}; "
         f"commands the server ran after SIGCONT, the recovery's MULTI/EXEC included: {late}"
     )
+
+
+def test_hung_server_in_seed_mode_waits_once_for_calm_and_panic(fault_server, fake_clock):
+    """Seed mode (every calm call deletes the key): 4 threads of calm and panic calls, one network wait in all."""
+    client = CountingClient(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS))
+    client.ping()
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, end_on_normal=True, retry_after_s=RETRY_AFTER_S)
+
+    fault_server.pause()
+    panic, calm = _run_threads(breaker, panic_threads=2, calm_threads=2, calls=CALLS_PER_THREAD)
+    fault_server.resume()
+
+    assert {answer for answer, _ in panic} == {(0, "PANIC_FULL")}
+    assert {answer for answer, _ in calm} == {(60, "NORMAL")}
+    assert client.pipelines + client.deletes == 1, "one round trip in the back-off window, calm or panic"
+    latencies = sorted(ms for _, ms in panic + calm)
+    assert latencies[-1] <= READ_TIMEOUT_MS + SLACK_MS
+    assert latencies[-2] < READ_TIMEOUT_MS
