@@ -25,7 +25,8 @@ def render_history(entries: list[AuditEntry], now: float) -> None:
         and (text.lower() in e.action.lower() or text.lower() in e.why.lower())
     ]
     st.dataframe(
-        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "what": e.action, "why": e.why, "tier": e.tier}
+        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "what": e.action, "why": e.why,
+          "tier": "" if e.tier is None else str(e.tier)}
          for e in reversed(shown)],
         hide_index=True,
     )

@@ -1,0 +1,78 @@
+"""The console in Chromium: log in, start a back-dated panic on Drills, see its tiers on Live, visit every page."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from breaker import redis_client
+from tests.browser.conftest import KEY_PREFIX, PASSWORD
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+pytestmark = pytest.mark.browser
+
+
+def wait_for_run(page: Page) -> None:
+    """Wait until the app is connected and its script (not a fragment tick) has finished."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=30_000)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=30_000)
+
+
+def open_page(page: Page, title: str) -> None:
+    page.get_by_role("link", name=title, exact=True).first.click()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=30_000)
+    wait_for_run(page)
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
+
+
+def test_backdated_drill_shows_on_live_and_every_page_renders(page: Page, console_url, valkey_server):
+    """Login, a drill 46 min back from Drills, Live shows PANIC_FULL/PANIC_PARTIAL/DEGRADED; all pages render."""
+    client = redis_client(valkey_server.connection_url, timeout_ms=1000)
+    for key in client.scan_iter(match=f"{KEY_PREFIX}*"):
+        client.delete(key)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto(console_url)
+    wait_for_run(page)
+    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=30_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("read-only")).to_be_visible()
+    sidebar.get_by_label("Your name").fill("playwright")
+    sidebar.get_by_label("Operator password").fill(PASSWORD)
+    sidebar.get_by_role("button", name="Log in").click()
+    expect(sidebar.get_by_text("logged in: playwright")).to_be_visible(timeout=30_000)
+
+    open_page(page, "Drills")
+    back = page.get_by_label("Back-date start by (min)")
+    back.fill("46")
+    back.press("Enter")
+    wait_for_run(page)
+    page.get_by_label("Why (goes into the audit trail)").fill("browser drill")
+    page.get_by_label("Why (goes into the audit trail)").press("Enter")
+    wait_for_run(page)
+    page.get_by_role("button", name="Start panic").click()
+    expect(page.get_by_text("fleet tier 3")).to_be_visible(timeout=30_000)
+    wait_for_run(page)
+    shoot(page, "drills")
+    assert client.exists(f"{KEY_PREFIX}panic_start_ts")
+
+    open_page(page, "Live")
+    main = page.get_by_test_id("stMain")
+    for mode in ("PANIC_FULL", "PANIC_PARTIAL", "DEGRADED"):
+        expect(main.get_by_text(mode, exact=True)).to_be_visible(timeout=30_000)
+    expect(main.get_by_text("Tier 3: REVIEW_MARKET_CONDITIONS", exact=False)).to_be_visible()
+    shoot(page, "live")
+
+    open_page(page, "Tiers")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    shoot(page, "tiers")
+
+    open_page(page, "History")
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("panic_start").first).to_be_attached()  # grid cells are drawn on a canvas
+    expect(page.get_by_text("Panic episodes")).to_be_visible()
+    shoot(page, "history")
+    client.close()
