@@ -60,15 +60,16 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 90.0) 
     raise RuntimeError(f"streamlit at {url} not healthy after {timeout_s:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def console_url(valkey_server, tmp_path_factory):
-    """`streamlit run app.py` against the session's test server, in its own key prefix; stopped in teardown."""
-    _chromium_or_fail()
+def _serve(env_overrides: dict[str, str | None], log_dir: Path):
+    """Start `streamlit run app.py` on a free port with the given environment; yield its URL; stop it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = {**os.environ, "REDIS_URL": valkey_server.connection_url, "BREAKER_KEY_PREFIX": KEY_PREFIX,
-           "BREAKER_OPERATOR_PASSWORD": PASSWORD}
-    with open(log, "wb") as out:
+    env = {**os.environ}
+    for name, value in env_overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    with open(log_dir / "streamlit.log", "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -80,9 +81,25 @@ def console_url(valkey_server, tmp_path_factory):
         _wait_healthy(url, process)
         yield url
     finally:
-        process.terminate()
+        process.terminate()  # streamlit stops its embedded server (if any) on SIGTERM
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def console_url(valkey_server, tmp_path_factory):
+    """The console against the session's test server (REDIS_URL) in its own key prefix."""
+    _chromium_or_fail()
+    yield from _serve({"REDIS_URL": valkey_server.connection_url, "BREAKER_KEY_PREFIX": KEY_PREFIX,
+                       "BREAKER_OPERATOR_PASSWORD": PASSWORD}, tmp_path_factory.mktemp("streamlit"))
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory):
+    """The console as `make run` starts it: no REDIS_URL, its own embedded server."""
+    _chromium_or_fail()
+    yield from _serve({"REDIS_URL": None, "BREAKER_KEY_PREFIX": None, "BREAKER_OPERATOR_PASSWORD": None},
+                      tmp_path_factory.mktemp("streamlit-sandbox"))

@@ -22,6 +22,7 @@ def open_page(page: Page, title: str) -> None:
     page.get_by_role("link", name=title, exact=True).first.click()
     expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=30_000)
     wait_for_run(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 def shoot(page: Page, name: str) -> None:
@@ -76,3 +77,18 @@ def test_backdated_drill_shows_on_live_and_every_page_renders(page: Page, consol
     expect(page.get_by_text("Panic episodes")).to_be_visible()
     shoot(page, "history")
     client.close()
+
+
+def test_sandbox_console_renders_every_page(page: Page, sandbox_url):
+    """Without REDIS_URL the console runs on its embedded server: every page renders and Drills says sandbox."""
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto(sandbox_url)
+    wait_for_run(page)
+    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stSidebar").get_by_text("sandbox: writes open")).to_be_visible()
+    expect(page.get_by_text("No panic clock")).to_be_visible()
+    open_page(page, "Drills")
+    expect(page.get_by_text("Sandbox: the console runs on its own embedded server")).to_be_visible()
+    expect(page.get_by_role("button", name="Start panic")).to_be_enabled()
+    for title in ("Tiers", "History", "Live"):
+        open_page(page, title)
