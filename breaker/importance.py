@@ -27,6 +27,7 @@ _HIGH_KEYWORDS = (
 )
 _MEDIUM_KEYWORDS = ("ligue 1", "premier league", "la liga", "serie a", "bundesliga")
 _SEARCHED_FIELDS = ("league", "competition", "stage", "round")
+_READ_FIELDS = ("stakes", *_SEARCHED_FIELDS)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
@@ -71,21 +72,28 @@ def normalise_words(text: str) -> str:
     return " " + _NON_WORD.sub(" ", bare.casefold()).strip() + " "
 
 
-def _field(match_context: Any, name: str) -> str | None:
-    value = match_context.get(name)
-    return value if isinstance(value, str) else None
-
-
 def explain_importance(match_context: Any, default: MatchImportance | None = None) -> Classification:
     """Classify and say which rule matched. Never raises."""
     fallback = default if isinstance(default, MatchImportance) else MatchImportance.LOW_STAKES
     try:
         if not isinstance(match_context, dict):
             return Classification(fallback, "default: no context dict")
-        fields = tuple(_field(match_context, name) for name in ("stakes", *_SEARCHED_FIELDS))
+        raw = tuple(map(match_context.get, _READ_FIELDS))
     except Exception:  # a context object whose .get misbehaves is still "don't know"
         return Classification(fallback, "default: context could not be read")
-    return _classify_fields(fields, fallback)
+    try:  # the hot path: a context seen before is one cache hit, without filtering its fields first
+        return _classify_raw(raw, fallback)
+    except Exception:  # a value that cannot be a cache key (a list, a dict): filter, then classify
+        return _classify_fields(_strings_only(raw), fallback)
+
+
+def _strings_only(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
+    return tuple(value if isinstance(value, str) else None for value in raw)
+
+
+@lru_cache(maxsize=4096)
+def _classify_raw(raw: tuple[Any, ...], fallback: MatchImportance) -> Classification:
+    return _classify_fields(_strings_only(raw), fallback)
 
 
 @lru_cache(maxsize=4096)
