@@ -134,8 +134,3 @@ def _audit(trail: AuditTrail | None, who: str, action: str, why: str) -> None:
         with contextlib.suppress(Exception):
             trail.record(who=who, action=action, why=why, kind="login")
 
-
-def describe_access(access: WriteAccess, embedded: bool) -> str:
-    if embedded:
-        return "sandbox: embedded server, writes are open"
-    return f"operator {access.who}" if access.allowed else "read-only"

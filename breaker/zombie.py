@@ -36,7 +36,8 @@ def zombie_verdict(reading: ClockReading, stale_after_s: float = DEFAULT_STALE_A
         reasons.append(f"does not parse: stored value {_show(reading.raw)} is not a timestamp")
     if reading.starts_in_future:
         ahead = reading.start - reading.now  # type: ignore[operator]
-        reasons.append(f"starts in the future: {ahead:.0f} s ahead of this clock (clock skew?)")
+        shown = f"{ahead:.0f} s" if ahead < 1e7 else f"{ahead / 31_557_600:.3g} years"
+        reasons.append(f"starts in the future: {shown} ahead of this clock (clock skew?)")
     since = reading.since_last_observation_s
     if since is None:
         reasons.append("not refreshed: no worker observation recorded")

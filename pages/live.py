@@ -47,7 +47,7 @@ def live_panel() -> None:
     if not reading.exists:
         st.success("No panic clock: every worker answers its base TTL.", icon=":material/check_circle:")
     cols = st.columns(4)
-    cols[0].metric("Panic start", fmt_ts(reading.start)[11:] if reading.start else "—", help=fmt_ts(reading.start))
+    cols[0].metric("Panic start", fmt_ts(reading.start, time_only=True), help=fmt_ts(reading.start))
     cols[1].metric("Duration", fmt_duration(reading.duration_s))
     expiry = "no expiry" if reading.exists and not reading.has_expiry else fmt_duration(reading.expiry_left_s)
     cols[2].metric("Expiry left", expiry)

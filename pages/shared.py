@@ -153,10 +153,13 @@ def access_notice(access: WriteAccess) -> None:
         st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
 
 
-def fmt_ts(ts: float | None) -> str:
+def fmt_ts(ts: float | None, *, time_only: bool = False) -> str:
     if ts is None:
         return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC" if time_only else "%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a stored start like 1e308 is a timestamp no calendar has
+        return f"{ts:.6g} (out of range)"
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -93,3 +93,21 @@ def test_sidebar_shows_target_prefix_and_health(monkeypatch, console_env, redis_
     assert codes == [redis_url, "drill7:"]
     badges = " ".join(m.value for m in at.sidebar.markdown)
     assert "drill namespace" in badges and "Redis OK" in badges and "read-only" in badges
+
+
+@pytest.mark.parametrize("raw", [b"1e308", b"-5", b"nan", "\u0661\u0662", b"\xff\xfe"])
+def test_odd_stored_values_render_as_tier_one_zombies(console_env, raw):
+    """Values a worker would replace render as a tier-1 zombie with reasons, never a traceback."""
+    console_env.set("brain:panic_start_ts", raw, ex=900)
+    at = open_console()
+    assert not at.exception
+    assert _modes(at) == ["PANIC_FULL"] * 3
+    assert any(w.value.startswith("Zombie suspect") for w in at.warning)
+
+
+def test_wrong_type_renders_as_a_zombie(console_env):
+    """A hash at the clock's key is named in the verdict; the page still renders."""
+    console_env.hset("brain:panic_start_ts", "a", "b")
+    at = open_console()
+    assert not at.exception
+    assert any("holds a <hash>" in w.value for w in at.warning)
