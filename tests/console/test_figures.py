@@ -1,0 +1,32 @@
+"""Plotly figure builders are pure: data in, figure out, no browser."""
+
+from breaker.audit import AuditEntry
+from breaker.drills import Replay, ReplayPoint
+from pages.figures import figure_replay, figure_tier_timeline
+
+
+def test_replay_figure_has_ttl_tier_and_clock_per_mode():
+    """Each replay contributes a TTL, a tier and a clock-duration trace, named after its mode."""
+    points = (ReplayPoint(0, "panic", 0, "PANIC_FULL", 1, 0.0), ReplayPoint(1, "normal", 60, "NORMAL", 0, None))
+    figure = figure_replay([Replay("flickering", False, points), Replay("flickering", True, points)])
+    assert len(figure.data) == 6
+    assert {t.name for t in figure.data} == {"default (calm period)", "seed mode (end_on_normal)"}
+    assert list(figure.data[1].y) == [1, 0]
+    assert figure.layout.title.text == "Scenario replay: flickering"
+
+
+def test_tier_timeline_steps_and_actions():
+    """The timeline draws the fleet tier as steps up to now and marks operator actions."""
+    entries = [
+        AuditEntry("1-0", 100.0, "operator", "alice", "panic_start", "drill", 3, {"hold_until": 1000.0}),
+        AuditEntry("2-0", 200.0, "operator", "alice", "panic_end", "done"),
+    ]
+    figure = figure_tier_timeline(entries, now=300.0)
+    steps, actions = figure.data
+    assert list(steps.y) == [3, 0, 0]
+    assert list(actions.text) == ["alice: panic_start (drill)", "alice: panic_end (done)"]
+
+
+def test_empty_timeline_is_an_empty_figure():
+    """No history draws an empty chart, not an error."""
+    assert figure_tier_timeline([], now=1.0).data == ()
