@@ -8,6 +8,7 @@ from collections import Counter
 CONTEXTS = ({"league": "Ligue 2"}, {"league": "Premier League"}, {"league": "Champions League"}, None)
 MAX_CALLS = 50_000
 MAX_SECONDS = 60.0
+OUTAGE_EVENTS = ("REDIS_UNAVAILABLE", "REDIS_RECOVERED")
 
 
 def mixed_load(url, worker, barrier, phase, progress, stop, results) -> None:
@@ -20,8 +21,9 @@ def mixed_load(url, worker, barrier, phase, progress, stop, results) -> None:
     breaker = VIXCircuitBreaker(client, refresh_interval_s=0, retry_after_s=0.2)
     answers = {0: Counter(), 1: Counter(), 2: Counter()}
     exceptions: list[str] = []
-    events: Counter = Counter()
+    outage_events: list[tuple[str, int]] = []  # (REDIS_UNAVAILABLE | REDIS_RECOVERED, phase), in order
     deadline = time.monotonic() + MAX_SECONDS
+    seen = 0
     with capture_logs() as logs:
         barrier.wait(timeout=60)
         for i in range(MAX_CALLS):
@@ -38,9 +40,9 @@ def mixed_load(url, worker, barrier, phase, progress, stop, results) -> None:
             if phase.value == before:
                 answers[before][(status, answer[0], str(answer[1]))] += 1
                 progress[worker * 3 + before] += 1
+            outage_events += [(e["event"], before) for e in logs[seen:] if e["event"] in OUTAGE_EVENTS]
+            seen = len(logs)
             time.sleep(0.002)
-        for event in logs:
-            events[(event["event"], phase.value)] += 1
         initialized_at = [e["start"] for e in logs if e["event"] == "PANIC_TIMESTAMP_INITIALIZED"]
     agreed = breaker.panic_clock.observe(time.time()).start if phase.value == 2 else None
     results.put(
@@ -48,7 +50,7 @@ def mixed_load(url, worker, barrier, phase, progress, stop, results) -> None:
             "worker": worker,
             "answers": {p: dict(c) for p, c in answers.items()},
             "exceptions": exceptions,
-            "events": dict(events),
+            "outage_events": outage_events,
             "initialized_at": initialized_at,
             "agreed_start": agreed,
         }

@@ -47,8 +47,8 @@ def test_kill_and_restart_under_load_from_8_processes(fault_server):
         _wait_for(progress, 1, CALLS_PER_PHASE)
 
         restarted_at = time.time()
+        phase.value = 2  # before the restart: phase 1 holds only answers given while the server was surely dead
         fault_server.restart()
-        phase.value = 2
         _wait_for(progress, 2, 2 * CALLS_PER_PHASE)
         stop.set()
         for _ in workers:
@@ -70,13 +70,19 @@ def test_kill_and_restart_under_load_from_8_processes(fault_server):
     before = {key for r in reports for key in r["answers"][0]}
     assert ("panic", 5, "PANIC_PARTIAL") in before, "the real tier was served before the kill"
 
-    unavailable = sum(n for r in reports for (event, _), n in r["events"].items() if event == "REDIS_UNAVAILABLE")
-    recovered = sum(n for r in reports for (event, _), n in r["events"].items() if event == "REDIS_RECOVERED")
-    assert unavailable == PROCESSES and recovered == PROCESSES, "one ERROR and one INFO per process and outage"
+    for report in reports:
+        names = [event for event, _ in report["outage_events"]]
+        # One ERROR per outage and one INFO per recovery, alternating. A loaded 2-core machine can add a short
+        # outage of its own (a 50 ms read timeout missed), so the count is at least one, not exactly one.
+        assert names and names == ["REDIS_UNAVAILABLE", "REDIS_RECOVERED"] * (len(names) // 2)
+        during_kill = [event for event, p in report["outage_events"] if p <= 1]
+        assert during_kill[-1] == "REDIS_UNAVAILABLE", "the process was in an outage while the server was dead"
+        assert ("REDIS_RECOVERED", 2) in report["outage_events"]
+    outages = [len(r["outage_events"]) // 2 for r in reports]
 
     winners = [start for r in reports for start in r["initialized_at"]]
     assert len(winners) == 1, "first writer wins again after the restart"
     agreed = {r["agreed_start"] for r in reports}
     assert agreed == {winners[0]} == {parse_start(fault_server.admin.get(START_KEY))}
     assert winners[0] >= restarted_at, "the old start died with the server; the new clock starts after the restart"
-    print(f"killed server: panic answers while down {down}; new start {winners[0]}")
+    print(f"killed server: answers while down {dict(down)}; outages per process {outages}; new start {winners[0]}")
