@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from breaker import VIXCircuitBreaker, parse_start, redis_client
+from breaker import PanicClock, VIXCircuitBreaker, parse_start, redis_client
+from breaker.zombie import zombie_verdict
 
 from .conftest import START_KEY
 
@@ -82,3 +83,27 @@ def test_decode_responses_client_reads_str_values(fault_server, fake_clock):
     fault_server.write_raw("１８００００００００")
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert parse_start(fault_server.admin.get(START_KEY)) == NOW
+
+
+def test_key_without_expiry_is_a_zombie_until_observed(fault_server, fake_clock):
+    """A start set by hand without expiry is flagged by the console's verdict; one observation restores the expiry."""
+    fake_clock.now = NOW
+    fault_server.write_raw(repr(NOW - 1200))
+    clock = PanicClock(fault_server.admin)
+    before = zombie_verdict(clock.read(NOW))
+    assert before.suspect and any(reason.startswith("no expiry") for reason in before.reasons)
+
+    breaker = VIXCircuitBreaker(redis_client(fault_server.url), clock=fake_clock)
+    assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL")
+    after = zombie_verdict(clock.read(NOW))
+    assert after == (False, ())
+
+
+def test_far_future_start_stays_a_zombie_suspect(fault_server, fake_clock):
+    """A start a year ahead is kept (tier 1 for everyone), and the console keeps flagging it until cleared."""
+    fake_clock.now = NOW
+    fault_server.write_raw(repr(NOW + YEAR_S))
+    breaker = VIXCircuitBreaker(redis_client(fault_server.url), clock=fake_clock)
+    assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
+    verdict = zombie_verdict(PanicClock(fault_server.admin).read(NOW))
+    assert verdict.suspect and [r for r in verdict.reasons if r.startswith("starts in the future")]
