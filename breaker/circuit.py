@@ -36,12 +36,12 @@ StateListener = Callable[[dict[str, Any]], None]
 
 
 def _status_kind(vix_status: Any) -> bool | None:
-    if type(vix_status) is not str:
-        return None
-    kind = _STATUS_KIND.get(vix_status)
-    if kind is None:
-        kind = _STATUS_KIND.get(vix_status.strip().lower())
-    return kind
+    if type(vix_status) is str:
+        kind = _STATUS_KIND.get(vix_status)
+        return kind if kind is not None else _STATUS_KIND.get(vix_status.strip().lower())
+    if isinstance(vix_status, str):  # a StrEnum member or numpy.str_: read its text, not its overrides
+        return _STATUS_KIND.get(str.lower(str.strip(vix_status)))
+    return None
 
 
 def _short(value: Any) -> str:
