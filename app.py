@@ -2,12 +2,6 @@
 
 import streamlit as st
 
-page = st.navigation(
-    [
-        st.Page("pages/live.py", title="Live", icon=":material/monitor_heart:", default=True),
-        st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
-        st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-    ]
-)
-page.run()
+from pages.shared import console_pages
+
+st.navigation(console_pages()).run()

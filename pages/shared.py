@@ -1,9 +1,10 @@
 """Console wiring: one target per process, who may write, the timed clock read, the sidebar.
 
 Every page script calls ``start_page()`` first and ``finish_page()`` last rather than app.py
-drawing the sidebar: with a folder named ``pages/`` next to app.py, Streamlit runs a process's
-first request (and every AppTest run) in its old multipage mode, which executes the page
-script directly, without app.py.
+drawing the sidebar: with a folder named ``pages/`` next to app.py, Streamlit starts a process
+(and every AppTest run) in its old multipage mode, which executes a deep-linked page script
+directly, without app.py, and lists every file of ``pages/`` as a page. ``start_page()`` leaves
+that mode and reruns, so app.py's ``st.navigation`` decides from then on.
 """
 
 from __future__ import annotations
@@ -171,8 +172,44 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
+def console_pages() -> list[Any]:
+    """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
+    return [
+        st.Page("pages/live.py", title="Live", icon=":material/monitor_heart:", default=True),
+        st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
+        st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+    ]
+
+
+_legacy_mode_left = False
+
+
+def _leave_legacy_multipage_mode() -> None:
+    """When Streamlit ran this page in its ``pages/``-folder mode, switch to navigation mode.
+
+    A first request for a page other than the default never runs app.py, so nothing would call
+    ``st.navigation`` and the whole server would keep listing shared.py and figures.py as pages.
+    Clearing Streamlit's flag (what ``st.navigation`` does) and rerunning once lets app.py decide.
+    Only the first time in a process: that run is a fresh page load with no click to lose (AppTest
+    sets the flag again before every run; its later runs draw the page directly, as before).
+    Internal attribute: without it (a newer Streamlit) nothing happens.
+    """
+    global _legacy_mode_left
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        if not _legacy_mode_left:
+            _legacy_mode_left = True
+            st.rerun()
+
+
 def start_page() -> Any:
     """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
+    _leave_legacy_multipage_mode()
     st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
     target = get_target()
     with st.sidebar:
