@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -20,12 +21,11 @@ def _machine() -> str:
             model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    import os
-
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, redis-py {redis.__version__}"
 
 
 def main() -> int:
+    load_at_start = os.getloadavg()[:1]
     counter = configure_bench_logging("INFO")
     bench = BenchServer.start()
     version = bench.client.info("server").get("valkey_version") or bench.client.info("server").get("redis_version")
@@ -51,7 +51,8 @@ def main() -> int:
     errors = counter.total("error") + sum(SUBPROCESS_ERRORS)
     rows.append(Row("✓", "error lines logged during the run (a fail-safe answer skips Redis: it would flatter ours)",
                     str(errors), goal="0", met=errors == 0))
-    print(f"Machine: {_machine()}, Valkey {version} (embedded, loopback TCP).")
+    load = ", ".join(f"{value:.1f}" for value in load_at_start + os.getloadavg()[:1])
+    print(f"Machine: {_machine()}, Valkey {version} (embedded, loopback TCP); load average at start, end: {load}.")
     print(f"Command: make bench (.venv/bin/python -m bench), {time.perf_counter() - began:.0f} s.\n")
     print(render(rows))
     missed = [row for row in rows if row.met is False]

@@ -65,6 +65,6 @@ def calm_path(bench: BenchServer) -> list[Row]:
     return [
         Row("2", "calm path, 1 thread", rate(rounds.median("ours")), rate(rounds.median("seed")), times(ratio),
             "≥ 50×", ratio >= 50),
-        Row("2", "calm path: server commands per 10 000 calls", str(commands["ours"]), str(commands["seed"]), "—",
+        Row("2", "calm path: server commands per 10 000 calls", f"{commands['ours']:,}", f"{commands['seed']:,}", "—",
             "≤ heartbeats (none built: 0)", commands["ours"] <= 0),
     ]
