@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -40,6 +41,12 @@ def scratch_prefix(key_prefix: str, purpose: str) -> str:
 def clear_namespace(client: Any, namespace: str) -> None:
     """Delete the clock keys of a scratch namespace by name (no SCAN over a production keyspace)."""
     PanicClock(client, key_prefix=namespace).end()
+
+
+def _cleanup_quietly(client: Any, namespace: str) -> None:
+    """Best-effort cleanup on the way out of a failed drill: its own error is the one to report."""
+    with contextlib.suppress(Exception):
+        clear_namespace(client, namespace)
 
 
 def unreachable_loopback_url() -> str:
@@ -206,13 +213,16 @@ def multi_worker_drill(
             process_results.append(_process_result(proc.args[-1], out))
         for thread in pool:
             thread.join(timeout_s)
+    except BaseException:
+        _cleanup_quietly(client, namespace)
+        raise
     finally:
         released.set()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        clear_namespace(client, namespace)
+    clear_namespace(client, namespace)
     workers = sorted(thread_results, key=lambda w: w.worker) + sorted(process_results, key=lambda w: w.worker)
     return MultiWorkerDrill(namespace, tuple(workers))
 
@@ -307,6 +317,8 @@ def replay_scenario(
                 panic_clock.end()
                 last_panic_at = None
             ttl, mode = breaker.get_ttl(base_ttl, status, dict(match_context or {}))
+            if breaker.last_error is not None:  # a fail-safe answer here is an outage, not the scenario
+                raise RuntimeError(f"replay stopped at minute {step * step_s / 60:g}: {breaker.last_error}")
             if status == "panic":
                 last_panic_at = clock.now
             reading = panic_clock.read(clock.now)
@@ -315,6 +327,8 @@ def replay_scenario(
                 step * step_s / 60.0, status, ttl, str(mode), MODE_OF_TIER.index(PanicMode(mode)),
                 None if duration is None else duration / 60.0,
             ))
-    finally:
-        clear_namespace(client, namespace)
+    except BaseException:
+        _cleanup_quietly(client, namespace)
+        raise
+    clear_namespace(client, namespace)
     return Replay(scenario, end_on_normal, tuple(points))

@@ -10,6 +10,7 @@ from pages.shared import (
     access_notice,
     audit_trail,
     current_access,
+    drill_client,
     finish_page,
     fmt_duration,
     fmt_ts,
@@ -138,7 +139,7 @@ processes = m2.number_input("Processes", min_value=0, max_value=16, value=4, key
 if st.button("Run multi-worker drill", key="drills_multi", disabled=locked):
     def run_drill():
         current_access().require("the multi-worker drill")
-        return multi_worker_drill(target.url, target.client, key_prefix=target.settings.key_prefix,
+        return multi_worker_drill(target.url, drill_client(), key_prefix=target.settings.key_prefix,
                                   threads=int(threads), processes=int(processes))
     result = guarded("running the multi-worker drill", run_drill)
     if result is not None:

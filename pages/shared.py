@@ -27,12 +27,14 @@ from breaker import (
     WriteRefused,
     attempt_login,
     configure_logging,
+    redis_client,
     write_access,
 )
 from breaker.target import Target, connect_target
 
 OPERATOR_KEY = "operator"
 HEALTH_KEY = "redis_health"
+DRILL_TIMEOUT_MS = 1000
 T = TypeVar("T")
 
 
@@ -56,6 +58,17 @@ def get_target() -> Target:
     except ConfigError as exc:
         st.error(f"Configuration error: {exc}")
         st.stop()
+
+
+@st.cache_resource
+def _drill_client(url: str) -> Any:
+    return redis_client(url, timeout_ms=DRILL_TIMEOUT_MS)
+
+
+def drill_client() -> Any:
+    """Drills and replays make hundreds of round trips in a burst: a 1 s timeout, not a worker's 50 ms,
+    so a busy moment does not abort them (the live view keeps the short one)."""
+    return _drill_client(get_target().url)
 
 
 def audit_trail() -> AuditTrail:

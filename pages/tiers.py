@@ -9,6 +9,7 @@ from pages.shared import (
     access_notice,
     audit_trail,
     current_access,
+    drill_client,
     finish_page,
     get_target,
     guarded,
@@ -59,7 +60,7 @@ if st.button("Replay", key="tiers_replay", type="primary", disabled=not access.a
 
     def run_replays():
         current_access().require("the scenario replay")
-        return [replay_scenario(target.client, scenario, key_prefix=target.settings.key_prefix,
+        return [replay_scenario(drill_client(), scenario, key_prefix=target.settings.key_prefix,
                                 end_on_normal=seed, base_ttl=int(base_ttl), match_context={"stakes": stakes},
                                 minutes=int(minutes)) for seed in (False, True)]
 

@@ -73,3 +73,13 @@ def test_unknown_scenario_is_rejected():
     assert set(SCENARIOS) == {"sustained", "flickering", "recovering"}
     with pytest.raises(ValueError, match="sustained, flickering, recovering"):
         scenario_signal("chaotic", 10)
+
+
+def test_replay_refuses_to_draw_an_outage_as_a_scenario():
+    """A replay whose Redis fails stops with the error instead of drawing fail-safe answers as the scenario."""
+    from breaker import redis_client
+    from breaker.drills import unreachable_loopback_url
+
+    client = redis_client(unreachable_loopback_url())
+    with pytest.raises(RuntimeError, match="replay stopped at minute 0: "):
+        replay_scenario(client, "sustained", key_prefix="r:", minutes=5)
