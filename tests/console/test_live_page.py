@@ -111,3 +111,26 @@ def test_wrong_type_renders_as_a_zombie(console_env):
     at = open_console()
     assert not at.exception
     assert any("holds a <hash>" in w.value for w in at.warning)
+
+
+def test_hung_redis_shows_an_error_state_and_recovers(monkeypatch, console_env):
+    """A stopped (SIGSTOP) server: the page shows the error after the short timeout; after SIGCONT it is live again."""
+    import os
+    import signal
+
+    from breaker.embedded import start_embedded_server
+
+    server = start_embedded_server()
+    try:
+        monkeypatch.setenv("REDIS_URL", server.connection_url)
+        os.kill(server._process.pid, signal.SIGSTOP)
+        try:
+            at = open_console()
+            assert not at.exception
+            assert any("Redis unreachable while reading the panic clock" in e.value for e in at.error)
+        finally:
+            os.kill(server._process.pid, signal.SIGCONT)
+        at.run()
+        assert not at.error and _modes(at) == ["NORMAL"] * 3
+    finally:
+        server.stop()
