@@ -134,3 +134,11 @@ def test_hung_redis_shows_an_error_state_and_recovers(monkeypatch, console_env):
         assert not at.error and _modes(at) == ["NORMAL"] * 3
     finally:
         server.stop()
+
+
+def test_bad_setting_stops_with_a_configuration_error(monkeypatch, console_env):
+    """A setting the breaker cannot run with stops the page with a message naming the variable."""
+    monkeypatch.setenv("BREAKER_KEY_PREFIX", "bad prefix")
+    at = open_console()
+    assert not at.exception
+    assert any(e.value.startswith("Configuration error: BREAKER_KEY_PREFIX") for e in at.error)
