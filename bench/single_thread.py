@@ -15,8 +15,8 @@ CONTEXTS = (
     {"league": "UEFA Champions League", "stage": "Group stage"},
     {"league": "Ligue 2", "competition": "Ligue 2"},
 )
-ROUND_S = 1.0
-ROUNDS = 7
+ROUND_S = 0.25
+ROUNDS = 25
 
 
 def _measure(breaker, status: str, batch: int):
