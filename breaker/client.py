@@ -23,8 +23,20 @@ from redis.retry import Retry
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 STALL_LIMIT_S = 0.1
 
-# Lookups that outlive their caller's timeout finish here; a dead resolver can hold at most these threads.
-_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="redis-name-lookup")
+_resolver: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _lookup_pool() -> ThreadPoolExecutor:
+    """This process's lookup threads; a dead resolver can hold at most four of them.
+
+    One pool per process id: a child forked by a pre-fork server inherits the parent's pool without its
+    threads, and lookups queued there would never run.
+    """
+    global _resolver
+    pool = _resolver
+    if pool is None or pool[0] != os.getpid():
+        pool = _resolver = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="redis-name-lookup"))
+    return pool[1]
 
 
 def _is_ip(host: str) -> bool:
@@ -46,7 +58,7 @@ class BoundedLookupConnection(Connection):
         host, limit = self.host, self.socket_connect_timeout
         if limit is None or _is_ip(host):
             return super()._connect()
-        lookup = _RESOLVER.submit(socket.getaddrinfo, host, self.port, self.socket_type, socket.SOCK_STREAM)
+        lookup = _lookup_pool().submit(socket.getaddrinfo, host, self.port, self.socket_type, socket.SOCK_STREAM)
         try:
             infos = lookup.result(timeout=limit)
         except TimeoutError:

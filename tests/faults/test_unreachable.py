@@ -7,6 +7,7 @@ A worker's first call meets the fault and is blocked for one connect timeout at 
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import threading
 
@@ -84,3 +85,27 @@ def test_host_name_still_connects(fault_server, fake_clock):
     breaker = VIXCircuitBreaker(redis_client(f"redis://localhost:{fault_server.port}/0"), clock=fake_clock)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert fault_server.admin.exists("brain:panic_start_ts") == 1
+
+
+def _ping_by_name(url, results):
+    try:
+        results.put(redis_client(url).ping())
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_forked_worker_resolves_names(fault_server):
+    """A worker forked after its parent resolved a name (a pre-fork server) still looks names up and connects."""
+    url = f"redis://localhost:{fault_server.port}/0"
+    assert redis_client(url).ping()  # the parent's lookup threads exist now; a forked child has none of them
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_ping_by_name, args=(url, results))
+    child.start()
+    try:
+        assert results.get(timeout=20) is True
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=5)
