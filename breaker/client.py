@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,20 +24,41 @@ from redis.retry import Retry
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 STALL_LIMIT_S = 0.1
 
-_resolver: tuple[int, ThreadPoolExecutor] | None = None
+class _NameLookups:
+    """getaddrinfo in background threads, at most one lookup in flight per name.
 
-
-def _lookup_pool() -> ThreadPoolExecutor:
-    """This process's lookup threads; a dead resolver can hold at most four of them.
-
-    One pool per process id: a child forked by a pre-fork server inherits the parent's pool without its
-    threads, and lookups queued there would never run.
+    A caller that gives up leaves its lookup running; the next caller for that name waits on the same
+    one instead of queueing another, so a resolver that stays dead for hours piles nothing up.
     """
-    global _resolver
-    pool = _resolver
-    if pool is None or pool[0] != os.getpid():
-        pool = _resolver = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="redis-name-lookup"))
-    return pool[1]
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="redis-name-lookup")
+        self._in_flight: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, host: str, port: int, socket_type: int, timeout_s: float) -> list:
+        key = (host, port, socket_type)
+        with self._lock:
+            future = self._in_flight.get(key)
+            if future is None or future.done():
+                future = self._in_flight[key] = self._pool.submit(
+                    socket.getaddrinfo, host, port, socket_type, socket.SOCK_STREAM
+                )
+        return future.result(timeout=timeout_s)
+
+
+_lookups: _NameLookups | None = None
+
+
+def _name_lookups() -> _NameLookups:
+    """This process's lookups: a child forked by a pre-fork server inherits the parent's pool without its
+    threads, and lookups queued there would never run."""
+    global _lookups
+    lookups = _lookups
+    if lookups is None or lookups.pid != os.getpid():
+        lookups = _lookups = _NameLookups()
+    return lookups
 
 
 def _is_ip(host: str) -> bool:
@@ -58,9 +80,8 @@ class BoundedLookupConnection(Connection):
         host, limit = self.host, self.socket_connect_timeout
         if limit is None or _is_ip(host):
             return super()._connect()
-        lookup = _lookup_pool().submit(socket.getaddrinfo, host, self.port, self.socket_type, socket.SOCK_STREAM)
         try:
-            infos = lookup.result(timeout=limit)
+            infos = _name_lookups().lookup(host, self.port, self.socket_type, limit)
         except TimeoutError:
             raise socket.gaierror(socket.EAI_AGAIN, f"name lookup took longer than {limit * 1000:.0f} ms") from None
         error: OSError = socket.gaierror(socket.EAI_NONAME, "name lookup returned no address")

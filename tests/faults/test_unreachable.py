@@ -41,15 +41,17 @@ def stuck_resolver(monkeypatch):
     """A resolver that does not answer for one name (as when the DNS server is down), released at teardown."""
     release = threading.Event()
     real_getaddrinfo = socket.getaddrinfo
+    asked = []
 
     def getaddrinfo(host, *args, **kwargs):
         if host == STUCK_NAME:
+            asked.append(host)
             release.wait(timeout=5)
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
+    yield asked
     release.set()
 
 
@@ -109,3 +111,17 @@ def test_forked_worker_resolves_names(fault_server):
         if child.is_alive():
             child.kill()
             child.join(timeout=5)
+
+
+def test_dead_resolver_gets_one_lookup_at_a_time(stuck_resolver, fake_clock):
+    """Probe after probe against a dead resolver waits on the same lookup instead of piling up new ones."""
+    client = CountingClient(redis_client(f"redis://{STUCK_NAME}:6379/0", timeout_ms=CONNECT_TIMEOUT_MS))
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2)
+    probes = []
+    for _ in range(5):
+        probes.append(timed_call(breaker.get_ttl, 60, "panic"))
+        fake_clock.advance(0.201)
+    assert {probe.answer for probe in probes} == {(0, "PANIC_FULL")}
+    assert client.pipelines == 5, "each back-off window probed once"
+    assert max(probe.blocked_ms for probe in probes) <= CONNECT_TIMEOUT_MS + SLACK_MS
+    assert len(stuck_resolver) == 1, "the resolver was asked once while its answer was pending"
