@@ -88,7 +88,8 @@ def explain_importance(match_context: Any, default: MatchImportance | None = Non
 
 
 def _strings_only(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
-    return tuple(value if isinstance(value, str) else None for value in raw)
+    """Plain ``str`` copies of the string values (a subclass may not hash), None for anything else."""
+    return tuple(str.__str__(value) if isinstance(value, str) else None for value in raw)
 
 
 @lru_cache(maxsize=4096)
