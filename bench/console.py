@@ -89,15 +89,19 @@ def render_times(bench: BenchServer) -> list[Row]:
         if not (ROOT / path).exists():
             rows.append(Row("6", label, "page not built yet: no number"))
             continue
-        at.switch_page(path)
-        at.run()
         timings, trips = [], []
-        for _ in range(RENDER_RUNS):
-            with counting_round_trips() as counter:
-                began = time.perf_counter()
-                at.run()
-                timings.append((time.perf_counter() - began) * 1000)
-            trips.append(counter.count)
+        try:
+            at.switch_page(path)
+            at.run()
+            for _ in range(RENDER_RUNS):
+                with counting_round_trips() as counter:
+                    began = time.perf_counter()
+                    at.run()
+                    timings.append((time.perf_counter() - began) * 1000)
+                trips.append(counter.count)
+        except Exception as exc:  # a page under construction: say so, keep the rest of the table
+            rows.append(Row("6", label, f"did not run: {type(exc).__name__}: {str(exc)[:60]}"))
+            continue
         if at.exception:
             rows.append(Row("6", label, f"error: {at.exception[0].message[:60]}"))
             continue
