@@ -167,3 +167,31 @@ def test_warm_worker_serves_its_last_start_until_the_refresh_is_due(fault_server
 
     recovered, _ = _real_answer(breaker, fake_clock)
     assert recovered.answer == (5, "PANIC_PARTIAL")
+
+
+class _PausesOnSecondRoundTrip(CountingClient):
+    """Stops the server just as the breaker starts its second round trip: replacing an unusable value."""
+
+    def __init__(self, client, server) -> None:
+        super().__init__(client)
+        self._server = server
+
+    def pipeline(self, *args, **kwargs):
+        if self.pipelines == 1:
+            self._server.pause()
+        return super().pipeline(*args, **kwargs)
+
+
+def test_hang_while_replacing_an_unusable_value_costs_one_timeout(fault_server, fake_clock):
+    """Garbage at the key, then a hang between the observation and its WATCH/MULTI repair: one timeout, fail-safe."""
+    fault_server.write_raw(b"garbage")
+    client = _PausesOnSecondRoundTrip(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS), fault_server)
+    client.ping()
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=RETRY_AFTER_S)
+    with capture_logs() as logs:
+        call = timed_call(breaker.get_ttl, 60, "panic")
+    fault_server.resume()
+    assert call.answer == (0, "PANIC_FULL")
+    assert client.pipelines == 2, "the observation went through, the repair met the hang"
+    assert call.blocked_ms <= READ_TIMEOUT_MS + SLACK_MS
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["REDIS_UNAVAILABLE"]
