@@ -22,6 +22,7 @@ PANIC_AGE_S = 50 * 60  # low stakes tier 3 (20 s), medium tier 2 (5 s), high tie
 FAIL_SAFE = (0, "PANIC_FULL")
 LOW, MEDIUM, HIGH = (20, "DEGRADED"), (5, "PANIC_PARTIAL"), (0, "PANIC_FULL")
 MB = "x" * 1_000_000
+PATIENT_MS = 1000  # no fault here: a loaded machine must not turn a slow reply into an outage
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -100,7 +101,7 @@ def panicking(module_server):
     """A panic that started 50 minutes ago, and a counting worker client on the module's server."""
     module_server.admin.flushall()
     module_server.write_raw(repr(NOW - PANIC_AGE_S), ex=900)
-    return CountingClient(redis_client(module_server.url))
+    return CountingClient(redis_client(module_server.url, timeout_ms=PATIENT_MS))
 
 
 @pytest.mark.parametrize(
@@ -182,7 +183,8 @@ def test_fuzz_get_ttl_never_raises_nor_caches_a_young_panic(module_server, base_
     start = NOW - age_s
     assume(NOW - start < 15 * 60)  # at 1.8e9 s a float step is 2.4e-7 s: 899.99999999 s ago can round to 900
     module_server.write_raw(repr(start), ex=900)
-    breaker = VIXCircuitBreaker(redis_client(module_server.url), clock=lambda: NOW, refresh_interval_s=0)
+    client = redis_client(module_server.url, timeout_ms=PATIENT_MS)
+    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0)
     ttl, mode = breaker.get_ttl(base_ttl, vix_status, match_context)
     assert type(ttl) is int and isinstance(mode, PanicMode) and ttl >= 0
     if _is_calm(vix_status) and _is_valid_base(base_ttl):
@@ -202,7 +204,8 @@ def test_fuzz_get_ttl_never_raises_nor_caches_a_young_panic(module_server, base_
 def test_fuzz_panic_of_any_age_is_never_normal(module_server, base_ttl, vix_status, match_context, age_s):
     """A panic of any age (future starts included) answers a panic mode with a TTL no longer than base."""
     module_server.write_raw(repr(NOW - age_s), ex=900)
-    breaker = VIXCircuitBreaker(redis_client(module_server.url), clock=lambda: NOW, refresh_interval_s=0)
+    client = redis_client(module_server.url, timeout_ms=PATIENT_MS)
+    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0)
     ttl, mode = breaker.get_ttl(base_ttl, vix_status, match_context)
     assert mode is not PanicMode.NORMAL
     assert 0 <= ttl <= int(base_ttl)

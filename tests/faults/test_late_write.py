@@ -23,7 +23,7 @@ def _wait_for_exec(server, before: int) -> None:
 
 def _breaker(server, clock):
     """A worker whose pool holds a live connection, so a hang catches the transaction itself in flight."""
-    client = redis_client(server.url)
+    client = redis_client(server.url, timeout_ms=200)  # short enough for the hang, patient on a loaded machine
     client.ping()
     return VIXCircuitBreaker(client, clock=clock, refresh_interval_s=0, retry_after_s=RETRY_AFTER_S)
 

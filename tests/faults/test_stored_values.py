@@ -14,6 +14,7 @@ NOW = 1_800_000_000.0
 YEAR_S = 365 * 86400
 KEY_TTL_S = 900
 REPLACED, KEPT = "replaced by now", "kept"
+PATIENT_MS = 1000  # no fault here: a loaded machine must not turn a slow reply into an outage
 
 # (id, how to store it, answer for a low-stakes panic with base TTL 60, what happens to the value)
 CASES = [
@@ -51,7 +52,8 @@ def test_stored_value_answer_and_key_afterwards(fault_server, fake_clock, stored
     fake_clock.now = NOW
     admin = fault_server.admin
     _store(admin, stored)
-    breaker = VIXCircuitBreaker(redis_client(fault_server.url), clock=fake_clock, refresh_interval_s=0)
+    client = redis_client(fault_server.url, timeout_ms=PATIENT_MS)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0)
 
     with capture_logs() as logs:
         first = breaker.get_ttl(60, "panic")
@@ -76,7 +78,7 @@ def test_decode_responses_client_reads_str_values(fault_server, fake_clock):
     """A client built with decode_responses=True (values come back as str) gets the same tiers."""
     fake_clock.now = NOW
     fault_server.write_raw(repr(NOW - 1200))
-    client = redis_client(fault_server.url)
+    client = redis_client(fault_server.url, timeout_ms=PATIENT_MS)
     client.connection_pool.connection_kwargs["decode_responses"] = True
     breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0)
     assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL")
@@ -93,7 +95,7 @@ def test_key_without_expiry_is_a_zombie_until_observed(fault_server, fake_clock)
     before = zombie_verdict(clock.read(NOW))
     assert before.suspect and any(reason.startswith("no expiry") for reason in before.reasons)
 
-    breaker = VIXCircuitBreaker(redis_client(fault_server.url), clock=fake_clock)
+    breaker = VIXCircuitBreaker(redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock)
     assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL")
     after = zombie_verdict(clock.read(NOW))
     assert after == (False, ())
@@ -103,7 +105,7 @@ def test_far_future_start_stays_a_zombie_suspect(fault_server, fake_clock):
     """A start a year ahead is kept (tier 1 for everyone), and the console keeps flagging it until cleared."""
     fake_clock.now = NOW
     fault_server.write_raw(repr(NOW + YEAR_S))
-    breaker = VIXCircuitBreaker(redis_client(fault_server.url), clock=fake_clock)
+    breaker = VIXCircuitBreaker(redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     verdict = zombie_verdict(PanicClock(fault_server.admin).read(NOW))
     assert verdict.suspect and [r for r in verdict.reasons if r.startswith("starts in the future")]

@@ -84,14 +84,15 @@ def test_unreachable_target_fails_safe_within_connect_timeout(kind, request, fau
 
 def test_host_name_still_connects(fault_server, fake_clock):
     """A name (not an IP) that resolves reaches the server through the bounded lookup."""
-    breaker = VIXCircuitBreaker(redis_client(f"redis://localhost:{fault_server.port}/0"), clock=fake_clock)
+    client = redis_client(f"redis://localhost:{fault_server.port}/0", timeout_ms=1000)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert fault_server.admin.exists("brain:panic_start_ts") == 1
 
 
 def _ping_by_name(url, results):
     try:
-        results.put(redis_client(url).ping())
+        results.put(redis_client(url, timeout_ms=1000).ping())
     except Exception as exc:
         results.put(f"{type(exc).__name__}: {exc}")
 
@@ -99,7 +100,7 @@ def _ping_by_name(url, results):
 def test_forked_worker_resolves_names(fault_server):
     """A worker forked after its parent resolved a name (a pre-fork server) still looks names up and connects."""
     url = f"redis://localhost:{fault_server.port}/0"
-    assert redis_client(url).ping()  # the parent's lookup threads exist now; a forked child has none of them
+    assert redis_client(url, timeout_ms=1000).ping()  # the parent now has lookup threads; a forked child has none
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
     child = ctx.Process(target=_ping_by_name, args=(url, results))
