@@ -150,24 +150,26 @@ def module_server():
         server.stop()
 
 
-class CountingClient:
-    """Wraps a worker client and counts the round trips the breaker starts (a pipeline, or a seed-mode DEL)."""
+class RoundTrips:
+    """Counts the connections a worker client takes from its pool: one per round trip.
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+    (A WATCH ... EXEC repair keeps one connection for its few commands and counts once.) The client stays a
+    plain ``redis.Redis``, so the breaker takes its production path, the hand-packed transaction, and not the
+    pipeline a wrapper object would get. ``before_each(n)`` runs before the n-th round trip.
+    """
+
+    def __init__(self, client: redis.Redis, before_each=None) -> None:
+        self.count = 0
         self._lock = threading.Lock()
-        self.pipelines = 0
-        self.deletes = 0
+        self._before_each = before_each
+        pool = client.connection_pool
+        self._take = pool.get_connection
+        pool.get_connection = self._get_connection
 
-    def pipeline(self, *args, **kwargs):
+    def _get_connection(self, *args, **kwargs):
         with self._lock:
-            self.pipelines += 1
-        return self._client.pipeline(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        with self._lock:
-            self.deletes += 1
-        return self._client.delete(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
+            self.count += 1
+            n = self.count
+        if self._before_each is not None:
+            self._before_each(n)
+        return self._take(*args, **kwargs)

@@ -14,8 +14,9 @@ import redis
 from structlog.testing import capture_logs
 
 from breaker import VIXCircuitBreaker, redis_client
+from breaker.transaction import can_pack_by_hand
 
-from .conftest import CountingClient, timed_call
+from .conftest import RoundTrips, timed_call
 
 READ_TIMEOUT_MS = 50
 SLACK_MS = 20
@@ -88,24 +89,26 @@ def _run_threads(breaker, *, panic_threads, calm_threads, calls):
 def test_hung_server_answers_fail_safe_with_one_network_wait_per_window(fault_server, fake_clock):
     """4 threads x 50 panic calls on a stopped server: all PANIC_FULL, one timeout, then none until retry_after_s."""
     fault_server.write_raw(repr(fake_clock.now - TIER_2_AGE_S), ex=900)
-    client = CountingClient(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS))
+    client = redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS)
+    assert can_pack_by_hand(client), "the worker's production path: the hand-packed MULTI/EXEC"
+    round_trips = RoundTrips(client)
     assert _warm_up(client, fake_clock), "the healthy server serves the real tier"
     breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, retry_after_s=RETRY_AFTER_S)
-    before = client.pipelines
+    before = round_trips.count
     commands_before = fault_server.command_calls()
 
     with capture_logs() as logs:
         fault_server.pause()
         panic, calm = _run_threads(breaker, panic_threads=THREADS, calm_threads=1, calls=CALLS_PER_THREAD)
-        first_window = client.pipelines - before
+        first_window = round_trips.count - before
 
         fake_clock.advance(RETRY_AFTER_S / 2)
         still_waiting = [timed_call(breaker.get_ttl, 60, "panic") for _ in range(20)]
-        in_window = client.pipelines - before
+        in_window = round_trips.count - before
 
         fake_clock.advance(RETRY_AFTER_S / 2 + 0.001)
         probe = timed_call(breaker.get_ttl, 60, "panic")
-        after_probe = client.pipelines - before
+        after_probe = round_trips.count - before
 
         fault_server.resume()
         backing_off = timed_call(breaker.get_ttl, 60, "panic")
@@ -145,8 +148,9 @@ def test_hung_server_answers_fail_safe_with_one_network_wait_per_window(fault_se
 
 def test_hung_server_in_seed_mode_waits_once_for_calm_and_panic(fault_server, fake_clock):
     """Seed mode (every calm call deletes the key): 4 threads of calm and panic calls, one network wait in all."""
-    client = CountingClient(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS))
+    client = redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS)
     _hold_a_live_connection(client)
+    round_trips = RoundTrips(client)
     breaker = VIXCircuitBreaker(client, clock=fake_clock, end_on_normal=True, retry_after_s=RETRY_AFTER_S)
 
     fault_server.pause()
@@ -155,7 +159,7 @@ def test_hung_server_in_seed_mode_waits_once_for_calm_and_panic(fault_server, fa
 
     assert {c.answer for c in panic} == {(0, "PANIC_FULL")}
     assert {c.answer for c in calm} == {(60, "NORMAL")}
-    assert client.pipelines + client.deletes == 1, "one round trip in the back-off window, calm or panic"
+    assert round_trips.count == 1, "one round trip in the back-off window, calm or panic"
     by_wait = sorted(panic + calm, key=lambda call: call.blocked_ms)
     _assert_waits(waiting=by_wait[-1:], answered_at_once=by_wait[:-1])
 
@@ -163,47 +167,37 @@ def test_hung_server_in_seed_mode_waits_once_for_calm_and_panic(fault_server, fa
 def test_warm_worker_serves_its_last_start_until_the_refresh_is_due(fault_server, fake_clock):
     """During a hang a worker keeps its last start for refresh_interval_s without the network, then fails safe."""
     fault_server.write_raw(repr(fake_clock.now - TIER_2_AGE_S), ex=900)
-    client = CountingClient(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS))
+    client = redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS)
+    round_trips = RoundTrips(client)
     breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=1.0, retry_after_s=RETRY_AFTER_S)
     assert _real_answer(breaker, fake_clock)[0].answer == (5, "PANIC_PARTIAL")
-    trips = client.pipelines
+    trips = round_trips.count
 
     fault_server.pause()
     fake_clock.advance(0.5)
     assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL"), "the start read 0.5 s ago is still reliable"
-    assert client.pipelines == trips
+    assert round_trips.count == trips
     fake_clock.advance(0.5)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL"), "refresh due, Redis silent: fail safe"
-    assert client.pipelines == trips + 1
+    assert round_trips.count == trips + 1
     fault_server.resume()
 
     recovered, _ = _real_answer(breaker, fake_clock)
     assert recovered.answer == (5, "PANIC_PARTIAL")
 
 
-class _PausesOnSecondRoundTrip(CountingClient):
-    """Stops the server just as the breaker starts its second round trip: replacing an unusable value."""
-
-    def __init__(self, client, server) -> None:
-        super().__init__(client)
-        self._server = server
-
-    def pipeline(self, *args, **kwargs):
-        if self.pipelines == 1:
-            self._server.pause()
-        return super().pipeline(*args, **kwargs)
-
-
 def test_hang_while_replacing_an_unusable_value_costs_one_timeout(fault_server, fake_clock):
     """Garbage at the key, then a hang between the observation and its WATCH/MULTI repair: one timeout, fail-safe."""
     fault_server.write_raw(b"garbage")
-    client = _PausesOnSecondRoundTrip(redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS), fault_server)
+    client = redis_client(fault_server.url, timeout_ms=READ_TIMEOUT_MS)
     _hold_a_live_connection(client)
+    # the observation is round trip 1; its WATCH/MULTI repair of the unusable value is round trip 2
+    round_trips = RoundTrips(client, before_each=lambda n: fault_server.pause() if n == 2 else None)
     breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=RETRY_AFTER_S)
     with capture_logs() as logs:
         call = timed_call(breaker.get_ttl, 60, "panic")
     fault_server.resume()
     assert call.answer == (0, "PANIC_FULL")
-    assert client.pipelines == 2, "the observation went through, the repair met the hang"
+    assert round_trips.count == 2, "the observation went through, the repair met the hang"
     assert call.blocked_ms <= READ_TIMEOUT_MS + SLACK_MS
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["REDIS_UNAVAILABLE"]

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from breaker import VIXCircuitBreaker, redis_client
 
-from .conftest import CountingClient, free_port, timed_call
+from .conftest import RoundTrips, free_port, timed_call
 
 CONNECT_TIMEOUT_MS = 50
 SLACK_MS = 20
@@ -27,13 +27,14 @@ STUCK_NAME = "stuck.example"
 
 def _attempt(url, fake_clock):
     """A fresh worker: its first panic call (the one that meets the fault), 50 more, a calm call, and its logs."""
-    client = CountingClient(redis_client(url, timeout_ms=CONNECT_TIMEOUT_MS))
+    client = redis_client(url, timeout_ms=CONNECT_TIMEOUT_MS)
+    round_trips = RoundTrips(client)
     breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2)
     with capture_logs() as logs:
         first = timed_call(breaker.get_ttl, 60, "panic", {"league": "Champions League"})
         more = {breaker.get_ttl(60, "panic") for _ in range(50)}
         calm = breaker.get_ttl(60, "warning")
-    return {"first": first, "more": more, "round_trips": client.pipelines, "calm": calm, "logs": logs}
+    return {"first": first, "more": more, "round_trips": round_trips.count, "calm": calm, "logs": logs}
 
 
 @pytest.fixture
@@ -116,13 +117,14 @@ def test_forked_worker_resolves_names(fault_server):
 
 def test_dead_resolver_gets_one_lookup_at_a_time(stuck_resolver, fake_clock):
     """Probe after probe against a dead resolver waits on the same lookup instead of piling up new ones."""
-    client = CountingClient(redis_client(f"redis://{STUCK_NAME}:6379/0", timeout_ms=CONNECT_TIMEOUT_MS))
+    client = redis_client(f"redis://{STUCK_NAME}:6379/0", timeout_ms=CONNECT_TIMEOUT_MS)
+    round_trips = RoundTrips(client)
     breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2)
     probes = []
     for _ in range(5):
         probes.append(timed_call(breaker.get_ttl, 60, "panic"))
         fake_clock.advance(0.201)
     assert {probe.answer for probe in probes} == {(0, "PANIC_FULL")}
-    assert client.pipelines == 5, "each back-off window probed once"
+    assert round_trips.count == 5, "each back-off window probed once"
     assert max(probe.blocked_ms for probe in probes) <= CONNECT_TIMEOUT_MS + SLACK_MS
     assert len(stuck_resolver) == 1, "the resolver was asked once while its answer was pending"
