@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def _check_odds(name: str, odds: object) -> None:
+    """Odds must be finite numbers: a NaN would make every comparison false and read as calm."""
+    if isinstance(odds, bool) or not isinstance(odds, (int, float)) or not math.isfinite(odds):
+        raise ValueError(f"{name} must be a finite number, got {odds!r}")
 
 
 @dataclass(frozen=True)
@@ -53,23 +60,29 @@ class VIXCalculator:
         self._lock = threading.Lock()
 
     def add_odds_snapshot(self, market_key: str, odds: float, timestamp: float | None = None) -> None:
-        if isinstance(odds, bool) or not isinstance(odds, (int, float)) or not odds == odds:
-            raise ValueError(f"odds must be a number, got {odds!r}")
-        ts = self.clock() if timestamp is None else timestamp
+        _check_odds("odds", odds)
+        now = self.clock()
+        ts = now if timestamp is None else timestamp
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            raise ValueError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
         with self._lock:
             history = self._history[market_key]
             history.append((ts, float(odds)))
-            self._prune(history, ts)
+            # Prune on this process's clock, not the sample's: one skewed timestamp must not wipe the window.
+            self._prune(history, now)
 
     def _prune(self, history: deque[tuple[float, float]], now: float) -> None:
         while history and history[0][0] < now - self.window_s:
             history.popleft()
 
     def detect_panic_mode(self, market_key: str, current_odds: float) -> MarketVIX:
+        _check_odds("current_odds", current_odds)
         with self._lock:
             history = self._history.get(market_key, deque())
             self._prune(history, self.clock())
             odds = [value for _, value in history]
+            if not history:
+                self._history.pop(market_key, None)  # markets that went quiet do not stay in memory
         if len(odds) < self.min_samples:
             return MarketVIX(0.0, "normal", self.base_ttl, False, False,
                              f"{len(odds)} samples in the window, need {self.min_samples}: no signal yet")

@@ -64,3 +64,33 @@ def test_thresholds_configurable_and_validated():
         VIXCalculator(panic_z=1.0, warning_z=2.0)
     with pytest.raises(ValueError, match="odds"):
         c.add_odds_snapshot("m", float("nan"))
+
+
+def test_non_finite_odds_are_refused_not_read_as_calm():
+    """NaN current odds would compare false everywhere and read as calm: they are refused."""
+    c = calc()
+    for odds in (1.0, 2.0, 3.0):
+        c.add_odds_snapshot("m", odds)
+    with pytest.raises(ValueError, match="current_odds"):
+        c.detect_panic_mode("m", float("nan"))
+    with pytest.raises(ValueError, match="timestamp"):
+        c.add_odds_snapshot("m", 2.0, timestamp=float("inf"))
+
+
+def test_one_skewed_timestamp_does_not_wipe_the_window():
+    """A sample stamped far in the future (milliseconds by mistake) does not prune the good samples."""
+    c = calc()
+    for odds in (2.0, 2.0, 2.0, 2.0):
+        c.add_odds_snapshot("m", odds)
+    c.add_odds_snapshot("m", 2.0, timestamp=1e12)
+    assert c.detect_panic_mode("m", 2.5).volatility_status == "panic"
+
+
+def test_quiet_markets_are_forgotten():
+    """A market whose samples all left the window is dropped from memory."""
+    now = [1_000_000.0]
+    c = VIXCalculator(clock=lambda: now[0])
+    c.add_odds_snapshot("m", 2.0)
+    now[0] += 3600
+    c.detect_panic_mode("m", 2.0)
+    assert "m" not in c._history
