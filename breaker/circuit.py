@@ -8,6 +8,7 @@ state writes no log lines beyond DEBUG.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -19,7 +20,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from .client import describe_client, stall_risks
-from .clock import DEFAULT_KEY_PREFIX, PanicClock
+from .client import redis_client as build_client
+from .clock import DEFAULT_KEY_PREFIX, DEFAULT_PANIC_KEY_TTL_S, PanicClock, check_key_ttl
+from .config import Settings
 from .importance import MatchImportance
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
@@ -35,13 +38,17 @@ _NO_CACHE = (None, -math.inf)
 StateListener = Callable[[dict[str, Any]], None]
 
 
+def _status_text(vix_status: Any) -> str | None:
+    """The status as lower-case text; a StrEnum member or numpy.str_ is read by its text, not its overrides."""
+    return str.lower(str.strip(vix_status)) if isinstance(vix_status, str) else None
+
+
 def _status_kind(vix_status: Any) -> bool | None:
     if type(vix_status) is str:
         kind = _STATUS_KIND.get(vix_status)
-        return kind if kind is not None else _STATUS_KIND.get(vix_status.strip().lower())
-    if isinstance(vix_status, str):  # a StrEnum member or numpy.str_: read its text, not its overrides
-        return _STATUS_KIND.get(str.lower(str.strip(vix_status)))
-    return None
+        if kind is not None:
+            return kind
+    return _STATUS_KIND.get(_status_text(vix_status))  # type: ignore[arg-type]
 
 
 def _short(value: Any) -> str:
@@ -57,7 +64,7 @@ class VIXCircuitBreaker:
         redis_client: Any = None,
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
-        panic_key_ttl_s: int = 900,
+        panic_key_ttl_s: int | None = None,
         end_on_normal: bool = False,
         refresh_interval_s: float = 1.0,
         retry_after_s: float = 1.0,
@@ -73,6 +80,9 @@ class VIXCircuitBreaker:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        if panic_key_ttl_s is None:  # seed mode's usual expiry is a day: its panics end by deletion, not expiry
+            panic_key_ttl_s = PANIC_TS_TTL_SECONDS if end_on_normal else DEFAULT_PANIC_KEY_TTL_S
+        check_key_ttl(panic_key_ttl_s)
         self.redis = redis_client
         self.panic_clock = (
             PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s)
@@ -84,6 +94,8 @@ class VIXCircuitBreaker:
         self.end_on_normal = bool(end_on_normal)
         self.refresh_interval_s = float(refresh_interval_s)
         self.retry_after_s = float(retry_after_s)
+        # How long other threads may keep using a start while one thread's refresh is still in flight.
+        self._stale_grace_s = max(self.retry_after_s, 1.0)
         self.quota = quota if quota is not None else AdaptivePanicQuota()
         self.clock = clock
         self.on_state_change = on_state_change
@@ -104,7 +116,6 @@ class VIXCircuitBreaker:
         self._answered_while_probing = 0  # fail-safe answers given while a probe was in flight
         self._warned_not_configured = False
         self._last_decision: dict[MatchImportance, tuple[PanicMode, int]] = {}
-        self._any_panic_state = False
         self._debug_on: bool | None = None  # read from the logger once per refresh, not once per call
         self.last_error: str | None = None
         if redis_client is not None:
@@ -117,29 +128,53 @@ class VIXCircuitBreaker:
                     hint="build the client with breaker.redis_client(url) for 50 ms timeouts and no retries",
                 )
 
+    @classmethod
+    def from_settings(cls, settings: Settings, redis_client: Any = None, **kwargs: Any) -> VIXCircuitBreaker:
+        """A worker's breaker configured from ``Settings.from_env()``; the client defaults to ``settings.redis_url``."""
+        if redis_client is None and settings.redis_url:
+            redis_client = build_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+        options: dict[str, Any] = {
+            "key_prefix": settings.key_prefix,
+            "panic_key_ttl_s": settings.panic_key_ttl_s,
+            "end_on_normal": settings.end_on_normal,
+            "refresh_interval_s": settings.refresh_interval_s,
+        }
+        options.update(kwargs)
+        return cls(redis_client, **options)
+
     def get_ttl(self, base_ttl: Any, vix_status: Any = "normal", match_context: Any = None) -> tuple[int, PanicMode]:
         """``(ttl, mode)`` for one cache write. Never raises; fails safe to ``(0, PANIC_FULL)``."""
         try:
             kind = _status_kind(vix_status)
             if kind is None:
-                self._log.error("UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), answer="PANIC_FULL")
+                self._emit("error", "UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), answer="PANIC_FULL")
                 return _FAIL_SAFE
-            base = base_ttl if type(base_ttl) is int and base_ttl >= 0 else check_base_ttl(base_ttl)
+            if type(base_ttl) is int and base_ttl >= 0:
+                base = base_ttl
+            else:
+                try:
+                    base = check_base_ttl(base_ttl)
+                except (TypeError, ValueError) as exc:
+                    self._emit("error", "INVALID_BASE_TTL", base_ttl=_short(base_ttl), error=str(exc),
+                               answer="PANIC_FULL")
+                    return _FAIL_SAFE
             if kind is _CALM:
-                return self._calm(base, match_context)
+                return self._calm(base)
             return self._panic(base, match_context)
-        except (TypeError, ValueError) as exc:
-            self._log.error("INVALID_BASE_TTL", base_ttl=_short(base_ttl), error=str(exc), answer="PANIC_FULL")
-            return _FAIL_SAFE
         except Exception as exc:  # the promise is "never raises"; the answer is still safe
-            self._log.error("VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
+            self._emit("error", "VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
             return _FAIL_SAFE
 
-    def _calm(self, base: int, match_context: Any) -> tuple[int, PanicMode]:
+    def _emit(self, level: str, event: str, **fields: Any) -> None:
+        """Log without ever raising: a broken log sink must not turn a fail-safe answer into an exception."""
+        with contextlib.suppress(Exception):
+            getattr(self._log, level)(event, **fields)
+
+    def _calm(self, base: int) -> tuple[int, PanicMode]:
+        """A calm market: the base TTL. The signal is per market and the clock is global, so a calm answer
+        says nothing about the panic's state and changes no logged state."""
         if self.end_on_normal and self.panic_clock is not None:
             self._end_on_calm()
-        if self._any_panic_state:
-            self._note(self.quota.classify(match_context), PanicMode.NORMAL, 0, base)
         return base, PanicMode.NORMAL
 
     def _panic(self, base: int, match_context: Any) -> tuple[int, PanicMode]:
@@ -157,7 +192,7 @@ class VIXCircuitBreaker:
     def _shared_start(self, now: float) -> float | None:
         """The agreed panic start: from the local cache within ``refresh_interval_s``, else one round trip."""
         start, fetched_at = self._cached
-        if start is not None and now - fetched_at < self.refresh_interval_s:
+        if start is not None and 0 <= now - fetched_at < self.refresh_interval_s:
             return start
         if self.panic_clock is None:
             self._fail_safe_not_configured()
@@ -168,12 +203,13 @@ class VIXCircuitBreaker:
         # Only one thread goes to Redis; the others answer at once: with the previous start while it
         # does, or fail-safe when there is none (waiting for the lock would be waiting on the network).
         if not self._refresh_lock.acquire(blocking=False):
-            if start is None:
-                self._count_outage_call()
-            return start
+            if start is not None and 0 <= now - fetched_at < self.refresh_interval_s + self._stale_grace_s:
+                return start
+            self._count_outage_call()  # no start, or one nobody could confirm for too long: fail safe
+            return None
         try:
             start, fetched_at = self._cached
-            if start is not None and now - fetched_at < self.refresh_interval_s:
+            if start is not None and 0 <= now - fetched_at < self.refresh_interval_s:
                 return start
             if now < self._retry_at:
                 self._count_outage_call()
@@ -213,6 +249,8 @@ class VIXCircuitBreaker:
         self._cached = _NO_CACHE
         self._redis_ok()
         if deleted:
+            with self._state_lock:
+                self._last_decision.clear()  # the next panic is a new episode, logged from tier 1
             self._log.info("PANIC_TIMESTAMP_CLEARED", key=self.panic_clock.start_key)
 
     def _redis_failed(self, now: float, exc: Exception) -> None:
@@ -289,9 +327,6 @@ class VIXCircuitBreaker:
             if previous == state:
                 return
             self._last_decision[importance] = state
-            self._any_panic_state = any(t > 0 for _, t in self._last_decision.values())
-        if previous is None and tier == 0:
-            return  # a first calm answer is not a change worth a line
         event = {
             "match_importance": importance.value,
             "mode": mode.value,
@@ -301,7 +336,8 @@ class VIXCircuitBreaker:
             "previous_tier": previous[1] if previous else None,
         }
         self._log.info("VIX_TTL_STATE_CHANGE", **event)
-        if self.on_state_change is not None:
+        # During an outage a listener that writes to the same Redis would wait on it: skip it until recovery.
+        if self.on_state_change is not None and self._outage is None:
             try:
                 self.on_state_change(event)
             except Exception as exc:  # a listener (the audit trail) must not change the answer
@@ -326,7 +362,7 @@ class VIXCircuitBreaker:
         return mode
 
     def _legacy_status(self, vix_status: Any) -> str:
-        status = vix_status.strip().lower() if isinstance(vix_status, str) else None
+        status = _status_text(vix_status)
         if status not in VALID_STATUSES:
             self._log.error("UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), counted_as="panic")
             return "panic"

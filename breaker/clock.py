@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError, WatchError
 from . import transaction
 
 DEFAULT_KEY_PREFIX = "brain:"
+DEFAULT_PANIC_KEY_TTL_S = 900
 START_KEY_NAME = "panic_start_ts"
 LAST_SEEN_KEY_NAME = "panic_last_seen_ts"
 
@@ -43,6 +44,11 @@ def parse_start(raw: Any) -> float | None:
     if not math.isfinite(value) or value <= 0:
         return None
     return value
+
+
+def check_key_ttl(panic_key_ttl_s: Any) -> None:
+    if not isinstance(panic_key_ttl_s, int) or isinstance(panic_key_ttl_s, bool) or panic_key_ttl_s < 1:
+        raise ValueError(f"panic_key_ttl_s must be a whole number of seconds >= 1, got {panic_key_ttl_s!r}")
 
 
 def format_ts(ts: float) -> str:
@@ -95,9 +101,10 @@ class ClockReading:
 class PanicClock:
     """The Redis protocol of the shared panic clock for one key prefix."""
 
-    def __init__(self, client: Any, *, key_prefix: str = DEFAULT_KEY_PREFIX, panic_key_ttl_s: int = 900) -> None:
-        if not isinstance(panic_key_ttl_s, int) or isinstance(panic_key_ttl_s, bool) or panic_key_ttl_s < 1:
-            raise ValueError(f"panic_key_ttl_s must be a whole number of seconds >= 1, got {panic_key_ttl_s!r}")
+    def __init__(
+        self, client: Any, *, key_prefix: str = DEFAULT_KEY_PREFIX, panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S
+    ) -> None:
+        check_key_ttl(panic_key_ttl_s)
         self.client = client
         self.key_prefix = key_prefix
         self.panic_key_ttl_s = panic_key_ttl_s
@@ -217,9 +224,6 @@ class PanicClock:
         results = pipe.execute()
         return bool(results[-2])
 
-    def delete_if_present(self) -> None:
-        """Seed mode: a calm observation ends the panic for everyone."""
-        self.client.delete(self.start_key)
 
 
 def _is_wrong_type(exc: Exception) -> bool:

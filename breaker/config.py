@@ -30,11 +30,13 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        end_on_normal = _boolean(env, "BREAKER_END_ON_NORMAL", False)
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             key_prefix=_prefix(env.get("BREAKER_KEY_PREFIX", "brain:")),
-            panic_key_ttl_s=_integer(env, "BREAKER_PANIC_KEY_TTL_S", 900, minimum=1),
-            end_on_normal=_boolean(env, "BREAKER_END_ON_NORMAL", False),
+            # seed mode's usual expiry is a day (its panics end by deletion), the calm period's 15 minutes
+            panic_key_ttl_s=_integer(env, "BREAKER_PANIC_KEY_TTL_S", 86400 if end_on_normal else 900, minimum=1),
+            end_on_normal=end_on_normal,
             refresh_interval_s=_number(env, "BREAKER_REFRESH_INTERVAL_S", 1.0, minimum=0.0),
             redis_timeout_ms=_number(env, "BREAKER_REDIS_TIMEOUT_MS", 50.0, minimum=1.0),
             log_level=_choice(env, "BREAKER_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),

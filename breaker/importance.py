@@ -74,7 +74,8 @@ def normalise_words(text: str) -> str:
 
 def explain_importance(match_context: Any, default: MatchImportance | None = None) -> Classification:
     """Classify and say which rule matched. Never raises."""
-    fallback = default if isinstance(default, MatchImportance) else MatchImportance.LOW_STAKES
+    fallback = _STAKES_WORDS.get(default.strip().casefold()) if isinstance(default, str) else None
+    fallback = fallback or MatchImportance.LOW_STAKES
     try:
         if not isinstance(match_context, dict):
             return Classification(fallback, "default: no context dict")

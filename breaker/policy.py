@@ -139,7 +139,7 @@ class AdaptivePanicQuota:
         if not panic_active:
             return Decision(base_ttl, PanicMode.NORMAL, 0)
         table = self.tables[importance]
-        tier = 1 + bisect_right(table.starts, duration_min)
+        tier = table.tier_for(duration_min)
         ttl = table.ttls[tier - 1]
         return Decision(ttl if ttl < base_ttl else base_ttl, MODE_OF_TIER[tier], tier)
 

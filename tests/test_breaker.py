@@ -1,7 +1,5 @@
 """VIXCircuitBreaker: fail-safe answers, outage logging, log-on-change, input handling."""
 
-import os
-import signal
 import socket
 import threading
 import time
@@ -78,30 +76,6 @@ def test_outage_then_recovery_logs_once_each(fake_clock):
         server.stop()
 
 
-def test_hung_server_bounded_by_timeout_then_backs_off(fake_clock):
-    """A stopped (SIGSTOP) server: the first call waits one timeout, later calls none, until retry_after_s."""
-    server = start_embedded_server()
-    client = redis_client(server.connection_url, timeout_ms=50)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, retry_after_s=1.0)
-    pid = server._process.pid
-    try:
-        breaker.get_ttl(60, "panic")
-        os.kill(pid, signal.SIGSTOP)
-        started = time.perf_counter()
-        assert breaker.get_ttl(60, "panic") == FAIL_SAFE
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(100):
-            assert breaker.get_ttl(60, "panic") == FAIL_SAFE
-        rest = time.perf_counter() - started
-        assert first < 1.0, "redis-py retries must be off: one timeout, not ten"
-        assert rest < first, "during retry_after_s no call waits on the network"
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        client.close()
-        server.stop()
-
-
 def test_unexpected_exception_is_fail_safe(fake_clock):
     """Any exception from the client answers PANIC_FULL and logs VIX_CIRCUIT_BREAKER_ERROR."""
 
@@ -129,12 +103,17 @@ def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("PANIC", FAIL_SAFE), (" panic ", FAIL_SAFE), ("Panic\n", FAIL_SAFE), ("\tpanic", FAIL_SAFE),
-     ("NORMAL", (60, "NORMAL")), (" Warning ", (60, "NORMAL")), ("normal\n", (60, "NORMAL"))],
+    [("PANIC", (5, "PANIC_PARTIAL")), (" panic ", (5, "PANIC_PARTIAL")), ("Panic\n", (5, "PANIC_PARTIAL")),
+     ("\tpanic", (5, "PANIC_PARTIAL")), ("NORMAL", (60, "NORMAL")), (" Warning ", (60, "NORMAL")),
+     ("normal\n", (60, "NORMAL"))],
 )
-def test_status_is_case_and_space_insensitive(fake_clock, status, expected):
-    """Case and surrounding whitespace do not matter."""
-    assert VIXCircuitBreaker(None, clock=fake_clock).get_ttl(60, status) == expected
+def test_status_is_case_and_space_insensitive(real_redis, fake_clock, status, expected):
+    """Case and surrounding whitespace do not matter (a 20-minute low-stakes panic is tier 2, not fail-safe)."""
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, status, {"stakes": "low"}) == expected
+    assert not [e for e in logs if e["log_level"] == "error"]
 
 
 @pytest.mark.parametrize("base_ttl", [-1, float("nan"), float("inf"), "60", True, None])
@@ -167,28 +146,132 @@ def test_steady_panic_logs_info_only_on_tier_change(real_redis, fake_clock):
     assert len(events(logs, "VIX_TTL_DECISION")) == 10_000 - 12
 
 
-def test_panic_to_calm_is_a_state_change(fake_clock):
-    """Going from a panic answer back to calm logs a state change for that class."""
-    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+def test_calm_markets_between_panics_log_no_change(real_redis, fake_clock):
+    """The signal is per market: calm answers between panic answers change no logged state."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    with capture_logs() as logs:
+        for i in range(1000):
+            breaker.get_ttl(60, "panic" if i % 2 else "normal", {"stakes": "low"})
+    changes = events(logs, "VIX_TTL_STATE_CHANGE")
+    assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL")]
+
+
+def test_seed_mode_deletion_starts_a_new_logged_episode(real_redis, fake_clock):
+    """In seed mode a calm call that deletes the clock resets the logged state: the next panic logs tier 1 anew."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    assert breaker.panic_key_ttl_s == 86400  # seed mode's usual expiry
     with capture_logs() as logs:
         breaker.get_ttl(60, "panic")
         breaker.get_ttl(60, "normal")
+        breaker.get_ttl(60, "panic")
     changes = events(logs, "VIX_TTL_STATE_CHANGE")
-    assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL"), ("PANIC_FULL", "NORMAL")]
+    assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL"), (None, "PANIC_FULL")]
+    assert 86000 < real_redis.ttl("brain:panic_start_ts") <= 86400
 
 
-def test_state_listener_sees_changes_and_cannot_break_answers(fake_clock):
-    """on_state_change receives each change; a failing listener does not change the answer."""
+def test_state_listener_sees_changes_and_cannot_break_answers(real_redis, fake_clock):
+    """on_state_change receives each change; a failing listener is logged and does not change the answer."""
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
     seen = []
-    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=seen.append)
-    breaker.get_ttl(60, "panic")
-    assert seen[0]["mode"] == "PANIC_FULL"
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=seen.append)
+    breaker.get_ttl(60, "panic", {"stakes": "low"})
+    assert seen[0]["mode"] == "PANIC_PARTIAL" and seen[0]["tier"] == 2
 
     def explode(event):
         raise RuntimeError("audit down")
 
-    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=explode)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=explode)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
+    assert events(logs, "STATE_LISTENER_FAILED")
+
+
+def test_state_listener_is_not_called_during_an_outage(fake_clock):
+    """A listener writing to the same Redis would wait on it: during an outage it is skipped."""
+    seen = []
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, on_state_change=seen.append)
     assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    assert seen == []
+
+
+def test_logging_failure_never_escapes(fake_clock):
+    """A log sink that raises cannot make get_ttl raise: the answer is still given."""
+    import structlog
+
+    def broken(logger, method, event_dict):
+        raise RuntimeError("log sink closed")
+
+    structlog.configure(processors=[broken])
+    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+    assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    assert breaker.get_ttl(60, "bogus") == FAIL_SAFE
+    assert breaker.get_ttl("x", "normal") == FAIL_SAFE
+
+
+class _StuckClock:
+    """A PanicClock stand-in whose observation never returns until released (a client with no read timeout)."""
+
+    start_key = "brain:panic_start_ts"
+
+    def __init__(self, start):
+        self.start = start
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def observe(self, now):
+        from breaker.clock import Observation
+
+        self.calls += 1
+        if self.calls > 1:
+            self.entered.set()
+            self.release.wait(10)
+        return Observation(self.start, initialized=False)
+
+
+def test_stale_start_is_not_served_forever_while_a_refresh_hangs(fake_clock):
+    """While one thread is stuck refreshing, others use the cached start only briefly, then fail safe."""
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, refresh_interval_s=1.0, retry_after_s=1.0)
+    stuck = _StuckClock(fake_clock() - 20 * 60)
+    breaker.panic_clock = stuck
+    low = {"stakes": "low"}
+    assert breaker.get_ttl(60, "panic", low) == (5, "PANIC_PARTIAL")
+    fake_clock.advance(1.5)
+    prober = threading.Thread(target=breaker.get_ttl, args=(60, "panic", low))
+    prober.start()
+    try:
+        assert stuck.entered.wait(10)
+        assert breaker.get_ttl(60, "panic", low) == (5, "PANIC_PARTIAL")  # within the grace: the cached start
+        fake_clock.advance(30 * 60)
+        assert breaker.get_ttl(60, "panic", low) == FAIL_SAFE  # unconfirmed for too long: fail safe
+    finally:
+        stuck.release.set()
+        prober.join(10)
+
+
+def test_clock_stepping_back_does_not_freeze_the_cache(real_redis, fake_clock):
+    """A wall clock that steps back does not make the cached start look fresh for longer."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0)
+    breaker.get_ttl(60, "panic")
+    before = real_redis.info("commandstats")["cmdstat_exec"]["calls"]
+    fake_clock.advance(-3600)
+    breaker.get_ttl(60, "panic")
+    assert real_redis.info("commandstats")["cmdstat_exec"]["calls"] == before + 1
+
+
+def test_from_settings_wires_the_environment(redis_url):
+    """VIXCircuitBreaker.from_settings uses every worker setting and builds its client from REDIS_URL."""
+    from breaker import Settings
+
+    settings = Settings.from_env({"REDIS_URL": redis_url, "BREAKER_KEY_PREFIX": "w:", "BREAKER_END_ON_NORMAL": "on",
+                                  "BREAKER_REFRESH_INTERVAL_S": "0.5"})
+    breaker = VIXCircuitBreaker.from_settings(settings)
+    assert (breaker.key_prefix, breaker.end_on_normal, breaker.refresh_interval_s) == ("w:", True, 0.5)
+    assert breaker.panic_key_ttl_s == 86400
+    assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    assert breaker.redis.exists("w:panic_start_ts")
+    breaker.redis.delete("w:panic_start_ts", "w:panic_last_seen_ts")
 
 
 def test_client_that_may_stall_is_named_once(fake_clock):
@@ -202,26 +285,27 @@ def test_client_that_may_stall_is_named_once(fake_clock):
     assert any("socket_timeout" in s for s in stalls[0]["settings"])
 
 
-def test_threads_share_one_breaker_safely(real_redis):
-    """20 threads hammering one breaker get consistent answers and no exception."""
-    breaker = VIXCircuitBreaker(real_redis, refresh_interval_s=0.01)
-    answers, errors = [], []
+def test_threads_share_one_breaker_safely(real_redis, fake_clock):
+    """20 threads hammering one breaker get the real tier, never an error."""
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    answers = []
 
     def worker():
-        try:
-            for i in range(300):
-                answers.append(breaker.get_ttl(60, "panic" if i % 2 else "normal"))
-        except Exception as exc:  # pragma: no cover - the assertion below reports it
-            errors.append(exc)
+        for i in range(300):
+            answers.append(breaker.get_ttl(60, "panic" if i % 2 else "normal", {"stakes": "low"}))
 
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
-    assert set(answers) == {FAIL_SAFE, (60, PanicMode.NORMAL)}
+    with capture_logs() as logs:
+        threads = [threading.Thread(target=worker) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
     assert len(answers) == 6000
+    # A thread that finds another on the network answers fail-safe rather than wait on it.
+    assert set(answers) <= {(5, PanicMode.PANIC_PARTIAL), (60, PanicMode.NORMAL), FAIL_SAFE}
+    assert answers.count((5, PanicMode.PANIC_PARTIAL)) > 0
+    assert not [e for e in logs if e["log_level"] == "error"]
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,13 @@ def test_redact_url():
     assert redact_url("redis://user:pw@host:6379/0") == "redis://user:***@host:6379/0"
     assert redact_url("rediss://:pw@host:6380") == "rediss://:***@host:6380"
     assert redact_url("redis://host:6379") == "redis://host:6379"
+    assert redact_url("redis://host:6379/0?password=hunter2&db=1") == "redis://host:6379/0?password=***&db=1"
+
+
+def test_seed_mode_setting_defaults_to_a_day():
+    """BREAKER_END_ON_NORMAL without an explicit TTL takes the seed's 86400 s expiry."""
+    assert Settings.from_env({"BREAKER_END_ON_NORMAL": "true"}).panic_key_ttl_s == 86400
+    assert Settings.from_env({"BREAKER_END_ON_NORMAL": "true", "BREAKER_PANIC_KEY_TTL_S": "600"}).panic_key_ttl_s == 600
 
 
 def test_json_logging_renders_one_json_object_per_line(capsys):

@@ -64,6 +64,8 @@ def test_unmatched_uses_the_given_default():
     """Unmatched or unreadable contexts take the caller's default."""
     assert MatchImportance.classify({"league": "Sunday league"}, default=M) is M
     assert MatchImportance.classify(None, default=H) is H
+    assert MatchImportance.classify({}, default="medium_stakes") is M
+    assert MatchImportance.classify({}, default="nonsense") is L
 
 
 def test_explain_names_the_rule():
