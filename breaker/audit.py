@@ -168,14 +168,23 @@ class TierStep(NamedTuple):
     panic_start: float | None = None
 
 
-def fleet_tier_steps(entries: Iterable[AuditEntry], now: float) -> list[TierStep]:
+CLOCK_UNKNOWN = object()
+
+
+def fleet_tier_steps(
+    entries: Iterable[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN
+) -> list[TierStep]:
     """The fleet tier over time: the highest tier any worker last reported for any stakes class.
 
     A drill entry reports the tier its back-dated clock implies until its hold runs out
     (``hold_until``); an operator ending or clearing the clock brings every source back to 0.
+    Workers log only panic answers (calm markets say nothing about the global clock), so a
+    worker's tier ends when a report names a newer panic start, or, given ``clock_start`` (the
+    clock's start now, None when there is none), at ``now`` once its panic's clock is gone.
     One step per change, oldest first.
     """
     sources: dict[tuple[str, str], tuple[int, float | None]] = {}
+    source_start: dict[tuple[str, str], float] = {}
     steps: list[TierStep] = []
 
     def emit(at: float, panic_start: float | None = None) -> None:
@@ -198,6 +207,15 @@ def fleet_tier_steps(entries: Iterable[AuditEntry], now: float) -> list[TierStep
             sources.clear()
         elif entry.tier is not None:
             if entry.kind == "state_change":
+                reported = entry.detail.get("panic_start")
+                if reported is not None:
+                    ended = [k for k, s in source_start.items() if s != float(reported)]
+                    for key in ended:
+                        sources.pop(key, None)  # that panic is over: a newer one has started
+                        source_start.pop(key)
+                    if ended:
+                        emit(entry.at)
+                    source_start[(entry.who, str(entry.detail.get("match_importance", "")))] = float(reported)
                 sources[(entry.who, str(entry.detail.get("match_importance", "")))] = (entry.tier, None)
             else:
                 until = entry.detail.get("hold_until")
@@ -205,10 +223,16 @@ def fleet_tier_steps(entries: Iterable[AuditEntry], now: float) -> list[TierStep
         start = entry.detail.get("panic_start")
         emit(entry.at, float(start) if start is not None else None)
     expire(now)
+    if clock_start is not CLOCK_UNKNOWN:
+        gone = [k for k, s in source_start.items() if clock_start is None or s != float(clock_start)]
+        for key in gone:
+            sources.pop(key, None)
+        if gone:
+            emit(now)
     return steps
 
 
-def panic_episodes(entries: Iterable[AuditEntry], now: float) -> list[PanicEpisode]:
+def panic_episodes(entries: Iterable[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> list[PanicEpisode]:
     """Episodes derived from the history, oldest first: a stretch with the fleet tier above 0.
 
     An episode starts when the fleet tier rises above 0 (at a drill's back-dated start when a
@@ -218,7 +242,7 @@ def panic_episodes(entries: Iterable[AuditEntry], now: float) -> list[PanicEpiso
     episodes: list[PanicEpisode] = []
     start: float | None = None
     peak = 0
-    for step in fleet_tier_steps(entries, now):
+    for step in fleet_tier_steps(entries, now, clock_start):
         if step.tier > 0 and start is None:
             start, peak = (step.panic_start if step.panic_start is not None else step.at), step.tier
         elif step.tier > 0:

@@ -182,11 +182,11 @@ class VIXCircuitBreaker:
         start = self._shared_start(now)
         importance = self.quota.classify(match_context)
         if start is None:
-            self._note(importance, PanicMode.PANIC_FULL, 1, 0)
+            self._note(importance, PanicMode.PANIC_FULL, 1, 0, None)
             return _FAIL_SAFE
         duration_min = (now - start) / 60.0 if now > start else 0.0
         ttl, mode, tier = self.quota.decide(base, duration_min, importance, True)
-        self._note(importance, mode, tier, ttl)
+        self._note(importance, mode, tier, ttl, start)
         return ttl, mode
 
     def _shared_start(self, now: float) -> float | None:
@@ -310,7 +310,7 @@ class VIXCircuitBreaker:
         except Exception:
             return True
 
-    def _note(self, importance: MatchImportance, mode: PanicMode, tier: int, ttl: int) -> None:
+    def _note(self, importance: MatchImportance, mode: PanicMode, tier: int, ttl: int, start: float | None) -> None:
         """Log on change: INFO when a stakes class changes mode or tier, DEBUG otherwise."""
         state = (mode, tier)
         previous = self._last_decision.get(importance)
@@ -334,6 +334,7 @@ class VIXCircuitBreaker:
             "ttl": ttl,
             "previous_mode": previous[0].value if previous else None,
             "previous_tier": previous[1] if previous else None,
+            "panic_start": start,  # which episode: a new start means the previous panic is over
         }
         self._log.info("VIX_TTL_STATE_CHANGE", **event)
         # During an outage a listener that writes to the same Redis would wait on it: skip it until recovery.

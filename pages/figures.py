@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from breaker import AdaptivePanicQuota, AuditEntry, MatchImportance
-from breaker.audit import fleet_tier_steps
+from breaker.audit import CLOCK_UNKNOWN, fleet_tier_steps
 from breaker.drills import Replay
 
 CLASS_COLOURS = {
@@ -63,9 +64,9 @@ def figure_replay(replays: Sequence[Replay]) -> go.Figure:
     return figure
 
 
-def figure_tier_timeline(entries: Sequence[AuditEntry], now: float) -> go.Figure:
+def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> go.Figure:
     """The fleet tier over time as steps, with operator actions as markers."""
-    steps = fleet_tier_steps(entries, now)
+    steps = fleet_tier_steps(entries, now, clock_start)
     figure = go.Figure()
     if steps:
         xs = [_when(s.at) for s in steps] + [_when(now)]

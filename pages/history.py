@@ -1,16 +1,25 @@
 """History: every operator action and breaker state change, a tier timeline, and panic episodes."""
 
 import time
+from typing import Any
 
 import streamlit as st
 
-from breaker import AuditEntry, panic_episodes
-from breaker.audit import KINDS
+from breaker import AuditEntry, PanicEpisode, panic_episodes
+from breaker.audit import CLOCK_UNKNOWN, KINDS
 from pages.figures import figure_tier_timeline
-from pages.shared import audit_trail, finish_page, fmt_duration, fmt_ts, show_redis_error, start_page
+from pages.shared import (
+    audit_trail,
+    finish_page,
+    fmt_duration,
+    fmt_ts,
+    read_clock,
+    show_redis_error,
+    start_page,
+)
 
 
-def render_history(entries: list[AuditEntry], now: float) -> None:
+def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> None:
     if not entries:
         st.info("No history yet: operator actions and breaker state changes appear here.",
                 icon=":material/history:")
@@ -31,18 +40,34 @@ def render_history(entries: list[AuditEntry], now: float) -> None:
         hide_index=True,
     )
     st.caption(f"{len(shown)} of {len(entries)} entries shown, newest first.")
-    st.plotly_chart(figure_tier_timeline(entries, now), key="history_timeline")
+    st.plotly_chart(figure_tier_timeline(entries, now, clock_start), key="history_timeline")
 
     st.header("Panic episodes")
-    episodes = panic_episodes(entries, now)
+    episodes = panic_episodes(entries, now, clock_start)
     if not episodes:
         st.caption("No panic episode in the history.")
         return
     st.dataframe(
-        [{"start": fmt_ts(ep.start), "end": "ongoing" if ep.ongoing else fmt_ts(ep.end), "peak tier": ep.peak_tier,
+        [{"start": fmt_ts(ep.start), "end": _end_label(ep, now), "peak tier": ep.peak_tier,
           "duration": fmt_duration(ep.duration_s(now))} for ep in reversed(episodes)],
         hide_index=True,
     )
+
+
+def _end_label(episode: PanicEpisode, now: float) -> str:
+    if episode.ongoing:
+        return "ongoing"
+    if episode.end == now:  # workers do not log calm: the clock is gone, its expiry time was not recorded
+        return "over (clock gone, end not recorded)"
+    return fmt_ts(episode.end)
+
+
+def current_clock_start() -> Any:
+    """The live clock's start (None when there is none) so that episodes whose clock is gone end."""
+    reading = read_clock()
+    if reading is None or (reading.exists and not reading.parses):
+        return CLOCK_UNKNOWN
+    return reading.start if reading.exists else None
 
 
 sidebar = start_page()
@@ -55,5 +80,5 @@ try:
 except Exception as exc:
     show_redis_error("reading the audit trail", f"{type(exc).__name__}: {exc}")
 else:
-    render_history(history, time.time())
+    render_history(history, time.time(), current_clock_start())
 finish_page(sidebar)

@@ -86,3 +86,33 @@ def test_operator_end_closes_an_ongoing_episode():
 def test_no_tiers_no_episodes():
     """Logins and drills that report no tier make no episode."""
     assert panic_episodes([_entry(1, "login", kind="login"), _entry(2, "failsafe_drill")], now=10) == []
+
+
+def test_worker_episode_ends_when_a_newer_panic_starts():
+    """Workers log panic answers only: a report naming a newer panic start ends the previous episode."""
+    entries = [
+        _entry(100, "state_change", 1, "state_change", "w1", match_importance="low_stakes", panic_start=90),
+        _entry(1000, "state_change", 3, "state_change", "w1", match_importance="low_stakes", panic_start=90),
+        _entry(9000, "state_change", 1, "state_change", "w2", match_importance="high_stakes", panic_start=8990),
+    ]
+    first, second = panic_episodes(entries, now=9500)
+    assert (first.start, first.end, first.peak_tier) == (90, 9000, 3)
+    assert (second.start, second.ongoing, second.peak_tier) == (8990, True, 1)
+
+
+def test_worker_episode_ends_when_its_clock_is_gone():
+    """Given the live clock (none now), a worker-reported panic is over; with its clock still there it is ongoing."""
+    entries = [_entry(100, "state_change", 2, "state_change", "w1", match_importance="low_stakes", panic_start=90)]
+    [ongoing] = panic_episodes(entries, now=5000, clock_start=90.0)
+    assert ongoing.ongoing
+    [over] = panic_episodes(entries, now=5000, clock_start=None)
+    assert (over.start, over.end, over.peak_tier) == (90, 5000, 2)
+
+
+def test_breaker_reports_the_panic_start(real_redis, fake_clock):
+    """The breaker's state-change entries carry the clock's start, so history can tell episodes apart."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=state_change_listener(trail, "w1"))
+    breaker.get_ttl(60, "panic")
+    [entry] = trail.entries()
+    assert entry.detail["panic_start"] == fake_clock()
