@@ -209,20 +209,26 @@ class PanicClock:
     ) -> bool:
         """Start a panic ``backdate_s`` in the past that expires after ``hold_s`` without observations.
 
-        Refuses (returns False) when a clock is already running, unless ``overwrite``.
+        Refuses (returns False, writing nothing) when a clock is already running unless ``overwrite``,
+        and when another writer changes the clock while this one decides.
         """
         if backdate_s < 0 or not math.isfinite(backdate_s):
             raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
         hold = self.panic_key_ttl_s if hold_s is None else int(hold_s)
         if hold < 1:
             raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")
-        pipe = self.client.pipeline(transaction=True)
-        if overwrite:
-            pipe.delete(self.start_key)
-        pipe.set(self.start_key, format_ts(now - backdate_s), nx=True, ex=hold)
-        pipe.set(self.last_seen_key, format_ts(now), ex=hold)
-        results = pipe.execute()
-        return bool(results[-2])
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(self.start_key)
+                if not overwrite and pipe.exists(self.start_key):
+                    return False
+                pipe.multi()
+                pipe.set(self.start_key, format_ts(now - backdate_s), ex=hold)  # plain SET: replaces any type
+                pipe.set(self.last_seen_key, format_ts(now), ex=hold)
+                pipe.execute()
+            except WatchError:
+                return False
+        return True
 
 
 

@@ -253,3 +253,21 @@ def test_drill_start_does_not_overwrite_unless_asked(real_redis, fake_clock):
     assert clock.start_drill(fake_clock(), backdate_s=3000, overwrite=True)
     assert float(real_redis.get(KEY)) == fake_clock() - 3000
     assert clock.end() and not real_redis.exists(KEY)
+
+
+def test_refused_drill_writes_nothing(real_redis, fake_clock):
+    """A drill refused because a panic is running leaves both keys exactly as they were."""
+    clock = PanicClock(real_redis)
+    clock.observe(fake_clock())
+    before = (real_redis.get(KEY), real_redis.get("brain:panic_last_seen_ts"))
+    fake_clock.advance(60)
+    assert not clock.start_drill(fake_clock(), backdate_s=600, hold_s=7200)
+    assert (real_redis.get(KEY), real_redis.get("brain:panic_last_seen_ts")) == before
+    assert real_redis.ttl("brain:panic_last_seen_ts") <= 900
+
+
+def test_drill_overwrites_a_wrong_type_key(real_redis, fake_clock):
+    """With overwrite, a drill replaces even a hash at the key."""
+    real_redis.hset(KEY, "a", "1")
+    assert PanicClock(real_redis).start_drill(fake_clock(), backdate_s=60, overwrite=True)
+    assert float(real_redis.get(KEY)) == fake_clock() - 60
