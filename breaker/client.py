@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.connection import Connection, SSLConnection
+from redis.connection import BlockingConnectionPool, Connection, SSLConnection
 from redis.retry import Retry
 
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
@@ -170,4 +170,8 @@ def stall_risks(client: Any) -> list[str]:
     retries = retry.get_retries() if retry is not None else 0
     if retries:
         risks.append(f"retry={retries} retries")
+    if isinstance(client.connection_pool, BlockingConnectionPool):  # waits for a free connection
+        wait = client.connection_pool.timeout
+        if wait is None or wait > STALL_LIMIT_S:
+            risks.append(f"BlockingConnectionPool timeout={wait!r}s")
     return risks

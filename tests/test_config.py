@@ -94,3 +94,13 @@ def test_json_logging_renders_one_json_object_per_line(capsys):
     record = json.loads(lines[0])
     assert record["event"] == "VIX_TTL_STATE_CHANGE" and record["level"] == "info" and record["tier"] == 2
     assert "timestamp" in record
+
+
+def test_blocking_pool_wait_is_a_stall_risk():
+    """A BlockingConnectionPool that waits seconds for a free connection is named as a stall risk."""
+    import redis
+
+    pool = redis.BlockingConnectionPool(host="127.0.0.1", port=1, socket_timeout=0.05, socket_connect_timeout=0.05,
+                                        timeout=20)
+    client = redis.Redis(connection_pool=pool)
+    assert any("BlockingConnectionPool timeout=20" in r for r in stall_risks(client))
