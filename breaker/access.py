@@ -69,17 +69,29 @@ class LoginRateLimiter:
         self.window_s = window_s
         self.clock = clock
         self._failures: dict[str, list[float]] = {}
+        self._reported: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def retry_after_s(self, key: str) -> float:
         """Seconds until ``key`` may try again; 0 when it may try now."""
         now = self.clock()
         with self._lock:
-            recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-            self._failures[key] = recent
-            if len(recent) < self.max_failures:
-                return 0.0
-            return recent[-self.max_failures] + self.window_s - now
+            unlock = self._unlock_at(key, now)
+        return 0.0 if unlock is None else unlock - now
+
+    def first_refusal(self, key: str) -> bool:
+        """True for the first refused attempt of a lockout, False for the retries after it.
+
+        A lockout is identified by the moment it ends: a refused attempt records no failure, so that
+        moment does not move until the lockout is over and new failures start a new one.
+        """
+        now = self.clock()
+        with self._lock:
+            unlock = self._unlock_at(key, now)
+            if unlock is None or self._reported.get(key) == unlock:
+                return False
+            self._reported[key] = unlock
+            return True
 
     def record_failure(self, key: str) -> None:
         with self._lock:
@@ -88,6 +100,14 @@ class LoginRateLimiter:
     def reset(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+            self._reported.pop(key, None)
+
+    def _unlock_at(self, key: str, now: float) -> float | None:
+        recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        self._failures[key] = recent
+        if len(recent) < self.max_failures:
+            return None
+        return recent[-self.max_failures] + self.window_s
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,12 @@ def attempt_login(
     client_key: str,
     trail: AuditTrail | None,
 ) -> LoginOutcome:
-    """Check one login attempt; every failure and every success goes into the audit trail."""
+    """Check one login attempt and audit it.
+
+    Successes and wrong passwords are audited (wrong passwords are themselves rate limited); a refused
+    attempt only once per lockout, so an anonymous visitor retrying cannot flood the trimmed stream and
+    push the operators' history out of it.
+    """
     who = (name or "").strip()[:MAX_NAME_LENGTH]
     if not who:
         return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
@@ -117,7 +142,9 @@ def attempt_login(
         )
     wait = limiter.retry_after_s(client_key)
     if wait > 0:
-        _audit(trail, who, "login_rate_limited", f"{limiter.max_failures} failed logins, retry in {wait:.0f} s")
+        if limiter.first_refusal(client_key):
+            _audit(trail, who, "login_rate_limited", f"{limiter.max_failures} failed logins, locked for {wait:.0f} s; "
+                   "further refusals in this lockout are not audited")
         return LoginOutcome(False, None, f"Too many failed logins: try again in {wait:.0f} s.")
     if not password_matches(password, expected):
         limiter.record_failure(client_key)

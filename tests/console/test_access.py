@@ -121,3 +121,18 @@ def test_end_panic_is_audited(real_redis, fake_clock):
     assert end_panic(clock, trail, ops, now=fake_clock(), why="drill over")
     assert not clock.read(fake_clock()).exists
     assert [e.action for e in trail.entries()] == ["panic_start", "panic_end"]
+
+
+def test_refused_logins_are_audited_once_per_lockout(real_redis, fake_clock):
+    """Retries during a lockout add one login_rate_limited entry, not one each; the next lockout gets its own."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    limiter = LoginRateLimiter(max_failures=2, window_s=300, clock=fake_clock)
+    login = lambda pw: attempt_login("mallory", pw, expected="right", limiter=limiter, client_key="ip1", trail=trail)  # noqa: E731
+    login("wrong"), login("wrong")
+    for _ in range(500):
+        assert login("wrong").message.startswith("Too many failed logins")
+        fake_clock.advance(0.1)
+    fake_clock.advance(300)
+    login("wrong"), login("wrong"), login("wrong"), login("right")
+    actions = [e.action for e in trail.entries()]
+    assert actions == ["login_failed"] * 2 + ["login_rate_limited"] + ["login_failed"] * 2 + ["login_rate_limited"]
