@@ -1,7 +1,7 @@
 """Who may write: the sandbox is open, a real target needs an operator login.
 
 The password check is constant-time (``hmac.compare_digest``) and failed logins are
-rate limited per client and audited. Streamlit specifics (forms, ``st.secrets``,
+rate limited per client address and operator name, and audited. Streamlit specifics (forms, ``st.secrets``,
 ``st.user``) stay in the pages; this module only decides.
 """
 
@@ -18,6 +18,8 @@ from .audit import AuditTrail
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0
+MAX_CLIENT_FAILURES = 50
+_SWEEP_MIN_KEYS = 1024
 MAX_NAME_LENGTH = 64
 
 
@@ -54,60 +56,94 @@ def password_matches(attempt: str, expected: str | None) -> bool:
     return hmac.compare_digest(attempt.encode("utf-8"), expected.encode("utf-8"))
 
 
+@dataclass(frozen=True)
+class Lockout:
+    """A refused login: how long to wait, whether the per-address cap refused it, and whether it is the
+    first refusal of this lockout (the one worth auditing)."""
+
+    retry_after_s: float
+    per_address: bool
+    first: bool
+
+
 class LoginRateLimiter:
-    """At most ``max_failures`` failed logins per client key within ``window_s``; thread-safe."""
+    """Failed logins counted per (client address, operator name), and more loosely per address.
+
+    Per name as well as per address, so that one operator's wrong passwords behind a shared proxy do not
+    lock out every other operator behind it; the per-address cap (``max_client_failures`` across all names)
+    stops one address from guessing name after name. Thread-safe; one instance per console process.
+    """
 
     def __init__(
         self,
         max_failures: int = MAX_FAILURES,
         window_s: float = FAILURE_WINDOW_S,
         clock: Callable[[], float] = time.time,
+        max_client_failures: int = MAX_CLIENT_FAILURES,
     ) -> None:
-        if max_failures < 1 or window_s <= 0:
-            raise ValueError(f"max_failures must be >= 1 and window_s > 0, got {max_failures!r}, {window_s!r}")
+        if max_failures < 1 or window_s <= 0 or max_client_failures < max_failures:
+            raise ValueError(
+                "need max_failures >= 1, window_s > 0 and max_client_failures >= max_failures, got "
+                f"{max_failures!r}, {window_s!r}, {max_client_failures!r}"
+            )
         self.max_failures = max_failures
+        self.max_client_failures = max_client_failures
         self.window_s = window_s
         self.clock = clock
-        self._failures: dict[str, list[float]] = {}
-        self._reported: dict[str, float] = {}
+        self._failures: dict[tuple[str, str | None], list[float]] = {}
+        self._reported: dict[tuple[str, str | None], float] = {}
+        self._sweep_above = _SWEEP_MIN_KEYS
         self._lock = threading.Lock()
 
-    def retry_after_s(self, key: str) -> float:
-        """Seconds until ``key`` may try again; 0 when it may try now."""
-        now = self.clock()
-        with self._lock:
-            unlock = self._unlock_at(key, now)
-        return 0.0 if unlock is None else unlock - now
-
-    def first_refusal(self, key: str) -> bool:
-        """True for the first refused attempt of a lockout, False for the retries after it.
+    def check(self, client: str, name: str) -> Lockout | None:
+        """None when ``name`` may try from ``client`` now; else the lockout.
 
         A lockout is identified by the moment it ends: a refused attempt records no failure, so that
-        moment does not move until the lockout is over and new failures start a new one.
+        moment does not move until the lockout is over and new failures start a new one. Only the
+        first check that meets a lockout gets ``first=True``; under the per-address cap that is once
+        for the address, whichever names it tries.
         """
         now = self.clock()
         with self._lock:
-            unlock = self._unlock_at(key, now)
-            if unlock is None or self._reported.get(key) == unlock:
-                return False
+            by_address = self._unlock_at((client, None), self.max_client_failures, now)
+            by_name = self._unlock_at((client, name), self.max_failures, now)
+            if by_address is None and by_name is None:
+                return None
+            key, unlock = ((client, None), by_address) if by_address is not None else ((client, name), by_name)
+            first = self._reported.get(key) != unlock
             self._reported[key] = unlock
-            return True
+            return Lockout(max(u for u in (by_address, by_name) if u is not None) - now, by_address is not None,
+                           first)
 
-    def record_failure(self, key: str) -> None:
+    def record_failure(self, client: str, name: str) -> None:
+        now = self.clock()
         with self._lock:
-            self._failures.setdefault(key, []).append(self.clock())
+            for key in ((client, None), (client, name)):
+                self._failures.setdefault(key, []).append(now)
+            if len(self._failures) > self._sweep_above:
+                self._sweep(now)
 
-    def reset(self, key: str) -> None:
+    def reset(self, client: str, name: str) -> None:
+        """A successful login clears that name's failures; the address keeps its count."""
         with self._lock:
+            self._failures.pop((client, name), None)
+            self._reported.pop((client, name), None)
+
+    def _unlock_at(self, key: tuple[str, str | None], limit: int, now: float) -> float | None:
+        recent = [t for t in self._failures.get(key, ()) if now - t < self.window_s]
+        if not recent:
             self._failures.pop(key, None)
             self._reported.pop(key, None)
-
-    def _unlock_at(self, key: str, now: float) -> float | None:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        self._failures[key] = recent
-        if len(recent) < self.max_failures:
             return None
-        return recent[-self.max_failures] + self.window_s
+        self._failures[key] = recent
+        return recent[-limit] + self.window_s if len(recent) >= limit else None
+
+    def _sweep(self, now: float) -> None:
+        """Forget keys with no failure left in the window, so many addresses and names cannot grow memory."""
+        for key in [k for k, times in self._failures.items() if now - times[-1] >= self.window_s]:
+            del self._failures[key]
+            self._reported.pop(key, None)
+        self._sweep_above = max(_SWEEP_MIN_KEYS, 2 * len(self._failures))
 
 
 @dataclass(frozen=True)
@@ -140,17 +176,21 @@ def attempt_login(
             False, None, "No operator password is configured (set BREAKER_OPERATOR_PASSWORD or operator_password "
             "in .streamlit/secrets.toml)."
         )
-    wait = limiter.retry_after_s(client_key)
-    if wait > 0:
-        if limiter.first_refusal(client_key):
-            _audit(trail, who, "login_rate_limited", f"{limiter.max_failures} failed logins, locked for {wait:.0f} s; "
+    name_key = who.casefold()
+    lockout = limiter.check(client_key, name_key)
+    if lockout is not None:
+        wait = lockout.retry_after_s
+        if lockout.first:
+            cap = (f"{limiter.max_client_failures} failed logins from this address" if lockout.per_address
+                   else f"{limiter.max_failures} failed logins for this name")
+            _audit(trail, who, "login_rate_limited", f"{cap}, locked for {wait:.0f} s; "
                    "further refusals in this lockout are not audited")
         return LoginOutcome(False, None, f"Too many failed logins: try again in {wait:.0f} s.")
     if not password_matches(password, expected):
-        limiter.record_failure(client_key)
+        limiter.record_failure(client_key, name_key)
         _audit(trail, who, "login_failed", "wrong password")
         return LoginOutcome(False, None, "Wrong password.")
-    limiter.reset(client_key)
+    limiter.reset(client_key, name_key)
     _audit(trail, who, "login", "operator password")
     return LoginOutcome(True, who, f"Logged in as {who}.")
 

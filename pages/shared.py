@@ -47,7 +47,7 @@ def _target() -> Target:
 
 @st.cache_resource
 def login_limiter() -> LoginRateLimiter:
-    """One limiter per console process: failed logins count across sessions."""
+    """One limiter per console process: failed logins count across sessions, per (address, name) and per address."""
     return LoginRateLimiter()
 
 

@@ -136,3 +136,38 @@ def test_refused_logins_are_audited_once_per_lockout(real_redis, fake_clock):
     login("wrong"), login("wrong"), login("wrong"), login("right")
     actions = [e.action for e in trail.entries()]
     assert actions == ["login_failed"] * 2 + ["login_rate_limited"] + ["login_failed"] * 2 + ["login_rate_limited"]
+
+
+def test_one_operators_wrong_passwords_do_not_lock_out_the_others_behind_the_proxy(real_redis, fake_clock):
+    """The limiter counts per (address, name): bob logs in from mallory's address; Mallory in capitals is mallory."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock)
+    login = lambda who, pw: attempt_login(who, pw, expected="right", limiter=limiter, client_key="proxy", trail=trail)  # noqa: E731
+    assert not any(login("mallory", "wrong").ok for _ in range(5))
+    assert login(" Mallory ", "right").message.startswith("Too many failed logins")
+    assert login("bob", "right").ok
+
+
+def test_one_address_guessing_many_names_hits_the_address_cap(real_redis, fake_clock):
+    """Past the per-address cap every name from that address is refused, audited once for the address."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock, max_client_failures=8)
+    login = lambda who, pw, ip="ip1": attempt_login(who, pw, expected="right", limiter=limiter, client_key=ip,  # noqa: E731
+                                                   trail=trail)
+    for i in range(8):
+        assert login(f"user{i}", "wrong").message == "Wrong password."
+    refusals = [login(f"other{i}", "right") for i in range(20)]
+    assert all(r.message.startswith("Too many failed logins") for r in refusals)
+    assert login("bob", "right", ip="ip2").ok
+    limited = [e for e in trail.entries() if e.action == "login_rate_limited"]
+    assert len(limited) == 1 and "8 failed logins from this address" in limited[0].why
+    fake_clock.advance(301)
+    assert login("bob", "right").ok
+
+
+def test_limiter_settings_are_checked():
+    """A per-address cap below the per-name cap (or no window) is a clear error."""
+    with pytest.raises(ValueError, match="max_client_failures >= max_failures"):
+        LoginRateLimiter(max_failures=5, max_client_failures=4)
+    with pytest.raises(ValueError, match="window_s > 0"):
+        LoginRateLimiter(window_s=0)
