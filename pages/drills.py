@@ -22,9 +22,20 @@ from pages.shared import (
 )
 
 CLEAR_OPEN = "drills_clear_open"
+CLEAR_KEEP = "drills_clear_keep"
 FLASH = "drills_flash"
 
+
+def _keep_clear_dialog() -> None:
+    """Callback of the dialog's own widgets: the run they trigger keeps the dialog open."""
+    st.session_state[CLEAR_KEEP] = True
+
+
 sidebar = start_page()
+# A dialog dismissed with x or Esc leaves no trace in session state: close it on every full run that the
+# dialog's own widgets did not trigger, so it does not come back with the next click elsewhere.
+if not st.session_state.pop(CLEAR_KEEP, False):
+    st.session_state[CLEAR_OPEN] = False
 st.title("Drills")
 target = get_target()
 access = current_access()
@@ -86,23 +97,27 @@ if st.button("Force-clear the clock…", key="drills_clear_open_button", disable
 
 @st.dialog("Force-clear the panic clock")
 def clear_dialog() -> None:
+    st.session_state.pop(CLEAR_KEEP, None)  # a rerun of the dialog alone consumes its widgets' marker here
     st.write("Workers still seeing panic will start a new clock at tier 1. "
              f"Say why (at least {MIN_CLEAR_REASON_CHARS} characters): it goes into the audit trail.")
-    reason = st.text_input("Reason", key="drills_clear_reason")
+    reason = st.text_input("Reason", key="drills_clear_reason", on_change=_keep_clear_dialog)
     confirm, cancel = st.columns(2)
-    if confirm.button("Clear the clock", key="drills_clear_confirm", type="primary"):
-        if len(reason.strip()) < MIN_CLEAR_REASON_CHARS:
-            st.error(f"The reason needs at least {MIN_CLEAR_REASON_CHARS} characters.")
-            return
-        cleared = guarded("clearing the clock", lambda: force_clear(
-            target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=reason,
-            stale_after_s=stale_min * 60.0))
-        if cleared is not None:
-            st.session_state[CLEAR_OPEN] = False
-            st.session_state[FLASH] = "Zombie clock cleared." if cleared else "The clock was already gone."
-            st.rerun()
+    confirmed = confirm.button("Clear the clock", key="drills_clear_confirm", type="primary",
+                               on_click=_keep_clear_dialog)
     if cancel.button("Cancel", key="drills_clear_cancel"):
         st.session_state[CLEAR_OPEN] = False
+        st.rerun()
+    if not confirmed:
+        return
+    if len(reason.strip()) < MIN_CLEAR_REASON_CHARS:
+        st.error(f"The reason needs at least {MIN_CLEAR_REASON_CHARS} characters.")
+        return
+    cleared = guarded("clearing the clock", lambda: force_clear(
+        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=reason,
+        stale_after_s=stale_min * 60.0))
+    if cleared is not None:
+        st.session_state[CLEAR_OPEN] = False
+        st.session_state[FLASH] = "Zombie clock cleared." if cleared else "The clock was already gone."
         st.rerun()
 
 

@@ -134,3 +134,26 @@ def test_redis_down_drills_page(monkeypatch, console_env):
     at = _drills()
     assert not at.exception
     assert any("Redis unreachable" in e.value for e in at.error)
+
+
+def _has_button(at, key):
+    return any(b.key == key for b in at.button)
+
+
+def test_force_clear_dialog_cancel_and_dismissal(console_env):
+    """Cancel stays drawn after a too-short reason and closes the dialog; a dismissed dialog stays closed."""
+    console_env.set("brain:panic_start_ts", "garbage")
+    at = login(_drills())
+    at.button(key="drills_clear_open_button").click().run()
+    at.text_input(key="drills_clear_reason").input("short")
+    at.button(key="drills_clear_confirm").click().run()
+    assert any("at least 10 characters" in e.value for e in at.error)
+    assert _has_button(at, "drills_clear_cancel")
+    at.button(key="drills_clear_cancel").click().run()
+    assert not _has_button(at, "drills_clear_confirm")
+    assert console_env.exists("brain:panic_start_ts")
+    at.button(key="drills_clear_open_button").click().run()
+    assert _has_button(at, "drills_clear_confirm")
+    at.number_input(key="drills_stale_min").set_value(20).run()  # x/Esc leaves no trace; the next click elsewhere
+    assert not _has_button(at, "drills_clear_confirm")
+    assert console_env.exists("brain:panic_start_ts")
