@@ -18,6 +18,7 @@ from pages.shared import (
     guarded,
     read_clock,
     show_redis_error,
+    stale_min_input,
     start_page,
 )
 
@@ -82,8 +83,7 @@ if b2.button("End panic", key="drills_end", disabled=locked):
         st.rerun()
 
 st.header("Zombie clock")
-stale_min = st.number_input("Not refreshed for longer than (min) counts as stuck", min_value=1, max_value=1440,
-                            value=15, key="drills_stale_min")
+stale_min = stale_min_input(st, "drills_stale_min", "Zombie threshold: not refreshed for (min)")
 if reading is not None:
     verdict = zombie_verdict(reading, stale_min * 60.0)
     if verdict.suspect:

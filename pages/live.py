@@ -5,7 +5,17 @@ import streamlit as st
 from breaker import AdaptivePanicQuota, zombie_verdict
 from breaker.policy import ALERT_OF_TIER
 from breaker.status import class_statuses
-from pages.shared import finish_page, fmt_duration, fmt_ts, last_health, read_clock, show_redis_error, start_page
+from pages.shared import (
+    base_ttl_input,
+    finish_page,
+    fmt_duration,
+    fmt_ts,
+    last_health,
+    read_clock,
+    show_redis_error,
+    stale_min_input,
+    start_page,
+)
 
 REFRESH_S = 3
 TIER_COLOURS = {0: "green", 1: "red", 2: "orange", 3: "violet", 4: "blue"}
@@ -13,10 +23,8 @@ TIER_COLOURS = {0: "green", 1: "red", 2: "orange", 3: "violet", 4: "blue"}
 sidebar = start_page()
 st.title("Live")
 left, right = st.columns(2)
-base_ttl = left.number_input("Base TTL (s)", min_value=0, max_value=86400, value=60, step=5, key="live_base_ttl")
-stale_min = right.number_input(
-    "Zombie threshold: not refreshed for (min)", min_value=1, max_value=1440, value=15, key="live_stale_min"
-)
+base_ttl = base_ttl_input(left, "live_base_ttl")
+stale_min = stale_min_input(right, "live_stale_min", "Zombie threshold: not refreshed for (min)")
 
 
 @st.fragment(run_every=REFRESH_S)

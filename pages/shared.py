@@ -167,6 +167,30 @@ def access_notice(access: WriteAccess) -> None:
         st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
 
 
+BASE_TTL_KEY = "base_ttl_s"
+STALE_MIN_KEY = "zombie_stale_min"
+
+
+def base_ttl_input(where: Any, key: str) -> int:
+    """The operator's base TTL: one value per session, so Live and Tiers show the same cap."""
+    return int(_session_number(where, key, BASE_TTL_KEY, 60, "Base TTL (s)", min_value=0, max_value=86400, step=5))
+
+
+def stale_min_input(where: Any, key: str, label: str) -> int:
+    """The zombie threshold in minutes: one value per session, so Live and Drills reach the same verdict."""
+    return int(_session_number(where, key, STALE_MIN_KEY, 15, label, min_value=1, max_value=1440))
+
+
+def _session_number(where: Any, key: str, session_key: str, default: int, label: str, **limits: Any) -> Any:
+    """A page's number widget backed by a plain session key, which (unlike a widget key) survives changing page."""
+    st.session_state[key] = st.session_state.get(session_key, default)
+
+    def keep() -> None:
+        st.session_state[session_key] = st.session_state[key]
+
+    return where.number_input(label, key=key, on_change=keep, **limits)
+
+
 def fmt_ts(ts: float | None, *, time_only: bool = False) -> str:
     if ts is None:
         return "—"

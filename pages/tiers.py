@@ -8,6 +8,7 @@ from pages.figures import figure_replay, figure_ttl_steps
 from pages.shared import (
     access_notice,
     audit_trail,
+    base_ttl_input,
     current_access,
     drill_client,
     finish_page,
@@ -20,7 +21,7 @@ from pages.shared import (
 sidebar = start_page()
 st.title("Tiers")
 quota = AdaptivePanicQuota()
-base_ttl = st.number_input("Base TTL (s)", min_value=0, max_value=86400, value=60, step=5, key="tiers_base_ttl")
+base_ttl = base_ttl_input(st, "tiers_base_ttl")
 reading = read_clock()
 now_min = (reading.duration_s or 0.0) / 60.0 if reading is not None and reading.exists else None
 if reading is None:

@@ -142,3 +142,22 @@ def test_bad_setting_stops_with_a_configuration_error(monkeypatch, console_env):
     at = open_console()
     assert not at.exception
     assert any(e.value.startswith("Configuration error: BREAKER_KEY_PREFIX") for e in at.error)
+
+
+def test_drills_and_tiers_use_the_values_set_on_live(console_env):
+    """The zombie threshold and base TTL set on Live carry over to Drills and Tiers (and back), not page defaults."""
+    PanicClock(console_env).observe(time.time() - 120)  # fed once, two minutes ago
+    at = open_console()
+    assert not any(w.value.startswith("Zombie suspect") for w in at.warning)
+    at.number_input(key="live_stale_min").set_value(1).run()
+    at.number_input(key="live_base_ttl").set_value(30).run()
+    assert any("threshold 1.0 min" in w.value for w in at.warning)
+    at.switch_page("pages/drills.py").run()
+    assert at.number_input(key="drills_stale_min").value == 1
+    assert any("threshold 1.0 min" in w.value for w in at.warning)
+    at.switch_page("pages/tiers.py").run()
+    assert at.number_input(key="tiers_base_ttl").value == 30
+    at.number_input(key="tiers_base_ttl").set_value(45).run()
+    at.switch_page("pages/live.py").run()
+    assert at.number_input(key="live_base_ttl").value == 45
+    assert at.number_input(key="live_stale_min").value == 1
