@@ -33,6 +33,9 @@ def live_panel() -> None:
     health = last_health()
     if reading is None:
         show_redis_error("reading the panic clock")
+        if health is not None:
+            st.caption(f"Redis unreachable · checked at {fmt_ts(health.checked_at, time_only=True)} · "
+                       f"refreshes every {REFRESH_S} s")
         return
     statuses = class_statuses(reading, int(base_ttl), AdaptivePanicQuota())
     top = max(s.tier for s in statuses)

@@ -83,18 +83,20 @@ class Health:
     ok: bool
     latency_ms: float
     error: str | None = None
+    checked_at: float | None = None
 
 
 def read_clock() -> ClockReading | None:
     """One timed MULTI/EXEC read of the panic clock; None (and an unhealthy Health) when Redis fails."""
     target = get_target()
+    checked_at = time.time()
     began = time.perf_counter()
     try:
-        reading = target.panic_clock().read(time.time())
+        reading = target.panic_clock().read(checked_at)
     except Exception as exc:
-        st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}")
+        st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None
-    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began))
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=checked_at)
     return reading
 
 
@@ -263,15 +265,20 @@ def start_page() -> Any:
 
 
 def finish_page(slot: Any) -> None:
-    """Fill the sidebar's health slot from this run's clock read, reading once if the page did not."""
+    """Fill the sidebar's health slot from this run's clock read, reading once if the page did not.
+
+    The sidebar is drawn on full page runs only (Live's 3 s refresh is a fragment), so the badge says
+    when it was checked; Live's panel shows its own, current health line.
+    """
     if last_health() is None:
         read_clock()
     health = last_health()
+    when = f"at {fmt_ts(health.checked_at, time_only=True)} (page load)" if health is not None else ""
     with slot.container():
         if health is not None and health.ok:
-            st.badge(f"Redis OK · {health.latency_ms:.1f} ms", color="green", icon=":material/check_circle:")
+            st.badge(f"Redis OK · {health.latency_ms:.1f} ms {when}", color="green", icon=":material/check_circle:")
         else:
-            st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
+            st.badge(f"Redis unreachable {when}".strip(), color="red", icon=":material/cloud_off:")
             if health is not None:
                 st.caption(health.error)
 

@@ -1,5 +1,6 @@
 """Live page in AppTest against a real server: empty state, each tier, zombie, Redis down."""
 
+import re
 import time
 
 import pytest
@@ -80,7 +81,8 @@ def test_redis_down_shows_an_error_state(monkeypatch, console_env):
     assert not at.exception
     assert any("Redis unreachable while reading the panic clock" in e.value for e in at.error)
     assert "PANIC_FULL" in at.error[0].value
-    assert any("Redis unreachable" in m.value for m in at.sidebar.markdown)
+    assert any("Redis unreachable at" in m.value and "(page load)" in m.value for m in at.sidebar.markdown)
+    assert any(c.value.startswith("Redis unreachable · checked at") for c in at.main.caption)
     assert at.run().error  # the next refresh still renders the error, still no exception
     assert not at.exception
 
@@ -92,7 +94,9 @@ def test_sidebar_shows_target_prefix_and_health(monkeypatch, console_env, redis_
     codes = [c.value for c in at.sidebar.code]
     assert codes == [redis_url, "drill7:"]
     badges = " ".join(m.value for m in at.sidebar.markdown)
-    assert "drill namespace" in badges and "Redis OK" in badges and "read-only" in badges
+    assert "drill namespace" in badges and "read-only" in badges
+    assert re.search(r"Redis OK · [\d.]+ ms at \d\d:\d\d:\d\d UTC \(page load\)", badges)
+    assert any(c.value.startswith("Redis OK · this read took") for c in at.main.caption)  # Live's own, refreshed
 
 
 @pytest.mark.parametrize("raw", [b"1e308", b"-5", b"nan", "\u0661\u0662", b"\xff\xfe"])
