@@ -160,13 +160,21 @@ def operator_password() -> str | None:
     return _secret("operator_password") or get_target().settings.operator_password
 
 
-def access_notice(access: WriteAccess) -> None:
-    """Say on the page whether its buttons write, and where."""
-    if get_target().embedded:
+def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
+    """Say on the page whether its buttons write, and where: a logged-in operator on a real target is told
+    that workers act on what the page writes (``scratch_only`` for a page that writes only scratch keys)."""
+    target = get_target()
+    if target.embedded:
         st.info("Sandbox: the console runs on its own embedded server; writes are open and reach no worker.",
                 icon=":material/science:")
     elif not access.allowed:
         st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
+    elif scratch_only:
+        st.info(f"Writes go to scratch keys on {target.display}, deleted afterwards: no worker reads them.",
+                icon=":material/science:")
+    else:
+        st.warning(f"Writes go to {target.display} (key prefix `{target.settings.key_prefix}`): workers act on them.",
+                   icon=":material/warning:")
 
 
 BASE_TTL_KEY = "base_ttl_s"

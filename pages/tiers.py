@@ -51,7 +51,7 @@ st.caption("A signal pattern runs through the real breaker on an accelerated clo
            "that is deleted afterwards: never the live key. Default mode (the clock ends after a calm period) "
            "beside seed mode (every calm observation ends it).")
 access = current_access()
-access_notice(access)
+access_notice(access, scratch_only=True)
 r1, r2, r3 = st.columns(3)
 scenario = r1.selectbox("Signal", SCENARIOS, key="tiers_scenario")
 stakes = r2.selectbox("Stakes class", [m.value for m in MatchImportance], index=2, key="tiers_replay_stakes")

@@ -157,3 +157,16 @@ def test_force_clear_dialog_cancel_and_dismissal(console_env):
     at.number_input(key="drills_stale_min").set_value(20).run()  # x/Esc leaves no trace; the next click elsewhere
     assert not _has_button(at, "drills_clear_confirm")
     assert console_env.exists("brain:panic_start_ts")
+
+
+def test_logged_in_on_a_real_target_the_page_warns_where_writes_go(monkeypatch, console_env, redis_url):
+    """Logged in against REDIS_URL, Drills warns that workers act on its writes (password redacted); Tiers says
+    its replays write scratch keys only."""
+    monkeypatch.setenv("REDIS_URL", redis_url.replace("redis://", "redis://:s3cret-pw@", 1))
+    at = login(_drills())
+    [banner] = [w.value for w in at.warning if w.value.startswith("Writes go to")]
+    assert "redis://:***@127.0.0.1:" in banner and banner.endswith("workers act on them.")
+    assert "s3cret-pw" not in banner
+    at.switch_page("pages/tiers.py").run()
+    assert any(i.value.startswith("Writes go to scratch keys on redis://:***@") for i in at.info)
+    assert not any(w.value.startswith("Writes go to") for w in at.warning)
