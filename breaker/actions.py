@@ -9,7 +9,7 @@ from .audit import AuditTrail
 from .clock import ClockReading, PanicClock
 from .importance import MatchImportance
 from .policy import AdaptivePanicQuota
-from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
+from .zombie import DEFAULT_STALE_AFTER_S, ZombieVerdict, zombie_verdict
 
 MIN_CLEAR_REASON_CHARS = 10
 
@@ -66,6 +66,15 @@ def end_panic(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, now:
     return existed
 
 
+@dataclass(frozen=True)
+class ClockCleared:
+    """What a force-clear did: whether there was a clock, and the zombie verdict it had when it was cleared
+    (so the page can say "zombie" only when it was one)."""
+
+    existed: bool
+    verdict: ZombieVerdict
+
+
 def force_clear(
     clock: PanicClock,
     trail: AuditTrail,
@@ -74,7 +83,7 @@ def force_clear(
     now: float,
     why: str,
     stale_after_s: float = DEFAULT_STALE_AFTER_S,
-) -> bool:
+) -> ClockCleared:
     """Clear a zombie clock; the reason (at least 10 characters) and the verdict go into the audit trail."""
     access.require("force-clearing the clock")
     reason = (why or "").strip()
@@ -84,4 +93,4 @@ def force_clear(
     existed = clock.end()
     trail.record(who=access.who, action="zombie_clear", why=reason, at=now, existed=existed,
                  zombie=verdict.suspect, reasons=list(verdict.reasons), key=clock.start_key)
-    return existed
+    return ClockCleared(existed, verdict)

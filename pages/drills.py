@@ -16,6 +16,7 @@ from pages.shared import (
     fmt_ts,
     get_target,
     guarded,
+    observed_caption,
     read_clock,
     show_redis_error,
     stale_min_input,
@@ -89,7 +90,7 @@ if reading is not None:
     if verdict.suspect:
         st.warning("Zombie suspect:\n" + "\n".join(f"- {r}" for r in verdict.reasons), icon=":material/skull:")
     else:
-        st.caption("No zombie: " + ("the clock is fed and expires by itself." if reading.exists else "no clock."))
+        st.caption(f"No zombie: {observed_caption(reading)}" if reading.exists else "No zombie: no clock.")
 if st.button("Force-clear the clock…", key="drills_clear_open_button", disabled=locked or reading is None
              or not reading.exists):
     st.session_state[CLEAR_OPEN] = True
@@ -117,7 +118,8 @@ def clear_dialog() -> None:
         stale_after_s=stale_min * 60.0))
     if cleared is not None:
         st.session_state[CLEAR_OPEN] = False
-        st.session_state[FLASH] = "Zombie clock cleared." if cleared else "The clock was already gone."
+        what = "Zombie clock" if cleared.verdict.suspect else "Panic clock"
+        st.session_state[FLASH] = f"{what} cleared." if cleared.existed else "The clock was already gone."
         st.rerun()
 
 

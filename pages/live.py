@@ -11,6 +11,7 @@ from pages.shared import (
     fmt_duration,
     fmt_ts,
     last_health,
+    observed_caption,
     read_clock,
     show_redis_error,
     stale_min_input,
@@ -70,7 +71,7 @@ def live_panel() -> None:
                    icon=":material/skull:")
         st.page_link("pages/drills.py", label="Force-clear it on Drills", icon=":material/construction:")
     elif reading.exists:
-        st.caption("Zombie verdict: healthy (fed by workers, expires by itself).")
+        st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
         st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")

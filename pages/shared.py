@@ -219,6 +219,17 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
+def observed_caption(reading: ClockReading) -> str:
+    """What a clock that is no zombie suspect has shown: when it was last observed, not who fed it (a drill
+    records the console's own observation, indistinguishable from a worker's)."""
+    since = reading.since_last_observation_s
+    if since is None:
+        seen = "never observed"
+    else:
+        seen = f"last observed {since:.0f} s ago" if since < 60 else f"last observed {fmt_duration(since)} ago"
+    return f"{seen}, expires by itself."
+
+
 def console_pages() -> list[Any]:
     """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
     return [

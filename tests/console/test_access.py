@@ -106,7 +106,8 @@ def test_force_clear_needs_a_reason_and_records_the_verdict(real_redis, fake_clo
     with pytest.raises(ValueError, match="at least 10 characters"):
         force_clear(clock, trail, ops, now=fake_clock(), why="too short")
     assert real_redis.exists(clock.start_key)
-    assert force_clear(clock, trail, ops, now=fake_clock(), why="stuck since the deploy")
+    cleared = force_clear(clock, trail, ops, now=fake_clock(), why="stuck since the deploy")
+    assert cleared.existed and cleared.verdict.suspect
     assert not real_redis.exists(clock.start_key)
     [entry] = trail.entries()
     assert entry.action == "zombie_clear" and entry.detail["zombie"] is True
@@ -171,3 +172,13 @@ def test_limiter_settings_are_checked():
         LoginRateLimiter(max_failures=5, max_client_failures=4)
     with pytest.raises(ValueError, match="window_s > 0"):
         LoginRateLimiter(window_s=0)
+
+
+def test_force_clear_of_a_fed_clock_says_it_was_no_zombie(real_redis, fake_clock):
+    """Clearing a clock a worker fed a minute ago reports (and audits) a verdict that is not suspect."""
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    clock.observe(fake_clock() - 60)
+    cleared = force_clear(clock, trail, write_access(embedded=True, operator=None), now=fake_clock(),
+                          why="drill is over, clean up")
+    assert cleared.existed and not cleared.verdict.suspect
+    assert trail.entries()[-1].detail["zombie"] is False

@@ -170,3 +170,16 @@ def test_logged_in_on_a_real_target_the_page_warns_where_writes_go(monkeypatch, 
     at.switch_page("pages/tiers.py").run()
     assert any(i.value.startswith("Writes go to scratch keys on redis://:***@") for i in at.info)
     assert not any(w.value.startswith("Writes go to") for w in at.warning)
+
+
+def test_clearing_a_fed_clock_says_panic_clock_not_zombie(console_env):
+    """A clock observed seconds ago is no zombie: the page says when it was observed and "Panic clock cleared."."""
+    PanicClock(console_env).observe(time.time() - 5)
+    at = login(_drills())
+    assert any(c.value.startswith("No zombie: last observed") and c.value.endswith("s ago, expires by itself.")
+               for c in at.caption)
+    at.button(key="drills_clear_open_button").click().run()
+    at.text_input(key="drills_clear_reason").input("drill finished, cleaning up")
+    at.button(key="drills_clear_confirm").click().run()
+    assert any(s.value == "Panic clock cleared." for s in at.success)
+    assert AuditTrail(console_env).entries()[-1].detail["zombie"] is False

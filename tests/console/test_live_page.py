@@ -165,3 +165,12 @@ def test_drills_and_tiers_use_the_values_set_on_live(console_env):
     at.switch_page("pages/live.py").run()
     assert at.number_input(key="live_base_ttl").value == 45
     assert at.number_input(key="live_stale_min").value == 1
+
+
+def test_a_clock_that_is_no_zombie_says_when_it_was_observed(console_env):
+    """Live does not claim workers fed a clock: it says when the clock was last observed."""
+    _backdate(console_env, 5)
+    at = open_console()
+    [caption] = [c.value for c in at.caption if c.value.startswith("Zombie verdict")]
+    assert caption.startswith("Zombie verdict: not a suspect: last observed") and "s ago" in caption
+    assert "worker" not in caption
