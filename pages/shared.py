@@ -9,6 +9,7 @@ that mode and reruns, so app.py's ``st.navigation`` decides from then on.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,6 +231,13 @@ def observed_caption(reading: ClockReading) -> str:
     return f"{seen}, expires by itself."
 
 
+def code_span(text: str) -> str:
+    """Markdown inline code that wraps (unlike ``st.code``); a longer fence when the text holds a backtick."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
+
+
 def console_pages() -> list[Any]:
     """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
     return [
@@ -272,9 +280,9 @@ def start_page() -> Any:
     target = get_target()
     with st.sidebar:
         st.caption("Target")
-        st.code(target.display, language=None)
+        st.markdown(code_span(target.display))  # st.code would cut a long URL off at the sidebar's edge
         st.caption("Key prefix")
-        st.code(target.settings.key_prefix, language=None)
+        st.markdown(code_span(target.settings.key_prefix))
         if target.is_drill_namespace:
             st.badge("drill namespace", color="orange")
         health_slot = st.empty()
