@@ -172,6 +172,6 @@ if multi is not None:
                    f" written by exactly one of them.")
     else:
         st.error(f"Workers disagree: {len(multi.distinct_starts)} distinct starts, {writers} writers.")
-    st.dataframe([{"worker": w.worker, "kind": w.kind, "start": w.start, "wrote it": w.initialized,
+    st.dataframe([{"worker": w.worker, "kind": w.kind, "start": fmt_ts(w.start), "wrote it": w.initialized,
                    "error": w.error or ""} for w in multi.workers], hide_index=True)
 finish_page(sidebar)

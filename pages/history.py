@@ -18,6 +18,8 @@ from pages.shared import (
     start_page,
 )
 
+HISTORY_ENTRIES = 1000
+
 
 def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> None:
     if not entries:
@@ -73,10 +75,10 @@ def current_clock_start() -> Any:
 sidebar = start_page()
 st.title("History")
 trail = audit_trail()
-st.caption(f"Stream `{trail.key}`, trimmed to the newest {trail.maxlen} entries. Workers add an entry only when "
-           "their mode or tier changes; every console write adds one.")
+st.caption(f"The newest {HISTORY_ENTRIES} entries of the stream `{trail.key}` (which keeps the newest "
+           f"{trail.maxlen}). Workers add an entry only when their mode or tier changes; every console write adds one.")
 try:
-    history = trail.entries(1000)
+    history = trail.entries(HISTORY_ENTRIES)
 except Exception as exc:
     show_redis_error("reading the audit trail", f"{type(exc).__name__}: {exc}")
 else:

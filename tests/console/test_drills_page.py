@@ -125,6 +125,8 @@ def test_multi_worker_drill_shows_agreement(sandbox_env):
     at.button(key="drills_multi").click().run()
     assert not at.exception
     assert any(s.value.startswith("All 5 workers agree on one start") for s in at.success)
+    starts = set(at.dataframe[0].value["start"])
+    assert len(starts) == 1 and next(iter(starts)).endswith(" UTC")  # a date, not a raw epoch
     assert [k for k in sandbox_env.keys("*") if b"drill:" in k] == []
 
 

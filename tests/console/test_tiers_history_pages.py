@@ -60,6 +60,8 @@ def test_history_empty_state(console_env):
     assert not at.exception
     assert any(i.value.startswith("No history yet") for i in at.info)
     assert any(c.value == "No panic episode in the history." for c in at.caption)
+    assert any(c.value.startswith("The newest 1000 entries of the stream `brain:audit` (which keeps the newest 10000)")
+               for c in at.caption)
 
 
 def test_history_lists_actions_and_state_changes_with_episode(console_env):
