@@ -95,3 +95,50 @@ def test_sandbox_console_renders_every_page(page: Page, sandbox_url):
     for title in ("Live", "Tiers", "History"):
         open_page(page, title)
     expect(page.get_by_text("No history yet")).to_be_visible()
+
+
+def test_force_clear_dialog_closes_for_good(page: Page, console_url, valkey_server):
+    """The force-clear dialog: a short reason keeps Cancel, Esc closes it and a later click does not bring it
+    back; a real reason clears the (fed, so not zombie) clock."""
+    client = redis_client(valkey_server.connection_url, timeout_ms=1000)
+    for key in client.scan_iter(match=f"{KEY_PREFIX}*"):
+        client.delete(key)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto(f"{console_url}/drills")
+    wait_for_run(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_label("Your name").fill("playwright")
+    sidebar.get_by_label("Operator password").fill(PASSWORD)
+    sidebar.get_by_role("button", name="Log in").click()
+    expect(sidebar.get_by_text("logged in: playwright")).to_be_visible(timeout=30_000)
+    wait_for_run(page)
+    expect(page.get_by_text("workers act on them.")).to_be_visible()
+    page.get_by_role("button", name="Start panic").click()
+    expect(page.get_by_text("Panic started")).to_be_visible(timeout=30_000)
+    wait_for_run(page)
+
+    dialog = page.get_by_role("dialog")
+    page.get_by_role("button", name="Force-clear the clock…").click()
+    expect(dialog).to_be_visible(timeout=30_000)
+    dialog.get_by_label("Reason").fill("short")
+    dialog.get_by_label("Reason").press("Enter")
+    dialog.get_by_role("button", name="Clear the clock").click()
+    expect(dialog.get_by_text("The reason needs at least 10 characters.")).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0, timeout=30_000)
+    page.get_by_role("button", name="Run fail-safe drill").click()
+    expect(page.get_by_text("answers were (0, PANIC_FULL)")).to_be_visible(timeout=30_000)
+    wait_for_run(page)
+    expect(dialog).to_have_count(0)
+    assert client.exists(f"{KEY_PREFIX}panic_start_ts")
+
+    page.get_by_role("button", name="Force-clear the clock…").click()
+    expect(dialog).to_be_visible(timeout=30_000)
+    dialog.get_by_label("Reason").fill("browser test cleaning up")
+    dialog.get_by_label("Reason").press("Enter")
+    dialog.get_by_role("button", name="Clear the clock").click()
+    expect(page.get_by_text("Panic clock cleared.")).to_be_visible(timeout=30_000)
+    expect(dialog).to_have_count(0)
+    assert not client.exists(f"{KEY_PREFIX}panic_start_ts")
+    client.close()
