@@ -1,17 +1,25 @@
-"""Operator writes on the panic clock: each one checks the right to write, then leaves an audit entry."""
+"""Operator actions: each one checks the right to write, does the work, then leaves an audit entry.
+
+The panic-clock writes (start, end, force-clear) raise when their audit entry cannot be written. The drills
+and the replay return their result together with any audit error instead: a drill that ran is worth showing
+even when Redis refused its audit entry (the fail-safe drill is most useful exactly when Redis is sick).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from .access import WriteAccess
 from .audit import AuditTrail
 from .clock import ClockReading, PanicClock
+from .drills import FailSafeDrill, MultiWorkerDrill, Replay, fail_safe_drill, multi_worker_drill, replay_scenario
 from .importance import MatchImportance
 from .policy import AdaptivePanicQuota
 from .zombie import DEFAULT_STALE_AFTER_S, ZombieVerdict, zombie_verdict
 
 MIN_CLEAR_REASON_CHARS = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,3 +102,74 @@ def force_clear(
     trail.record(who=access.who, action="zombie_clear", why=reason, at=now, existed=existed,
                  zombie=verdict.suspect, reasons=list(verdict.reasons), key=clock.start_key)
     return ClockCleared(existed, verdict)
+
+
+@dataclass(frozen=True)
+class AuditedRun(Generic[T]):
+    """A drill's result, and why its audit entry could not be written (None when it was, or none was due)."""
+
+    result: T
+    audit_error: str | None = None
+
+
+def run_failsafe_drill(trail: AuditTrail, access: WriteAccess, *, calls: int = 5) -> AuditedRun[FailSafeDrill]:
+    """Anyone may run the fail-safe drill (it touches no key); only someone with the right to write gets it
+    audited, so a read-only visitor cannot fill the audit stream with it."""
+    drill = fail_safe_drill(calls)
+    if not access.allowed:
+        return AuditedRun(drill)
+    return AuditedRun(drill, _record(
+        trail, who=access.who, action="failsafe_drill", why="fail-safe drill", target=drill.target,
+        all_fail_safe=drill.all_fail_safe, worst_latency_ms=round(drill.worst_latency_ms, 2),
+    ))
+
+
+def run_multi_worker_drill(
+    trail: AuditTrail,
+    access: WriteAccess,
+    *,
+    url: str,
+    client: Any,
+    key_prefix: str,
+    threads: int,
+    processes: int,
+) -> AuditedRun[MultiWorkerDrill]:
+    """The multi-worker drill writes (to a scratch namespace), so it needs the right to write."""
+    access.require("the multi-worker drill")
+    result = multi_worker_drill(url, client, key_prefix=key_prefix, threads=threads, processes=processes)
+    return AuditedRun(result, _record(
+        trail, who=access.who, action="multi_worker_drill", why=f"{threads} threads + {processes} processes",
+        namespace=result.namespace, agreed=result.agreed, distinct_starts=len(result.distinct_starts),
+    ))
+
+
+def run_replay(
+    trail: AuditTrail,
+    access: WriteAccess,
+    *,
+    client: Any,
+    scenario: str,
+    key_prefix: str,
+    base_ttl: int,
+    stakes: str,
+    minutes: int,
+) -> AuditedRun[list[Replay]]:
+    """Replay ``scenario`` in default mode and in seed mode (``end_on_normal``); it writes scratch keys, so it
+    needs the right to write."""
+    access.require("the scenario replay")
+    replays = [
+        replay_scenario(client, scenario, key_prefix=key_prefix, end_on_normal=seed, base_ttl=base_ttl,
+                        match_context={"stakes": stakes}, minutes=minutes)
+        for seed in (False, True)
+    ]
+    return AuditedRun(replays, _record(
+        trail, who=access.who, action="scenario_replay", why=f"{scenario}, {stakes}, {minutes} min",
+    ))
+
+
+def _record(trail: AuditTrail, **entry: Any) -> str | None:
+    try:
+        trail.record(**entry)
+    except Exception as exc:  # redis errors, OSError: the caller shows it beside the result
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -4,8 +4,8 @@ import time
 
 import streamlit as st
 
-from breaker import end_panic, fail_safe_drill, force_clear, multi_worker_drill, start_panic, zombie_verdict
-from breaker.actions import MIN_CLEAR_REASON_CHARS
+from breaker import end_panic, force_clear, start_panic, zombie_verdict
+from breaker.actions import MIN_CLEAR_REASON_CHARS, run_failsafe_drill, run_multi_worker_drill
 from pages.shared import (
     access_notice,
     audit_trail,
@@ -18,6 +18,7 @@ from pages.shared import (
     guarded,
     observed_caption,
     read_clock,
+    show_audit_error,
     show_redis_error,
     stale_min_input,
     start_page,
@@ -131,12 +132,11 @@ st.caption("A breaker pointed at a loopback port where nothing listens must answ
            "It touches no key.")
 calls = st.number_input("Panic calls", min_value=1, max_value=100, value=5, key="drills_failsafe_calls")
 if st.button("Run fail-safe drill", key="drills_failsafe"):
-    drill = fail_safe_drill(int(calls))
-    st.session_state["drills_failsafe_result"] = drill
-    if access.allowed:
-        guarded("auditing the drill", lambda: audit_trail().record(
-            who=access.who, action="failsafe_drill", why="fail-safe drill", target=drill.target,
-            all_fail_safe=drill.all_fail_safe, worst_latency_ms=round(drill.worst_latency_ms, 2)))
+    failsafe = guarded("running the fail-safe drill",
+                       lambda: run_failsafe_drill(audit_trail(), current_access(), calls=int(calls)))
+    if failsafe is not None:
+        st.session_state["drills_failsafe_result"] = failsafe.result
+        show_audit_error(failsafe)
 drill = st.session_state.get("drills_failsafe_result")
 if drill is not None:
     if drill.all_fail_safe:
@@ -154,16 +154,12 @@ m1, m2 = st.columns(2)
 threads = m1.number_input("Threads", min_value=0, max_value=16, value=8, key="drills_threads")
 processes = m2.number_input("Processes", min_value=0, max_value=16, value=4, key="drills_processes")
 if st.button("Run multi-worker drill", key="drills_multi", disabled=locked):
-    def run_drill():
-        current_access().require("the multi-worker drill")
-        return multi_worker_drill(target.url, drill_client(), key_prefix=target.settings.key_prefix,
-                                  threads=int(threads), processes=int(processes))
-    result = guarded("running the multi-worker drill", run_drill)
-    if result is not None:
-        st.session_state["drills_multi_result"] = result
-        guarded("auditing the drill", lambda: audit_trail().record(
-            who=access.who, action="multi_worker_drill", why=f"{threads} threads + {processes} processes",
-            namespace=result.namespace, agreed=result.agreed, distinct_starts=len(result.distinct_starts)))
+    multi_run = guarded("running the multi-worker drill", lambda: run_multi_worker_drill(
+        audit_trail(), current_access(), url=target.url, client=drill_client(),
+        key_prefix=target.settings.key_prefix, threads=int(threads), processes=int(processes)))
+    if multi_run is not None:
+        st.session_state["drills_multi_result"] = multi_run.result
+        show_audit_error(multi_run)
 multi = st.session_state.get("drills_multi_result")
 if multi is not None:
     writers = sum(w.initialized for w in multi.workers)

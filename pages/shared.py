@@ -129,6 +129,13 @@ def guarded(what: str, action: Callable[[], T]) -> T | None:
     return None
 
 
+def show_audit_error(run: Any) -> None:
+    """A drill ran but its audit entry was not written (``AuditedRun.audit_error``): say so beside the result."""
+    if run.audit_error:
+        st.error(f"Redis error while auditing the drill: {run.audit_error}. The result below was not audited.",
+                 icon=":material/cloud_off:")
+
+
 def _secret(name: str) -> Any:
     try:
         return st.secrets.get(name)

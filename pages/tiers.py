@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from breaker import AdaptivePanicQuota, MatchImportance, explain_importance, replay_scenario
+from breaker import AdaptivePanicQuota, MatchImportance, explain_importance
+from breaker.actions import run_replay
 from breaker.drills import SCENARIOS
 from pages.figures import figure_replay, figure_ttl_steps
 from pages.shared import (
@@ -15,6 +16,7 @@ from pages.shared import (
     get_target,
     guarded,
     read_clock,
+    show_audit_error,
     start_page,
 )
 
@@ -57,19 +59,12 @@ scenario = r1.selectbox("Signal", SCENARIOS, key="tiers_scenario")
 stakes = r2.selectbox("Stakes class", [m.value for m in MatchImportance], index=2, key="tiers_replay_stakes")
 minutes = r3.slider("Replay length (min)", min_value=30, max_value=600, value=240, step=30, key="tiers_replay_min")
 if st.button("Replay", key="tiers_replay", type="primary", disabled=not access.allowed):
-    target = get_target()
-
-    def run_replays():
-        current_access().require("the scenario replay")
-        return [replay_scenario(drill_client(), scenario, key_prefix=target.settings.key_prefix,
-                                end_on_normal=seed, base_ttl=int(base_ttl), match_context={"stakes": stakes},
-                                minutes=int(minutes)) for seed in (False, True)]
-
-    replays = guarded("replaying the scenario", run_replays)
-    if replays is not None:
-        st.session_state["tiers_replays"] = replays
-        guarded("auditing the replay", lambda: audit_trail().record(
-            who=access.who, action="scenario_replay", why=f"{scenario}, {stakes}, {minutes} min"))
+    replay_run = guarded("replaying the scenario", lambda: run_replay(
+        audit_trail(), current_access(), client=drill_client(), scenario=scenario,
+        key_prefix=get_target().settings.key_prefix, base_ttl=int(base_ttl), stakes=stakes, minutes=int(minutes)))
+    if replay_run is not None:
+        st.session_state["tiers_replays"] = replay_run.result
+        show_audit_error(replay_run)
 replays = st.session_state.get("tiers_replays")
 if replays:
     st.plotly_chart(figure_replay(replays), key="tiers_replay_chart")

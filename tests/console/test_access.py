@@ -11,9 +11,11 @@ from breaker import (
     end_panic,
     force_clear,
     password_matches,
+    redis_client,
     start_panic,
     write_access,
 )
+from breaker.actions import run_failsafe_drill, run_multi_worker_drill, run_replay
 
 
 def test_sandbox_is_open_and_real_target_is_read_only():
@@ -182,3 +184,44 @@ def test_force_clear_of_a_fed_clock_says_it_was_no_zombie(real_redis, fake_clock
                           why="drill is over, clean up")
     assert cleared.existed and not cleared.verdict.suspect
     assert trail.entries()[-1].detail["zombie"] is False
+
+
+def test_failsafe_drill_is_audited_only_for_writers(real_redis):
+    """Read-only visitors may run the fail-safe drill but leave no entry; an operator's run is audited."""
+    trail = AuditTrail(real_redis)
+    anonymous = run_failsafe_drill(trail, write_access(embedded=False, operator=None), calls=2)
+    assert anonymous.result.all_fail_safe and anonymous.audit_error is None and trail.entries() == []
+    alice = run_failsafe_drill(trail, write_access(embedded=False, operator="alice"), calls=2)
+    [entry] = trail.entries()
+    assert (entry.who, entry.action, entry.detail["all_fail_safe"]) == ("alice", "failsafe_drill", True)
+    assert alice.audit_error is None
+
+
+def test_a_drill_whose_audit_fails_still_returns_its_result():
+    """Redis refusing the audit entry does not hide the drill's answers: the error comes back beside them."""
+    from breaker.drills import unreachable_loopback_url
+
+    trail = AuditTrail(redis_client(unreachable_loopback_url(), timeout_ms=50))
+    run = run_failsafe_drill(trail, write_access(embedded=True, operator=None), calls=1)
+    assert run.result.all_fail_safe and run.audit_error.startswith("ConnectionError")
+
+
+def test_multi_worker_drill_and_replay_need_the_right_to_write_and_are_audited(real_redis, redis_url):
+    """Read-only: refused before any key is written; an operator's runs each leave one entry."""
+    trail = AuditTrail(real_redis)
+    anonymous = write_access(embedded=False, operator=None)
+    with pytest.raises(WriteRefused, match="multi-worker drill refused"):
+        run_multi_worker_drill(trail, anonymous, url=redis_url, client=real_redis, key_prefix="brain:",
+                               threads=1, processes=0)
+    with pytest.raises(WriteRefused, match="scenario replay refused"):
+        run_replay(trail, anonymous, client=real_redis, scenario="sustained", key_prefix="brain:", base_ttl=60,
+                   stakes="high_stakes", minutes=30)
+    assert real_redis.keys("*") == []
+    bob = write_access(embedded=False, operator="bob")
+    multi = run_multi_worker_drill(trail, bob, url=redis_url, client=real_redis, key_prefix="brain:",
+                                   threads=2, processes=0)
+    replay = run_replay(trail, bob, client=real_redis, scenario="sustained", key_prefix="brain:", base_ttl=60,
+                        stakes="high_stakes", minutes=30)
+    assert multi.result.agreed and [r.end_on_normal for r in replay.result] == [False, True]
+    assert [(e.who, e.action) for e in trail.entries()] == [("bob", "multi_worker_drill"), ("bob", "scenario_replay")]
+    assert real_redis.keys("*") == [trail.key.encode()]
