@@ -307,14 +307,14 @@ def finish_page(slot: Any) -> None:
     if last_health() is None:
         read_clock()
     health = last_health()
-    when = f"at {fmt_ts(health.checked_at, time_only=True)} (page load)" if health is not None else ""
-    with slot.container():
+    with slot.container():  # a badge does not wrap: the time of the check goes in the caption under it
         if health is not None and health.ok:
-            st.badge(f"Redis OK · {health.latency_ms:.1f} ms {when}", color="green", icon=":material/check_circle:")
+            st.badge(f"Redis OK · {health.latency_ms:.1f} ms", color="green", icon=":material/check_circle:")
         else:
-            st.badge(f"Redis unreachable {when}".strip(), color="red", icon=":material/cloud_off:")
-            if health is not None:
-                st.caption(health.error)
+            st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
+        if health is not None:
+            error = f": {health.error}" if health.error else ""
+            st.caption(f"checked at {fmt_ts(health.checked_at, time_only=True)} (page load){error}")
 
 
 def _render_login(target: Target) -> None:
