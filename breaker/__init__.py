@@ -1,7 +1,15 @@
 """vix-breaker: cache TTLs that fail safe during a market panic, on a clock shared through Redis."""
 
 from .access import LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, password_matches, write_access
-from .actions import end_panic, force_clear, start_panic
+from .actions import (
+    ClockCleared,
+    end_panic,
+    force_clear,
+    run_failsafe_drill,
+    run_multi_worker_drill,
+    run_replay,
+    start_panic,
+)
 from .audit import AuditEntry, AuditTrail, PanicEpisode, panic_episodes, state_change_listener
 from .circuit import PANIC_START_TS_KEY, PANIC_TS_TTL_SECONDS, VIXCircuitBreaker
 from .client import redact_url, redis_client
@@ -22,6 +30,7 @@ __all__ = [
     "AuditEntry",
     "AuditTrail",
     "CircuitBreakerMode",
+    "ClockCleared",
     "ClockReading",
     "ConfigError",
     "LoginRateLimiter",
@@ -49,6 +58,9 @@ __all__ = [
     "redact_url",
     "redis_client",
     "replay_scenario",
+    "run_failsafe_drill",
+    "run_multi_worker_drill",
+    "run_replay",
     "start_panic",
     "state_change_listener",
     "write_access",
