@@ -20,6 +20,7 @@ from . import transaction
 
 DEFAULT_KEY_PREFIX = "brain:"
 DEFAULT_PANIC_KEY_TTL_S = 900
+SEED_KEY_TTL_S = 86400
 START_KEY_NAME = "panic_start_ts"
 LAST_SEEN_KEY_NAME = "panic_last_seen_ts"
 
@@ -44,6 +45,12 @@ def parse_start(raw: Any) -> float | None:
     if not math.isfinite(value) or value <= 0:
         return None
     return value
+
+
+def default_key_ttl_s(end_on_normal: bool) -> int:
+    """Seed mode's panics end by deletion, so its key lives a day (the seed's 86400); otherwise the
+    expiry is the calm period."""
+    return SEED_KEY_TTL_S if end_on_normal else DEFAULT_PANIC_KEY_TTL_S
 
 
 def check_key_ttl(panic_key_ttl_s: Any) -> None:
@@ -217,18 +224,20 @@ class PanicClock:
         hold = self.panic_key_ttl_s if hold_s is None else int(hold_s)
         if hold < 1:
             raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")
-        with self.client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(self.start_key)
-                if not overwrite and pipe.exists(self.start_key):
-                    return False
-                pipe.multi()
-                pipe.set(self.start_key, format_ts(now - backdate_s), ex=hold)  # plain SET: replaces any type
-                pipe.set(self.last_seen_key, format_ts(now), ex=hold)
-                pipe.execute()
-            except WatchError:
-                return False
-        return True
+        for _ in range(3):  # a worker refreshing the expiry meanwhile is not a reason to give up
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self.start_key)
+                    if not overwrite and pipe.exists(self.start_key):
+                        return False
+                    pipe.multi()
+                    pipe.set(self.start_key, format_ts(now - backdate_s), ex=hold)  # plain SET: replaces any type
+                    pipe.set(self.last_seen_key, format_ts(now), ex=hold)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+        return False
 
 
 

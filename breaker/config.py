@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .clock import default_key_ttl_s
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("console", "json")
 
@@ -19,13 +21,17 @@ class ConfigError(ValueError):
 class Settings:
     redis_url: str | None = None
     key_prefix: str = "brain:"
-    panic_key_ttl_s: int = 900
+    panic_key_ttl_s: int | None = None  # None: 900, or 86400 in seed mode (default_key_ttl_s)
     end_on_normal: bool = False
     refresh_interval_s: float = 1.0
     redis_timeout_ms: float = 50.0
     log_level: str = "INFO"
     log_format: str = "console"
     operator_password: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.panic_key_ttl_s is None:
+            object.__setattr__(self, "panic_key_ttl_s", default_key_ttl_s(self.end_on_normal))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -34,8 +40,7 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             key_prefix=_prefix(env.get("BREAKER_KEY_PREFIX", "brain:")),
-            # seed mode's usual expiry is a day (its panics end by deletion), the calm period's 15 minutes
-            panic_key_ttl_s=_integer(env, "BREAKER_PANIC_KEY_TTL_S", 86400 if end_on_normal else 900, minimum=1),
+            panic_key_ttl_s=_integer(env, "BREAKER_PANIC_KEY_TTL_S", None, minimum=1),
             end_on_normal=end_on_normal,
             refresh_interval_s=_number(env, "BREAKER_REFRESH_INTERVAL_S", 1.0, minimum=0.0),
             redis_timeout_ms=_number(env, "BREAKER_REDIS_TIMEOUT_MS", 50.0, minimum=1.0),
@@ -51,7 +56,7 @@ def _prefix(value: str) -> str:
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _integer(env: Mapping[str, str], name: str, default: int | None, *, minimum: int) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
