@@ -21,14 +21,14 @@ from redis.exceptions import RedisError
 
 from .client import describe_client, stall_risks
 from .client import redis_client as build_client
-from .clock import DEFAULT_KEY_PREFIX, DEFAULT_PANIC_KEY_TTL_S, PanicClock, check_key_ttl
+from .clock import DEFAULT_KEY_PREFIX, SEED_KEY_TTL_S, PanicClock, check_key_ttl, default_key_ttl_s
 from .config import Settings
 from .importance import MatchImportance
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
 PANIC_START_TS_KEY = f"{DEFAULT_KEY_PREFIX}panic_start_ts"
-PANIC_TS_TTL_SECONDS = 86400
+PANIC_TS_TTL_SECONDS = SEED_KEY_TTL_S
 
 _PANIC, _CALM = True, False
 _STATUS_KIND = {"panic": _PANIC, "normal": _CALM, "warning": _CALM}
@@ -80,8 +80,8 @@ class VIXCircuitBreaker:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-        if panic_key_ttl_s is None:  # seed mode's usual expiry is a day: its panics end by deletion, not expiry
-            panic_key_ttl_s = PANIC_TS_TTL_SECONDS if end_on_normal else DEFAULT_PANIC_KEY_TTL_S
+        if panic_key_ttl_s is None:
+            panic_key_ttl_s = default_key_ttl_s(end_on_normal)
         check_key_ttl(panic_key_ttl_s)
         self.redis = redis_client
         self.panic_clock = (
@@ -112,6 +112,7 @@ class VIXCircuitBreaker:
         self._state_lock = threading.Lock()
         self._cached: tuple[float | None, float] = _NO_CACHE  # (start, fetched_at)
         self._retry_at = -math.inf
+        self._episode_start: float | None = None  # the start this worker's logged state belongs to
         self._outage: dict[str, Any] | None = None
         self._answered_while_probing = 0  # fail-safe answers given while a probe was in flight
         self._warned_not_configured = False
@@ -197,7 +198,7 @@ class VIXCircuitBreaker:
         if self.panic_clock is None:
             self._fail_safe_not_configured()
             return None
-        if now < self._retry_at:
+        if self._backing_off(now):
             self._count_outage_call()
             return None
         # Only one thread goes to Redis; the others answer at once: with the previous start while it
@@ -211,7 +212,7 @@ class VIXCircuitBreaker:
             start, fetched_at = self._cached
             if start is not None and 0 <= now - fetched_at < self.refresh_interval_s:
                 return start
-            if now < self._retry_at:
+            if self._backing_off(now):
                 self._count_outage_call()
                 return None
             try:
@@ -219,6 +220,11 @@ class VIXCircuitBreaker:
             except Exception as exc:
                 self._redis_failed(now, exc)
                 return None
+            if observation.start != self._episode_start:
+                if self._episode_start is not None:
+                    with self._state_lock:
+                        self._last_decision.clear()  # a new panic: log it from its first tier, even tier 1 again
+                self._episode_start = observation.start
             self._cached = (observation.start, now)
             self._debug_on = None  # logging may have been reconfigured since: look again at the next decision
         finally:
@@ -237,7 +243,7 @@ class VIXCircuitBreaker:
         """Seed mode: every calm observation deletes the clock."""
         now = self.clock()
         # Backing off, or another thread is on the network (perhaps hung): the next calm call deletes.
-        if now < self._retry_at or not self._refresh_lock.acquire(blocking=False):
+        if self._backing_off(now) or not self._refresh_lock.acquire(blocking=False):
             return
         try:
             deleted = self.panic_clock.end()
@@ -252,6 +258,10 @@ class VIXCircuitBreaker:
             with self._state_lock:
                 self._last_decision.clear()  # the next panic is a new episode, logged from tier 1
             self._log.info("PANIC_TIMESTAMP_CLEARED", key=self.panic_clock.start_key)
+
+    def _backing_off(self, now: float) -> bool:
+        """Inside ``retry_after_s`` of a failure; a wall clock stepped back does not stretch the back-off."""
+        return now < self._retry_at <= now + self.retry_after_s
 
     def _redis_failed(self, now: float, exc: Exception) -> None:
         self._retry_at = now + self.retry_after_s
@@ -337,8 +347,10 @@ class VIXCircuitBreaker:
             "panic_start": start,  # which episode: a new start means the previous panic is over
         }
         self._log.info("VIX_TTL_STATE_CHANGE", **event)
-        # During an outage a listener that writes to the same Redis would wait on it: skip it until recovery.
-        if self.on_state_change is not None and self._outage is None:
+        # A listener that writes to the same Redis would wait on it: skip it during an outage, and for any
+        # fail-safe answer of a configured breaker (a refresh may be hanging without an outage declared yet).
+        unreliable = self._outage is not None or (start is None and self.panic_clock is not None)
+        if self.on_state_change is not None and not unreliable:
             try:
                 self.on_state_change(event)
             except Exception as exc:  # a listener (the audit trail) must not change the answer

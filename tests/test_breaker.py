@@ -315,3 +315,63 @@ def test_constructor_rejects_bad_intervals(name, value):
     """Bad intervals fail at construction, naming the argument."""
     with pytest.raises(ValueError, match=name):
         VIXCircuitBreaker(None, **{name: value})
+
+
+def test_a_new_panic_at_the_same_tier_is_logged(real_redis, fake_clock):
+    """A panic that ends and a new one that starts at tier 1 again are two logged episodes."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    with capture_logs() as logs:
+        breaker.get_ttl(60, "panic")
+        real_redis.delete("brain:panic_start_ts")  # the first panic ended (its expiry ran out)
+        fake_clock.advance(3600)
+        breaker.get_ttl(60, "normal")
+        breaker.get_ttl(60, "panic")
+        breaker.get_ttl(60, "panic")
+    changes = events(logs, "VIX_TTL_STATE_CHANGE")
+    assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL"), (None, "PANIC_FULL")]
+    assert changes[1]["panic_start"] == changes[0]["panic_start"] + 3600
+
+
+def test_listener_skipped_for_fail_safe_answers_while_a_refresh_hangs(fake_clock):
+    """A fail-safe answer given because another thread's refresh hangs does not call the listener."""
+    seen = []
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=seen.append)
+    stuck = _StuckClock(fake_clock() - 20 * 60)
+    breaker.panic_clock = stuck
+    low = {"stakes": "low"}
+    breaker.get_ttl(60, "panic", low)
+    assert [e["tier"] for e in seen] == [2]
+    fake_clock.advance(1.5)
+    prober = threading.Thread(target=breaker.get_ttl, args=(60, "panic", low))
+    prober.start()
+    try:
+        assert stuck.entered.wait(10)
+        fake_clock.advance(30 * 60)
+        assert breaker.get_ttl(60, "panic", low) == FAIL_SAFE
+        assert [e["tier"] for e in seen] == [2]
+    finally:
+        stuck.release.set()
+        prober.join(10)
+
+
+def test_clock_stepping_back_does_not_stretch_the_back_off(fake_clock):
+    """After a failure, a wall clock stepped back an hour does not keep the breaker off Redis for an hour."""
+    calls = []
+
+    class Flaky:
+        start_key = "brain:panic_start_ts"
+
+        def observe(self, now):
+            from breaker.clock import Observation
+
+            calls.append(now)
+            if len(calls) == 1:
+                raise ConnectionError("down")
+            return Observation(now - 20 * 60, initialized=False)
+
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, retry_after_s=1.0)
+    breaker.panic_clock = Flaky()
+    assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    fake_clock.advance(-3600)
+    assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
+    assert len(calls) == 2
