@@ -10,6 +10,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+MAX_FUTURE_SKEW_S = 60.0
+
 
 def _check_odds(name: str, odds: object) -> None:
     """Odds must be finite numbers: a NaN would make every comparison false and read as calm."""
@@ -65,6 +67,10 @@ class VIXCalculator:
         ts = now if timestamp is None else timestamp
         if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
             raise ValueError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
+        if ts > now + MAX_FUTURE_SKEW_S:  # e.g. milliseconds: it would never age out and block pruning
+            raise ValueError(
+                f"timestamp {timestamp!r} is more than {MAX_FUTURE_SKEW_S:g} s ahead of this clock ({now!r})"
+            )
         with self._lock:
             history = self._history[market_key]
             history.append((ts, float(odds)))

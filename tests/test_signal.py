@@ -77,12 +77,14 @@ def test_non_finite_odds_are_refused_not_read_as_calm():
         c.add_odds_snapshot("m", 2.0, timestamp=float("inf"))
 
 
-def test_one_skewed_timestamp_does_not_wipe_the_window():
-    """A sample stamped far in the future (milliseconds by mistake) does not prune the good samples."""
+def test_future_timestamp_is_refused_and_the_window_stays_intact():
+    """A sample stamped far ahead (milliseconds by mistake) is refused: it would wipe or pin the window."""
     c = calc()
     for odds in (2.0, 2.0, 2.0, 2.0):
         c.add_odds_snapshot("m", odds)
-    c.add_odds_snapshot("m", 2.0, timestamp=1e12)
+    with pytest.raises(ValueError, match="ahead"):
+        c.add_odds_snapshot("m", 2.0, timestamp=1e12)
+    c.add_odds_snapshot("m", 2.0, timestamp=1_000_000.0 + 30)  # small skew is fine
     assert c.detect_panic_mode("m", 2.5).volatility_status == "panic"
 
 
