@@ -18,7 +18,7 @@ from .audit import AuditTrail
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0
-MAX_CLIENT_FAILURES = 50
+MAX_CLIENT_FAILURES = 10  # one shared password: changing the name must not buy more guesses
 _SWEEP_MIN_KEYS = 1024
 MAX_NAME_LENGTH = 64
 
