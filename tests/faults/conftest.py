@@ -128,26 +128,25 @@ class FaultServer:
         return {name[len("cmdstat_"):]: int(s["calls"]) for name, s in stats.items() if name != "cmdstat_info"}
 
 
-@pytest.fixture
-def fault_server():
-    """A server of this test's own on a free loopback port; resumed and stopped however the test ends."""
+def _running_server():
     server = FaultServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fault_server():
+    """A server of this test's own on a free loopback port; resumed and stopped however the test ends."""
+    yield from _running_server()
 
 
 @pytest.fixture(scope="module")
 def module_server():
     """One server for a module whose tests only write the key (each test flushes it first)."""
-    server = FaultServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running_server()
 
 
 class RoundTrips:
