@@ -2,7 +2,6 @@
 
 import socket
 import threading
-import time
 
 import pytest
 import redis
@@ -35,17 +34,27 @@ def test_no_redis_is_fail_safe_and_warns_once(fake_clock):
     assert len(warned) == 1 and warned[0]["redis_status"] == "not_configured"
 
 
-def test_refused_port_fails_safe_fast_with_one_error(fake_clock):
-    """Connection refused: PANIC_FULL at once, one ERROR for the outage, one warning, no exception."""
+def test_refused_port_fails_safe_with_one_attempt_and_one_error(fake_clock):
+    """Connection refused: PANIC_FULL, one connection attempt per back-off window, one ERROR, one warning."""
     client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    pool = client.connection_pool
+    attempts = []
+    take = pool.get_connection
+
+    def counted(*args, **kwargs):
+        attempts.append(1)
+        return take(*args, **kwargs)
+
+    pool.get_connection = counted
     breaker = VIXCircuitBreaker(client, clock=fake_clock)
     with capture_logs() as logs:
-        started = time.perf_counter()
         answers = [breaker.get_ttl(60, "panic") for _ in range(200)]
-        elapsed = time.perf_counter() - started
         assert breaker.get_ttl(60, "warning") == (60, "NORMAL")
+        assert len(attempts) == 1  # the other 199 did not touch the network: retry_after_s has not passed
+        fake_clock.advance(1.0)
+        assert breaker.get_ttl(60, "panic") == FAIL_SAFE
+    assert len(attempts) == 2
     assert set(answers) == {FAIL_SAFE}
-    assert elapsed < 1.0  # behaviour, not speed: 200 calls did not each wait on a connect
     errors = [e for e in logs if e["log_level"] == "error"]
     assert [e["event"] for e in errors] == ["REDIS_UNAVAILABLE"]
     assert errors[0]["redis_status"] == "configured_but_error"
