@@ -1,7 +1,7 @@
-"""vix-breaker operator console: navigation. Each page draws the shared sidebar (see pages/shared.py)."""
+"""vix-breaker operator console: navigation. Each page draws the shared sidebar (see console/shared.py)."""
 
 import streamlit as st
 
-from pages.shared import console_pages
+from console.shared import console_pages
 
 st.navigation(console_pages()).run()

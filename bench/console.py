@@ -13,7 +13,7 @@ from pathlib import Path
 from redis.connection import AbstractConnection
 
 from breaker import AdaptivePanicQuota, PanicClock
-from breaker.status import class_statuses
+from breaker.ops.status import class_statuses
 
 from .harness import BenchServer, server_commands
 from .table import Row
@@ -53,7 +53,7 @@ def live_refresh(bench: BenchServer) -> Row:
     clock.observe(time.time() - 3600)
     quota = AdaptivePanicQuota()
     try:
-        from breaker import zombie_verdict
+        from breaker.ops import zombie_verdict
     except ImportError:  # built by the console change; without it the refresh is the read and the tiers
         zombie_verdict = None
     before = server_commands(bench.client)

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from breaker import configure_logging, redis_client
-from breaker.embedded import start_embedded_server
+from breaker.ops.embedded import start_embedded_server
 
 
 class LineCounter:

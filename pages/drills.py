@@ -4,9 +4,9 @@ import time
 
 import streamlit as st
 
-from breaker import end_panic, force_clear, start_panic, zombie_verdict
-from breaker.actions import MIN_CLEAR_REASON_CHARS, run_failsafe_drill, run_multi_worker_drill
-from pages.shared import (
+from breaker.ops import end_panic, force_clear, start_panic, zombie_verdict
+from breaker.ops.actions import MIN_CLEAR_REASON_CHARS, run_failsafe_drill, run_multi_worker_drill
+from console.shared import (
     access_notice,
     audit_trail,
     current_access,

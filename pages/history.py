@@ -5,10 +5,10 @@ from typing import Any
 
 import streamlit as st
 
-from breaker import AuditEntry, PanicEpisode, panic_episodes
-from breaker.audit import CLOCK_UNKNOWN, KINDS
-from pages.figures import figure_tier_timeline
-from pages.shared import (
+from breaker.ops import AuditEntry, PanicEpisode, panic_episodes
+from breaker.ops.audit import CLOCK_UNKNOWN, KINDS
+from console.figures import figure_tier_timeline
+from console.shared import (
     audit_trail,
     finish_page,
     fmt_duration,

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from breaker import AdaptivePanicQuota, zombie_verdict
+from breaker import AdaptivePanicQuota
+from breaker.ops import zombie_verdict
+from breaker.ops.status import class_statuses
 from breaker.policy import ALERT_OF_TIER
-from breaker.status import class_statuses
-from pages.shared import (
+from console.shared import (
     base_ttl_input,
     finish_page,
     fmt_duration,

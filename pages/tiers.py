@@ -3,10 +3,10 @@
 import streamlit as st
 
 from breaker import AdaptivePanicQuota, MatchImportance, explain_importance
-from breaker.actions import run_replay
-from breaker.drills import SCENARIOS
-from pages.figures import figure_replay, figure_ttl_steps
-from pages.shared import (
+from breaker.ops.actions import run_replay
+from breaker.ops.drills import SCENARIOS
+from console.figures import figure_replay, figure_ttl_steps
+from console.shared import (
     access_notice,
     audit_trail,
     base_ttl_input,

@@ -6,7 +6,7 @@ import pytest
 import structlog
 
 from breaker import redis_client
-from breaker.embedded import start_embedded_server
+from breaker.ops.embedded import start_embedded_server
 
 
 class FakeClock:

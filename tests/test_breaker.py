@@ -8,7 +8,7 @@ import redis
 from structlog.testing import capture_logs
 
 from breaker import PanicMode, VIXCircuitBreaker, redis_client
-from breaker.embedded import start_embedded_server
+from breaker.ops.embedded import start_embedded_server
 
 FAIL_SAFE = (0, PanicMode.PANIC_FULL)
 

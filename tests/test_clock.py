@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from breaker import PanicClock, VIXCircuitBreaker, redis_client
-from breaker.embedded import start_embedded_server
+from breaker.ops.embedded import start_embedded_server
 from tests.workers import panic_at_barrier
 
 KEY = "brain:panic_start_ts"

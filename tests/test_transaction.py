@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from breaker import PanicClock, redis_client
-from breaker.embedded import start_embedded_server
+from breaker.ops.embedded import start_embedded_server
 from breaker.transaction import can_pack_by_hand, pack
 
 KEY = "brain:panic_start_ts"

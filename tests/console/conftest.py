@@ -8,9 +8,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import pages.shared
+import console.shared
 from breaker import Settings, redis_client
-from breaker.target import Target
+from breaker.ops.target import Target
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PASSWORD = "correct horse battery"
@@ -43,7 +43,7 @@ def sandbox_env(monkeypatch, redis_url, real_redis):
     def connect(settings: Settings) -> Target:
         return Target(redis_client(redis_url, timeout_ms=1000), redis_url, embedded=True, settings=settings)
 
-    monkeypatch.setattr(pages.shared, "connect_target", connect)
+    monkeypatch.setattr(console.shared, "connect_target", connect)
     return real_redis
 
 

@@ -2,8 +2,9 @@
 
 import time
 
-from breaker import AuditTrail, PanicClock
-from breaker.drills import unreachable_loopback_url
+from breaker import PanicClock
+from breaker.ops import AuditTrail
+from breaker.ops.drills import unreachable_loopback_url
 from tests.console.conftest import login, open_console
 
 WRITE_BUTTONS = ("drills_start", "drills_end", "drills_clear_open_button", "drills_multi")

@@ -1,8 +1,8 @@
 """Plotly figure builders are pure: data in, figure out, no browser."""
 
-from breaker.audit import AuditEntry
-from breaker.drills import Replay, ReplayPoint
-from pages.figures import figure_replay, figure_tier_timeline
+from breaker.ops.audit import AuditEntry
+from breaker.ops.drills import Replay, ReplayPoint
+from console.figures import figure_replay, figure_tier_timeline
 
 
 def test_replay_figure_has_ttl_tier_and_clock_per_mode():

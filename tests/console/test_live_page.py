@@ -6,7 +6,7 @@ import time
 import pytest
 
 from breaker import PanicClock
-from breaker.drills import unreachable_loopback_url
+from breaker.ops.drills import unreachable_loopback_url
 from tests.console.conftest import open_console
 
 
@@ -125,7 +125,7 @@ def test_hung_redis_shows_an_error_state_and_recovers(monkeypatch, console_env):
     import os
     import signal
 
-    from breaker.embedded import start_embedded_server
+    from breaker.ops.embedded import start_embedded_server
 
     server = start_embedded_server()
     try:
@@ -182,6 +182,6 @@ def test_a_clock_that_is_no_zombie_says_when_it_was_observed(console_env):
 @pytest.mark.parametrize(("text", "span"), [("brain:", "`brain:`"), ("a`b", "`` a`b ``"), ("x``y`", "``` x``y` ```")])
 def test_code_span_survives_backticks(text, span):
     """The sidebar's code spans use a fence longer than any backtick run in the text."""
-    from pages.shared import code_span
+    from console.shared import code_span
 
     assert code_span(text) == span

@@ -2,9 +2,10 @@
 
 import time
 
-from breaker import AdaptivePanicQuota, AuditTrail, PanicClock, VIXCircuitBreaker, state_change_listener
-from breaker.drills import unreachable_loopback_url
-from pages.figures import figure_ttl_steps
+from breaker import AdaptivePanicQuota, PanicClock, VIXCircuitBreaker
+from breaker.ops import AuditTrail, state_change_listener
+from breaker.ops.drills import unreachable_loopback_url
+from console.figures import figure_ttl_steps
 from tests.console.conftest import login, open_console
 
 

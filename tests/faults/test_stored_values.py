@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from breaker import PanicClock, VIXCircuitBreaker, parse_start, redis_client
-from breaker.zombie import zombie_verdict
+from breaker.ops.zombie import zombie_verdict
 
 from .conftest import START_KEY
 

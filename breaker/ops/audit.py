@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .clock import DEFAULT_KEY_PREFIX
+from ..clock import DEFAULT_KEY_PREFIX
 
 AUDIT_KEY_NAME = "audit"
 DEFAULT_MAXLEN = 10_000

@@ -18,20 +18,9 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from breaker import (
-    AuditTrail,
-    ClockReading,
-    ConfigError,
-    LoginRateLimiter,
-    Settings,
-    WriteAccess,
-    WriteRefused,
-    attempt_login,
-    configure_logging,
-    redis_client,
-    write_access,
-)
-from breaker.target import Target, connect_target
+from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
+from breaker.ops import AuditTrail, LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, write_access
+from breaker.ops.target import Target, connect_target
 
 OPERATOR_KEY = "operator"
 HEALTH_KEY = "redis_health"

@@ -2,20 +2,19 @@
 
 import pytest
 
-from breaker import (
+from breaker import PanicClock, redis_client
+from breaker.ops import (
     AuditTrail,
     LoginRateLimiter,
-    PanicClock,
     WriteRefused,
     attempt_login,
     end_panic,
     force_clear,
     password_matches,
-    redis_client,
     start_panic,
     write_access,
 )
-from breaker.actions import run_failsafe_drill, run_multi_worker_drill, run_replay
+from breaker.ops.actions import run_failsafe_drill, run_multi_worker_drill, run_replay
 
 
 def test_sandbox_is_open_and_real_target_is_read_only():
@@ -199,7 +198,7 @@ def test_failsafe_drill_is_audited_only_for_writers(real_redis):
 
 def test_a_drill_whose_audit_fails_still_returns_its_result():
     """Redis refusing the audit entry does not hide the drill's answers: the error comes back beside them."""
-    from breaker.drills import unreachable_loopback_url
+    from breaker.ops.drills import unreachable_loopback_url
 
     trail = AuditTrail(redis_client(unreachable_loopback_url(), timeout_ms=50))
     run = run_failsafe_drill(trail, write_access(embedded=True, operator=None), calls=1)

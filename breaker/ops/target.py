@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import redact_url, redis_client
-from .clock import PanicClock
-from .config import Settings
+from ..client import redact_url, redis_client
+from ..clock import PanicClock
+from ..config import Settings
 
 
 @dataclass

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .circuit import VIXCircuitBreaker
-from .client import redact_url, redis_client
-from .clock import PanicClock
-from .policy import MODE_OF_TIER, PanicMode
+from ..circuit import VIXCircuitBreaker
+from ..client import redact_url, redis_client
+from ..clock import PanicClock
+from ..policy import MODE_OF_TIER, PanicMode
 
 SCENARIOS = ("sustained", "flickering", "recovering")
 MAX_WORKERS = 16
@@ -144,7 +144,7 @@ def observe_at(client: object, namespace: str, instant: float) -> dict[str, obje
 def _spawn_worker(url: str, namespace: str, name: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(
-        [sys.executable, "-m", "breaker._drill_worker", url, namespace, name],
+        [sys.executable, "-m", "breaker.ops._drill_worker", url, namespace, name],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
 

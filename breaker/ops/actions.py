@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ..clock import ClockReading, PanicClock
+from ..importance import MatchImportance
+from ..policy import AdaptivePanicQuota
 from .access import WriteAccess
 from .audit import AuditTrail
-from .clock import ClockReading, PanicClock
 from .drills import FailSafeDrill, MultiWorkerDrill, Replay, fail_safe_drill, multi_worker_drill, replay_scenario
-from .importance import MatchImportance
-from .policy import AdaptivePanicQuota
 from .zombie import DEFAULT_STALE_AFTER_S, ZombieVerdict, zombie_verdict
 
 MIN_CLEAR_REASON_CHARS = 10

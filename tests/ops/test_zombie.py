@@ -2,7 +2,8 @@
 
 import pytest
 
-from breaker import PanicClock, zombie_verdict
+from breaker import PanicClock
+from breaker.ops import zombie_verdict
 
 
 def test_no_clock_is_not_a_zombie(real_redis, fake_clock):

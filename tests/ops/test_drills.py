@@ -2,8 +2,9 @@
 
 import pytest
 
-from breaker import PanicClock, fail_safe_drill, multi_worker_drill, replay_scenario
-from breaker.drills import SCENARIOS, scenario_signal
+from breaker import PanicClock
+from breaker.ops import fail_safe_drill, multi_worker_drill, replay_scenario
+from breaker.ops.drills import SCENARIOS, scenario_signal
 
 
 def test_fail_safe_drill_answers_panic_full():
@@ -23,7 +24,7 @@ def test_multi_worker_drill_agrees_on_one_start(real_redis, redis_url):
 
 def test_multi_worker_drill_reports_unreachable_workers():
     """Workers that cannot connect report their error; the drill does not claim agreement."""
-    from breaker.drills import MultiWorkerDrill, WorkerStart
+    from breaker.ops.drills import MultiWorkerDrill, WorkerStart
 
     drill = MultiWorkerDrill("ns:", (WorkerStart("thread-1", "thread", None, False, "ConnectionError()"),
                                      WorkerStart("thread-2", "thread", 5.0, True)))
@@ -78,7 +79,7 @@ def test_unknown_scenario_is_rejected():
 def test_replay_refuses_to_draw_an_outage_as_a_scenario():
     """A replay whose Redis fails stops with the error instead of drawing fail-safe answers as the scenario."""
     from breaker import redis_client
-    from breaker.drills import unreachable_loopback_url
+    from breaker.ops.drills import unreachable_loopback_url
 
     client = redis_client(unreachable_loopback_url())
     with pytest.raises(RuntimeError, match="replay stopped at minute 0: "):

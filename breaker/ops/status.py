@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .clock import ClockReading
-from .importance import MatchImportance
-from .policy import AdaptivePanicQuota, PanicMode
+from ..clock import ClockReading
+from ..importance import MatchImportance
+from ..policy import AdaptivePanicQuota, PanicMode
 
 
 @dataclass(frozen=True)

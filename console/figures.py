@@ -9,9 +9,10 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from breaker import AdaptivePanicQuota, AuditEntry, MatchImportance
-from breaker.audit import CLOCK_UNKNOWN, fleet_tier_steps
-from breaker.drills import Replay
+from breaker import AdaptivePanicQuota, MatchImportance
+from breaker.ops import AuditEntry
+from breaker.ops.audit import CLOCK_UNKNOWN, fleet_tier_steps
+from breaker.ops.drills import Replay
 
 CLASS_COLOURS = {
     MatchImportance.HIGH_STAKES: "#d62728",

@@ -1,6 +1,6 @@
 """One process of the multi-worker drill: connect, say ready, wait for the agreed instant, observe.
 
-Run as ``python -m breaker._drill_worker URL NAMESPACE NAME``; the start instant arrives on
+Run as ``python -m breaker.ops._drill_worker URL NAMESPACE NAME``; the start instant arrives on
 stdin, the result leaves as one JSON line on stdout. A plain subprocess rather than
 multiprocessing: nothing of the parent (Streamlit's server, pytest) is re-imported or forked.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .client import redis_client
+from ..client import redis_client
 from .drills import observe_at
 
 

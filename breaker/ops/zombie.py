@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .clock import ClockReading
+from ..clock import ClockReading
 
 DEFAULT_STALE_AFTER_S = 900.0
 

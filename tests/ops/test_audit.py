@@ -2,8 +2,9 @@
 
 import pytest
 
-from breaker import AuditTrail, VIXCircuitBreaker, panic_episodes, state_change_listener
-from breaker.audit import AuditEntry, fleet_tier_steps
+from breaker import VIXCircuitBreaker
+from breaker.ops import AuditTrail, panic_episodes, state_change_listener
+from breaker.ops.audit import AuditEntry, fleet_tier_steps
 
 
 def test_record_and_read_back(real_redis, fake_clock):

@@ -1,0 +1,45 @@
+"""What operators' tools share (the console, the CLI, the demo fleet): never imports streamlit.
+
+Audit trail, write access, the audited actions, drills, the zombie verdict, targets and the
+per-class status. A worker never needs this package; ``import breaker`` does not load it.
+"""
+
+from .access import LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, password_matches, write_access
+from .actions import (
+    ClockCleared,
+    end_panic,
+    force_clear,
+    run_failsafe_drill,
+    run_multi_worker_drill,
+    run_replay,
+    start_panic,
+)
+from .audit import AuditEntry, AuditTrail, PanicEpisode, panic_episodes, state_change_listener
+from .drills import fail_safe_drill, multi_worker_drill, replay_scenario
+from .zombie import ZombieVerdict, zombie_verdict
+
+__all__ = [
+    "AuditEntry",
+    "AuditTrail",
+    "ClockCleared",
+    "LoginRateLimiter",
+    "PanicEpisode",
+    "WriteAccess",
+    "WriteRefused",
+    "ZombieVerdict",
+    "attempt_login",
+    "end_panic",
+    "fail_safe_drill",
+    "force_clear",
+    "multi_worker_drill",
+    "panic_episodes",
+    "password_matches",
+    "replay_scenario",
+    "run_failsafe_drill",
+    "run_multi_worker_drill",
+    "run_replay",
+    "start_panic",
+    "state_change_listener",
+    "write_access",
+    "zombie_verdict",
+]
