@@ -387,3 +387,14 @@ class VIXCircuitBreaker:
     @property
     def mode(self) -> CircuitBreakerMode:
         return self._window.mode
+
+    @property
+    def panic_history(self) -> tuple[int, ...]:
+        """The legacy window's samples, oldest first (1 panic, 0 otherwise): a read-only snapshot."""
+        return self._window.samples
+
+    def reset(self) -> None:
+        """Empty the legacy window and return it to normal mode (the seed's ``reset``, for tests and
+        drills). The shared panic clock is global and untouched: operators end or clear it."""
+        self._window.reset()
+        self._emit("warning", "LEGACY_WINDOW_RESET")

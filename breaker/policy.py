@@ -11,7 +11,7 @@ import enum
 import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any, NamedTuple
 
 from .importance import MatchImportance, explain_importance
@@ -42,6 +42,11 @@ DEFAULT_TIERS: Mapping[MatchImportance, tuple[tuple[float, int], ...]] = {
     MatchImportance.MEDIUM_STAKES: ((0, 0), (30, 5), (90, 30), (180, 60)),
     MatchImportance.LOW_STAKES: ((0, 0), (15, 5), (45, 20), (90, 45)),
 }
+
+
+#: The seed's names for a stakes class's thresholds: where tiers 2, 3, 4 start, and their TTLs.
+SEED_START_KEYS = ("tier1", "tier2", "tier3")
+SEED_TTL_KEYS = ("ttl_partial", "ttl_degraded", "ttl_new_normal")
 
 
 class Decision(NamedTuple):
@@ -88,6 +93,89 @@ def _validated_table(importance: MatchImportance, rows: Any) -> TierTable:
     return TierTable(tuple(float(s) for s in starts[1:]), tuple(int(t) for _, t in pairs))
 
 
+def _table_from_seed_dict(values: Mapping[str, float], tier1_ttl: int) -> TierTable:
+    """The tier table a seed-style dict describes. The seed compared in order (``duration < tier1``, then
+    ``< tier2``, ...); the running maximum of the starts gives the same tiers, also while a team rewrites
+    them one key at a time and they do not increase yet."""
+    starts = tuple(accumulate((float(values[k]) for k in SEED_START_KEYS), max))
+    return TierTable(starts, (tier1_ttl, *(int(values[k]) for k in SEED_TTL_KEYS)))
+
+
+def _restore(cls: type, items: dict[str, Any], attributes: dict[str, Any]) -> dict:
+    """Rebuild a copied or unpickled thresholds dict without replaying its writes (its quota's tables
+    are restored with the quota)."""
+    restored = cls.__new__(cls)
+    dict.update(restored, items)
+    restored.__dict__.update(attributes)
+    return restored
+
+
+class StakesThresholds(dict):
+    """One stakes class's thresholds in the seed's shape; a write re-derives its quota's tier table.
+
+    The seed had no constructor argument for tiers: teams tuned them by writing into this dict, so a
+    write must change this instance's answers (and only its). Each value is checked as it is written;
+    the keys are fixed.
+    """
+
+    def __init__(self, quota: AdaptivePanicQuota, importance: MatchImportance, table: TierTable) -> None:
+        starts = (int(start) if start.is_integer() else start for start in table.starts)  # 30, as the seed wrote
+        super().__init__(zip(SEED_START_KEYS + SEED_TTL_KEYS, (*starts, *table.ttls[1:]), strict=True))
+        self._quota = quota
+        self._importance = importance
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in SEED_START_KEYS and key not in SEED_TTL_KEYS:
+            raise KeyError(f"thresholds[{self._importance.value}]: unknown key {key!r}")
+        label = f"thresholds[{self._importance.value}][{key!r}]"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"{label} must be a finite number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{label} must be >= 0, got {value!r}")
+        super().__setitem__(key, value)
+        quota = self._quota
+        quota.tables[self._importance] = _table_from_seed_dict(self, quota.tables[self._importance].ttls[0])
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other: Any) -> StakesThresholds:
+        self.update(other)
+        return self
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"thresholds[{self._importance.value}]: keys cannot be removed")
+
+    __delitem__ = pop = popitem = clear = _refuse
+
+    def __reduce__(self) -> Any:
+        return _restore, (StakesThresholds, dict(self), {"_quota": self._quota, "_importance": self._importance})
+
+
+class SeedThresholds(dict):
+    """``AdaptivePanicQuota.thresholds``: stakes value -> :class:`StakesThresholds`. Assigning a whole
+    class (``thresholds["low_stakes"] = {...}``) writes its keys into the live dict."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self:
+            raise KeyError(f"thresholds: unknown stakes class {key!r}")
+        self[key].update(value)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("thresholds: stakes classes cannot be removed")
+
+    __delitem__ = pop = popitem = clear = _refuse
+
+    def __reduce__(self) -> Any:
+        return _restore, (SeedThresholds, dict(self), {})
+
+
 def check_base_ttl(base_ttl: Any) -> int:
     """Whole seconds of a valid base TTL, or an error naming ``base_ttl``."""
     if isinstance(base_ttl, bool) or not isinstance(base_ttl, (int, float)):
@@ -130,6 +218,10 @@ class AdaptivePanicQuota:
         self.tables: dict[MatchImportance, TierTable] = {
             importance: _validated_table(importance, rows) for importance, rows in merged.items()
         }
+        #: The seed's view, one copy per instance: ``thresholds["medium_stakes"]["tier1"] == 30``.
+        self.thresholds = SeedThresholds(
+            (importance.value, StakesThresholds(self, importance, table)) for importance, table in self.tables.items()
+        )
 
     def classify(self, match_context: Any) -> MatchImportance:
         return explain_importance(match_context, self.default_importance).importance
@@ -154,7 +246,8 @@ class AdaptivePanicQuota:
         """``(ttl, mode, metadata)`` for a panic that has lasted ``panic_duration_minutes``."""
         base = check_base_ttl(base_ttl)
         duration = check_duration(panic_duration_minutes)
-        active = duration > 0 if panic_active is None else bool(panic_active)
+        # The seed's rule: no panic only at exactly 0; a negative duration (clock skew) is a panic, tier 1.
+        active = duration != 0 if panic_active is None else bool(panic_active)
         importance = self.classify(match_context)
         ttl, mode, tier = self.decide(base, duration, importance, active)
         table = self.tables[importance]
@@ -165,7 +258,7 @@ class AdaptivePanicQuota:
             "tier": tier,
             "mode": mode.value,
             "reason": self._reason(tier, duration, importance, ttl, capped=tier > 0 and table.ttls[tier - 1] > base),
-            "thresholds": self.thresholds(importance),
+            "thresholds": dict(self.thresholds[importance.value]),
         }
         if tier in ALERT_OF_TIER:
             metadata["alert"] = ALERT_OF_TIER[tier]
@@ -173,7 +266,8 @@ class AdaptivePanicQuota:
             metadata["minutes_to_next_tier"] = table.minutes_to_next_tier(duration)
         return ttl, mode, metadata
 
-    def thresholds(self, importance: MatchImportance) -> list[dict[str, Any]]:
+    def tier_rows(self, importance: MatchImportance) -> list[dict[str, Any]]:
+        """Tiers 1..4 of a stakes class as rows (start, end, TTL) for tables and charts."""
         table = self.tables[importance]
         bounds = (0.0, *table.starts, None)
         return [

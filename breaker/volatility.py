@@ -8,8 +8,11 @@ call costs O(1) whatever the window size.
 from __future__ import annotations
 
 import enum
+import math
 import threading
+import time
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 VALID_STATUSES = ("normal", "warning", "panic")
@@ -37,6 +40,16 @@ def _ratio(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
     return float(value)
+
+
+def _iso_8601(ts: float | None) -> str | None:
+    """A Unix time as the seed reported it (``datetime.isoformat()``, UTC); None when unknown or unusable."""
+    if ts is None or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 class VolatilityWindow:
@@ -89,8 +102,23 @@ class VolatilityWindow:
             self.mode = self._next_mode(previous, self.panic_ratio)
             if self.mode is not previous:
                 self.mode_changes_count += 1
-                self.last_mode_change = self._clock() if self._clock else None
+                self.last_mode_change = self._clock() if self._clock else time.time()
             return previous, self.mode
+
+    @property
+    def samples(self) -> tuple[int, ...]:
+        """The window's samples, oldest first: 1 for panic, 0 otherwise (the seed's ``panic_history``)."""
+        with self._lock:
+            return tuple(map(int, self._samples))
+
+    def reset(self) -> None:
+        """Back to an empty window in normal mode, with no mode change recorded."""
+        with self._lock:
+            self._samples.clear()
+            self._panics = 0
+            self.mode = CircuitBreakerMode.NORMAL
+            self.mode_changes_count = 0
+            self.last_mode_change = None
 
     def _next_mode(self, mode: CircuitBreakerMode, ratio: float) -> CircuitBreakerMode:
         """One step per sample, strict inequalities: exactly at a threshold the mode stays put."""
@@ -115,11 +143,14 @@ class VolatilityWindow:
                 "window_full": len(self._samples) == self.window_seconds,
                 "window_seconds": self.window_seconds,
                 "mode_changes_count": self.mode_changes_count,
-                "last_mode_change": self.last_mode_change,
-                "thresholds": {
+                "last_mode_change": _iso_8601(self.last_mode_change),
+                "thresholds": {  # the seed's four keys, then ours
+                    "enter_high_vol_pct": 100.0 * self.enter,
+                    "exit_high_vol_pct": 100.0 * self.exit,
+                    "circuit_open_pct": 100.0 * self.open,
+                    "hysteresis_pct": round(100.0 * (self.enter - self.exit), 10),
                     "panic_enter_pct": 100.0 * self.enter,
                     "panic_exit_pct": 100.0 * self.exit,
-                    "circuit_open_pct": 100.0 * self.open,
                     "circuit_close_pct": 100.0 * self.close,
                 },
             }

@@ -44,7 +44,7 @@ st.caption(f"Rule: {classification.rule}")
 st.dataframe(
     [{"tier": t["tier"], "from (min)": f"{t['from_min']:g}",
       "until (min)": "∞" if t["until_min"] is None else f"{t['until_min']:g}",
-      "TTL (s)": min(t["ttl_s"], int(base_ttl))} for t in quota.thresholds(classification.importance)],
+      "TTL (s)": min(t["ttl_s"], int(base_ttl))} for t in quota.tier_rows(classification.importance)],
     hide_index=True,
 )
 

@@ -113,8 +113,51 @@ def test_metrics_shape():
     assert m["mode"] == "circuit_open" and m["panic_ratio_pct"] == 100.0
     assert m["window_size"] == 4 and m["window_full"] and m["window_seconds"] == 4
     assert m["mode_changes_count"] == 2 and m["last_mode_change"] is not None
-    assert m["thresholds"] == {"panic_enter_pct": 50.0, "panic_exit_pct": 30.0, "circuit_open_pct": 80.0,
-                               "circuit_close_pct": 60.0}
+    assert m["thresholds"]["circuit_close_pct"] == 60.0
+
+
+def test_metrics_keep_the_seeds_threshold_keys():
+    """get_metrics()["thresholds"] has the seed's four keys, in percent."""
+    t = breaker_with().get_metrics()["thresholds"]
+    assert {k: t[k] for k in ("enter_high_vol_pct", "exit_high_vol_pct", "circuit_open_pct", "hysteresis_pct")} == {
+        "enter_high_vol_pct": 50.0, "exit_high_vol_pct": 30.0, "circuit_open_pct": 80.0, "hysteresis_pct": 20.0}
+
+
+def test_last_mode_change_is_an_iso_8601_string():
+    """last_mode_change is None before any change, then the change's time as an ISO-8601 string (UTC)."""
+    from datetime import datetime
+
+    b = VIXCircuitBreaker(None, window_seconds=2, clock=lambda: 1_800_000_000.5)
+    assert b.get_metrics()["last_mode_change"] is None
+    run(b, ["panic"] * 2)
+    stamp = b.get_metrics()["last_mode_change"]
+    assert isinstance(stamp, str) and datetime.fromisoformat(stamp).timestamp() == 1_800_000_000.5
+    assert stamp.endswith("+00:00")
+
+
+def test_panic_history_is_a_read_only_view_of_the_window():
+    """panic_history holds the window's samples (1 panic, 0 otherwise), oldest first, and cannot be written."""
+    b = breaker_with(window=3)
+    run(b, ["panic", "normal", "warning", "panic"])
+    history = b.panic_history
+    assert list(history) == [0, 0, 1] and sum(history) == 1 and len(history) == 3
+    with pytest.raises((TypeError, AttributeError)):
+        history.append(1)
+    with pytest.raises(AttributeError):
+        b.panic_history = []
+
+
+def test_reset_empties_the_window_and_the_mode():
+    """reset() empties the window, returns to normal and forgets the mode changes."""
+    b = breaker_with(window=4)
+    run(b, ["panic"] * 4)
+    assert b.mode is CO
+    b.reset()
+    m = b.get_metrics()
+    assert b.mode is N and len(b.panic_history) == 0
+    assert (m["window_size"], m["panic_ratio_pct"], m["mode_changes_count"], m["last_mode_change"]) == (0, 0.0, 0, None)
+    b.record_panic_status("panic")  # 1/1 panic: one step, to high volatility
+    assert b.mode is HV and b.get_metrics()["mode_changes_count"] == 1
 
 
 def test_window_ratio_is_exact_after_many_slides():

@@ -99,7 +99,7 @@ def test_metadata_keys_and_alerts(quota):
     assert meta["panic_duration_min"] == 46.0
     assert meta["match_importance"] == "medium_stakes"
     assert meta["tier"] == 2 and "alert" not in meta
-    assert meta["thresholds"][1] == {"tier": 2, "from_min": 30.0, "until_min": 90.0, "ttl_s": 5}
+    assert meta["thresholds"]["tier1"] == 30
     assert quota.calculate_ttl_strategy(60, 100, MEDIUM)[2]["alert"] == "REVIEW_MARKET_CONDITIONS"
     assert quota.calculate_ttl_strategy(60, 200, MEDIUM)[2]["alert"] == "MARKET_REGIME_CHANGE_SUSPECTED"
 
@@ -120,6 +120,76 @@ def test_invalid_duration_names_the_argument(quota, duration, error):
     """A bad duration raises with a message naming panic_duration_minutes."""
     with pytest.raises(error, match="panic_duration_minutes"):
         quota.calculate_ttl_strategy(60, duration)
+
+
+def test_negative_duration_without_panic_flag_is_tier_one(quota):
+    """With panic_active unset only a duration of exactly 0 is no panic: a negative one (clock skew) is tier 1."""
+    ttl, mode, meta = quota.calculate_ttl_strategy(60, -10, {})
+    assert (ttl, mode, meta["tier"], meta["panic_active"]) == (0, PanicMode.PANIC_FULL, 1, True)
+    assert quota.calculate_ttl_strategy(60, -0.0)[1] is PanicMode.NORMAL
+
+
+SEED_THRESHOLDS = {
+    "high_stakes": {"tier1": 60, "tier2": 180, "tier3": 360, "ttl_partial": 5, "ttl_degraded": 30,
+                    "ttl_new_normal": 60},
+    "medium_stakes": {"tier1": 30, "tier2": 90, "tier3": 180, "ttl_partial": 5, "ttl_degraded": 30,
+                      "ttl_new_normal": 60},
+    "low_stakes": {"tier1": 15, "tier2": 45, "tier3": 90, "ttl_partial": 5, "ttl_degraded": 20,
+                   "ttl_new_normal": 45},
+}
+
+
+def test_thresholds_is_the_seeds_dict(quota):
+    """.thresholds is the seed's dict: stakes value -> tier1..tier3 minutes and the three TTLs."""
+    assert isinstance(quota.thresholds, dict) and quota.thresholds == SEED_THRESHOLDS
+    assert quota.thresholds[MatchImportance.MEDIUM_STAKES]["tier1"] == 30
+
+
+def test_thresholds_are_one_copy_per_instance():
+    """Writing into one instance's thresholds changes that instance's tiers, not another's."""
+    changed, other = AdaptivePanicQuota(), AdaptivePanicQuota()
+    changed.thresholds["medium_stakes"]["tier1"] = 999
+    assert other.thresholds["medium_stakes"]["tier1"] == 30
+    assert other.calculate_ttl_strategy(60, 35, MEDIUM)[1] is PanicMode.PANIC_PARTIAL
+    assert changed.calculate_ttl_strategy(60, 35, MEDIUM)[1] is PanicMode.PANIC_FULL  # 35 < 999
+    assert AdaptivePanicQuota().thresholds == SEED_THRESHOLDS
+
+
+def test_thresholds_written_one_key_at_a_time_follow_the_seed():
+    """Keys written one by one (the seed's only way to tune) drive tiers and TTLs as the seed's if/elif did."""
+    quota = AdaptivePanicQuota()
+    low = quota.thresholds["low_stakes"]
+    low.update(tier1=100, ttl_partial=7)  # tier1 is now above tier2 and tier3 until those are written
+    assert quota.calculate_ttl_strategy(60, 99, LOW)[:2] == (0, PanicMode.PANIC_FULL)
+    assert quota.calculate_ttl_strategy(60, 100, LOW)[:2] == (45, PanicMode.NEW_NORMAL)
+    low["tier2"], low["tier3"] = 200, 300
+    assert quota.calculate_ttl_strategy(60, 150, LOW)[:2] == (7, PanicMode.PANIC_PARTIAL)
+    assert quota.calculate_ttl_strategy(60, 250, LOW)[:2] == (20, PanicMode.DEGRADED)
+    assert quota.tier_rows(MatchImportance.LOW_STAKES)[1]["from_min"] == 100
+    quota.thresholds["low_stakes"] = {"tier1": 1, "tier2": 2, "tier3": 3}  # a whole class: its keys are written
+    assert quota.calculate_ttl_strategy(60, 2.5, LOW)[0] == 20
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [("tier1", "30", TypeError), ("tier2", math.nan, TypeError), ("ttl_partial", -1, ValueError),
+     ("ttl_full", 3, KeyError)],
+)
+def test_thresholds_writes_are_checked(quota, key, value, error):
+    """A write that is not a finite number, a negative TTL or an unknown key is refused and changes nothing."""
+    with pytest.raises(error):
+        quota.thresholds["medium_stakes"][key] = value
+    assert quota.thresholds == SEED_THRESHOLDS
+    with pytest.raises(TypeError):
+        del quota.thresholds["medium_stakes"]["tier1"]
+
+
+def test_metadata_thresholds_is_the_class_dict(quota):
+    """metadata["thresholds"] is that stakes class's seed-style dict; tier_rows keeps the per-tier rows."""
+    meta = quota.calculate_ttl_strategy(60, 35.0, {"league": "Ligue 1"})[2]
+    assert meta["thresholds"] == SEED_THRESHOLDS["medium_stakes"]
+    assert quota.tier_rows(MatchImportance.MEDIUM_STAKES)[1] == {"tier": 2, "from_min": 30.0, "until_min": 90.0,
+                                                                 "ttl_s": 5}
 
 
 def test_infinite_duration_is_the_last_tier(quota):
