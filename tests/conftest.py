@@ -73,9 +73,11 @@ def server_redis(server_url):
 
     Use it (and ``server_url`` for clients or processes of your own) in place of ``real_redis``/``redis_url``
     in any test of the Redis protocol (clock, overrides, heartbeats): the test then runs as
-    ``test_x[valkey9]`` and ``test_x[redis7]``. ``server_kind`` says which one a test runs on, e.g. to
-    check a fallback that only Redis 7.0 needs; ``server_factory`` starts a server of the same kind of the
-    test's own (to stop, restart on the same port, or kill).
+    ``test_x[valkey9]`` and ``test_x[redis7]``. For a whole module, override ``real_redis`` and
+    ``redis_url`` at its top to return ``server_redis`` and ``server_url`` (as tests/test_clock.py does).
+    ``server_kind`` says which one a test runs on (e.g. to check a fallback only Redis 7.0 needs);
+    ``server_factory`` starts a server of the same kind of the test's own (to stop, restart on the same
+    port, or kill).
     """
     client = redis_client(server_url, timeout_ms=1000)
     client.flushall()

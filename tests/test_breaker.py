@@ -12,6 +12,17 @@ from breaker import PanicMode, VIXCircuitBreaker, redis_client
 FAIL_SAFE = (0, PanicMode.PANIC_FULL)
 
 
+@pytest.fixture
+def real_redis(server_redis):
+    """Every test of this module that uses the real server runs on each supported version (valkey9, redis7)."""
+    return server_redis
+
+
+@pytest.fixture
+def redis_url(server_url):
+    return server_url
+
+
 def events(logs, name):
     return [e for e in logs if e["event"] == name]
 
@@ -98,15 +109,15 @@ def test_unexpected_exception_is_fail_safe(fake_clock):
 
 
 @pytest.mark.parametrize("status", [None, "", "unknown", 42, b"panic", ["panic"], "pan ic"])
-def test_unknown_status_is_fail_safe_and_touches_no_clock(server_redis, fake_clock, status):
+def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock, status):
     """An unknown status answers PANIC_FULL, logs an error and sends no command."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
-    before = server_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"]
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    before = real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"]
     with capture_logs() as logs:
         assert breaker.get_ttl(60, status) == FAIL_SAFE
     assert events(logs, "UNKNOWN_VIX_STATUS")[0]["log_level"] == "error"
-    assert server_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"] == before
-    assert not server_redis.exists("brain:panic_start_ts")
+    assert real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"] == before
+    assert not real_redis.exists("brain:panic_start_ts")
 
 
 @pytest.mark.parametrize(
@@ -115,29 +126,29 @@ def test_unknown_status_is_fail_safe_and_touches_no_clock(server_redis, fake_clo
      ("\tpanic", (5, "PANIC_PARTIAL")), ("NORMAL", (60, "NORMAL")), (" Warning ", (60, "NORMAL")),
      ("normal\n", (60, "NORMAL"))],
 )
-def test_status_is_case_and_space_insensitive(server_redis, fake_clock, status, expected):
+def test_status_is_case_and_space_insensitive(real_redis, fake_clock, status, expected):
     """Case and surrounding whitespace do not matter (a 20-minute low-stakes panic is tier 2, not fail-safe)."""
-    server_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, status, {"stakes": "low"}) == expected
     assert not [e for e in logs if e["log_level"] == "error"]
 
 
 @pytest.mark.parametrize("base_ttl", [-1, float("nan"), float("inf"), "60", True, None])
-def test_bad_base_ttl_is_fail_safe(server_redis, fake_clock, base_ttl):
+def test_bad_base_ttl_is_fail_safe(real_redis, fake_clock, base_ttl):
     """An invalid base_ttl answers PANIC_FULL, logs INVALID_BASE_TTL, touches no clock."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     with capture_logs() as logs:
         assert breaker.get_ttl(base_ttl, "normal") == FAIL_SAFE
         assert breaker.get_ttl(base_ttl, "panic") == FAIL_SAFE
     assert len(events(logs, "INVALID_BASE_TTL")) == 2
-    assert not server_redis.exists("brain:panic_start_ts")
+    assert not real_redis.exists("brain:panic_start_ts")
 
 
-def test_steady_panic_logs_info_only_on_tier_change(server_redis, fake_clock):
+def test_steady_panic_logs_info_only_on_tier_change(real_redis, fake_clock):
     """10 000 steady-panic calls over 7 hours log one INFO per tier change per stakes class."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     contexts = [{"stakes": "high"}, {"stakes": "medium"}, {"stakes": "low"}]
     with capture_logs() as logs:
         for i in range(10_000):
@@ -154,9 +165,9 @@ def test_steady_panic_logs_info_only_on_tier_change(server_redis, fake_clock):
     assert len(events(logs, "VIX_TTL_DECISION")) == 10_000 - 12
 
 
-def test_calm_markets_between_panics_log_no_change(server_redis, fake_clock):
+def test_calm_markets_between_panics_log_no_change(real_redis, fake_clock):
     """The signal is per market: calm answers between panic answers change no logged state."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     with capture_logs() as logs:
         for i in range(1000):
             breaker.get_ttl(60, "panic" if i % 2 else "normal", {"stakes": "low"})
@@ -164,9 +175,9 @@ def test_calm_markets_between_panics_log_no_change(server_redis, fake_clock):
     assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL")]
 
 
-def test_seed_mode_deletion_starts_a_new_logged_episode(server_redis, fake_clock):
+def test_seed_mode_deletion_starts_a_new_logged_episode(real_redis, fake_clock):
     """In seed mode a calm call that deletes the clock resets the logged state: the next panic logs tier 1 anew."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
     assert breaker.panic_key_ttl_s == 86400  # seed mode's usual expiry
     with capture_logs() as logs:
         breaker.get_ttl(60, "panic")
@@ -174,21 +185,21 @@ def test_seed_mode_deletion_starts_a_new_logged_episode(server_redis, fake_clock
         breaker.get_ttl(60, "panic")
     changes = events(logs, "VIX_TTL_STATE_CHANGE")
     assert [(c["previous_mode"], c["mode"]) for c in changes] == [(None, "PANIC_FULL"), (None, "PANIC_FULL")]
-    assert 86000 < server_redis.ttl("brain:panic_start_ts") <= 86400
+    assert 86000 < real_redis.ttl("brain:panic_start_ts") <= 86400
 
 
-def test_state_listener_sees_changes_and_cannot_break_answers(server_redis, fake_clock):
+def test_state_listener_sees_changes_and_cannot_break_answers(real_redis, fake_clock):
     """on_state_change receives each change; a failing listener is logged and does not change the answer."""
-    server_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
     seen = []
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, on_state_change=seen.append)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=seen.append)
     breaker.get_ttl(60, "panic", {"stakes": "low"})
     assert seen[0]["mode"] == "PANIC_PARTIAL" and seen[0]["tier"] == 2
 
     def explode(event):
         raise RuntimeError("audit down")
 
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, on_state_change=explode)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=explode)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
     assert events(logs, "STATE_LISTENER_FAILED")
@@ -258,21 +269,21 @@ def test_stale_start_is_not_served_forever_while_a_refresh_hangs(fake_clock):
         prober.join(10)
 
 
-def test_clock_stepping_back_does_not_freeze_the_cache(server_redis, fake_clock):
+def test_clock_stepping_back_does_not_freeze_the_cache(real_redis, fake_clock):
     """A wall clock that steps back does not make the cached start look fresh for longer."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=1.0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0)
     breaker.get_ttl(60, "panic")
-    before = server_redis.info("commandstats")["cmdstat_exec"]["calls"]
+    before = real_redis.info("commandstats")["cmdstat_exec"]["calls"]
     fake_clock.advance(-3600)
     breaker.get_ttl(60, "panic")
-    assert server_redis.info("commandstats")["cmdstat_exec"]["calls"] == before + 1
+    assert real_redis.info("commandstats")["cmdstat_exec"]["calls"] == before + 1
 
 
-def test_from_settings_wires_the_environment(server_url):
+def test_from_settings_wires_the_environment(redis_url):
     """VIXCircuitBreaker.from_settings uses every worker setting and builds its client from REDIS_URL."""
     from breaker import Settings
 
-    settings = Settings.from_env({"REDIS_URL": server_url, "BREAKER_KEY_PREFIX": "w:", "BREAKER_END_ON_NORMAL": "on",
+    settings = Settings.from_env({"REDIS_URL": redis_url, "BREAKER_KEY_PREFIX": "w:", "BREAKER_END_ON_NORMAL": "on",
                                   "BREAKER_REFRESH_INTERVAL_S": "0.5"})
     breaker = VIXCircuitBreaker.from_settings(settings)
     assert (breaker.key_prefix, breaker.end_on_normal, breaker.refresh_interval_s) == ("w:", True, 0.5)
@@ -293,10 +304,10 @@ def test_client_that_may_stall_is_named_once(fake_clock):
     assert any("socket_timeout" in s for s in stalls[0]["settings"])
 
 
-def test_threads_share_one_breaker_safely(server_redis, fake_clock):
+def test_threads_share_one_breaker_safely(real_redis, fake_clock):
     """20 threads hammering one breaker get the real tier, never an error."""
-    server_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=0)
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
     answers = []
 
     def worker():
@@ -325,12 +336,12 @@ def test_constructor_rejects_bad_intervals(name, value):
         VIXCircuitBreaker(None, **{name: value})
 
 
-def test_a_new_panic_at_the_same_tier_is_logged(server_redis, fake_clock):
+def test_a_new_panic_at_the_same_tier_is_logged(real_redis, fake_clock):
     """A panic that ends and a new one that starts at tier 1 again are two logged episodes."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
     with capture_logs() as logs:
         breaker.get_ttl(60, "panic")
-        server_redis.delete("brain:panic_start_ts")  # the first panic ended (its expiry ran out)
+        real_redis.delete("brain:panic_start_ts")  # the first panic ended (its expiry ran out)
         fake_clock.advance(3600)
         breaker.get_ttl(60, "normal")
         breaker.get_ttl(60, "panic")

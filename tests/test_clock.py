@@ -13,19 +13,30 @@ from tests.workers import panic_at_barrier
 KEY = "brain:panic_start_ts"
 
 
+@pytest.fixture
+def real_redis(server_redis):
+    """Every test of this module that uses the real server runs on each supported version (valkey9, redis7)."""
+    return server_redis
+
+
+@pytest.fixture
+def redis_url(server_url):
+    return server_url
+
+
 def server_calls(client) -> int:
     """Commands the server has executed, INFO itself excluded."""
     stats = client.info("commandstats")
     return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
 
 
-def test_first_writer_wins_among_20_threads(server_redis, server_url):
+def test_first_writer_wins_among_20_threads(real_redis, redis_url):
     """20 threads observing at once agree on one start: the first writer's."""
     barrier = threading.Barrier(20)
     results = []
 
     def worker(i):
-        client = redis_client(server_url, timeout_ms=2000)
+        client = redis_client(redis_url, timeout_ms=2000)
         clock = PanicClock(client)
         barrier.wait()
         results.append(clock.observe(1_800_000_000.0 + i))
@@ -39,16 +50,16 @@ def test_first_writer_wins_among_20_threads(server_redis, server_url):
     assert len(results) == 20
     assert len({r.start for r in results}) == 1
     assert sum(r.initialized for r in results) == 1
-    assert float(server_redis.get(KEY)) == results[0].start
+    assert float(real_redis.get(KEY)) == results[0].start
 
 
-def test_first_writer_wins_among_8_processes(server_redis, server_url):
+def test_first_writer_wins_among_8_processes(real_redis, redis_url):
     """8 processes released at a barrier agree on one start timestamp."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(8)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=panic_at_barrier, args=(server_url, "brain:", barrier, 1_800_000_000.0 + i, results))
+        ctx.Process(target=panic_at_barrier, args=(redis_url, "brain:", barrier, 1_800_000_000.0 + i, results))
         for i in range(8)
     ]
     for p in procs:
@@ -67,127 +78,127 @@ def test_first_writer_wins_among_8_processes(server_redis, server_url):
     assert all(p.exitcode == 0 for p in procs)
 
 
-def test_observation_sets_and_refreshes_expiry(server_redis, fake_clock):
+def test_observation_sets_and_refreshes_expiry(real_redis, fake_clock):
     """Each observation (re)sets the dead man's switch to panic_key_ttl_s."""
-    clock = PanicClock(server_redis, panic_key_ttl_s=900)
+    clock = PanicClock(real_redis, panic_key_ttl_s=900)
     clock.observe(fake_clock())
-    assert 899 <= server_redis.ttl(KEY) <= 900
-    server_redis.expire(KEY, 5)
+    assert 899 <= real_redis.ttl(KEY) <= 900
+    real_redis.expire(KEY, 5)
     clock.observe(fake_clock() + 10)
-    assert 899 <= server_redis.ttl(KEY) <= 900
+    assert 899 <= real_redis.ttl(KEY) <= 900
 
 
-def test_key_without_expiry_gets_one(server_redis, fake_clock):
+def test_key_without_expiry_gets_one(real_redis, fake_clock):
     """A key set by hand without expiry is given one by the next observation, and keeps its value."""
-    server_redis.set(KEY, "1799999000.0")
-    assert server_redis.ttl(KEY) == -1
-    obs = PanicClock(server_redis).observe(fake_clock())
+    real_redis.set(KEY, "1799999000.0")
+    assert real_redis.ttl(KEY) == -1
+    obs = PanicClock(real_redis).observe(fake_clock())
     assert obs.start == 1799999000.0 and not obs.initialized
-    assert server_redis.ttl(KEY) > 0
+    assert real_redis.ttl(KEY) > 0
 
 
-def test_observation_is_one_transaction(server_redis, fake_clock):
+def test_observation_is_one_transaction(real_redis, fake_clock):
     """A panic observation is a single MULTI/EXEC round trip."""
-    before = server_redis.info("commandstats")
-    PanicClock(server_redis).observe(fake_clock())
-    after = server_redis.info("commandstats")
+    before = real_redis.info("commandstats")
+    PanicClock(real_redis).observe(fake_clock())
+    after = real_redis.info("commandstats")
     assert after["cmdstat_exec"]["calls"] - before.get("cmdstat_exec", {"calls": 0})["calls"] == 1
     assert after["cmdstat_multi"]["calls"] - before.get("cmdstat_multi", {"calls": 0})["calls"] == 1
 
 
-def test_calm_calls_send_no_command(server_redis, fake_clock):
+def test_calm_calls_send_no_command(real_redis, fake_clock):
     """10 000 calm calls cost the server nothing."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
-    before = server_calls(server_redis)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    before = server_calls(real_redis)
     for i in range(10_000):
         assert breaker.get_ttl(60, "normal" if i % 2 else "warning") == (60, "NORMAL")
-    assert server_calls(server_redis) - before == 0
+    assert server_calls(real_redis) - before == 0
 
 
-def test_panic_calls_reach_redis_once_per_refresh_interval(server_redis, fake_clock):
+def test_panic_calls_reach_redis_once_per_refresh_interval(real_redis, fake_clock):
     """Over 10 simulated seconds of 1000 calls/s, a worker makes at most 11 round trips."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=1.0)
-    before = server_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0)
+    before = real_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
     for _ in range(10_000):
         breaker.get_ttl(60, "panic")
         fake_clock.advance(0.001)
-    execs = server_redis.info("commandstats")["cmdstat_exec"]["calls"] - before
+    execs = real_redis.info("commandstats")["cmdstat_exec"]["calls"] - before
     assert 10 <= execs <= 11
 
 
-def test_refresh_interval_zero_reaches_redis_every_call(server_redis, fake_clock):
+def test_refresh_interval_zero_reaches_redis_every_call(real_redis, fake_clock):
     """refresh_interval_s=0 sends every panic observation to Redis."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=0)
-    before = server_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    before = real_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
     for _ in range(50):
         breaker.get_ttl(60, "panic")
-    assert server_redis.info("commandstats")["cmdstat_exec"]["calls"] - before == 50
+    assert real_redis.info("commandstats")["cmdstat_exec"]["calls"] - before == 50
 
 
-def test_duration_derived_locally_between_refreshes(server_redis, fake_clock):
+def test_duration_derived_locally_between_refreshes(real_redis, fake_clock):
     """Between refreshes the duration still grows: tiers advance on the local clock."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=3600)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=3600)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
     fake_clock.advance(15 * 60)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
 
 
-def test_tiers_follow_the_shared_start(server_redis, fake_clock):
+def test_tiers_follow_the_shared_start(real_redis, fake_clock):
     """A clock started 46 minutes ago: high tier 1, medium tier 2, low tier 3."""
-    server_redis.set(KEY, repr(fake_clock() - 46 * 60), ex=900)
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    real_redis.set(KEY, repr(fake_clock() - 46 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     assert breaker.get_ttl(60, "panic", {"league": "Champions League"}) == (0, "PANIC_FULL")
     assert breaker.get_ttl(60, "panic", {"league": "Ligue 1"}) == (5, "PANIC_PARTIAL")
     assert breaker.get_ttl(60, "panic", {"league": "Ligue 2"}) == (20, "DEGRADED")
 
 
-def test_seed_mode_deletes_on_calm(server_redis, fake_clock):
+def test_seed_mode_deletes_on_calm(real_redis, fake_clock):
     """end_on_normal=True: a calm observation deletes the clock and logs it."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
     breaker.get_ttl(60, "panic")
-    assert server_redis.exists(KEY)
+    assert real_redis.exists(KEY)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
-    assert not server_redis.exists(KEY)
+    assert not real_redis.exists(KEY)
     assert {"event": "PANIC_TIMESTAMP_CLEARED", "log_level": "info", "key": KEY} in [
         {k: e[k] for k in ("event", "log_level", "key") if k in e} for e in logs
     ]
 
 
-def test_default_mode_keeps_clock_through_calm(server_redis, fake_clock):
+def test_default_mode_keeps_clock_through_calm(real_redis, fake_clock):
     """The default calm-period mode: calm calls leave the clock running."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     breaker.get_ttl(60, "panic")
     breaker.get_ttl(60, "normal")
-    assert server_redis.exists(KEY)
+    assert real_redis.exists(KEY)
 
 
 @pytest.mark.parametrize("raw", [b"", b"abc", b"nan", b"NaN", b"inf", b"-inf", b"-1", b"0", "caf\u00e9".encode()])
-def test_unparseable_value_is_replaced_and_answers_tier_one(server_redis, fake_clock, raw):
+def test_unparseable_value_is_replaced_and_answers_tier_one(real_redis, fake_clock, raw):
     """Garbage is replaced by now atomically, logged, and that call answers tier 1."""
-    server_redis.set(KEY, raw)
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    real_redis.set(KEY, raw)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
-    assert float(server_redis.get(KEY)) == fake_clock()
-    assert server_redis.ttl(KEY) > 0
+    assert float(real_redis.get(KEY)) == fake_clock()
+    assert real_redis.ttl(KEY) > 0
     assert any(e["event"] == "INVALID_PANIC_TIMESTAMP" for e in logs)
 
 
-def test_wrong_type_value_is_replaced(server_redis, fake_clock):
+def test_wrong_type_value_is_replaced(real_redis, fake_clock):
     """A hash at the key (WRONGTYPE) is replaced by a fresh clock."""
-    server_redis.hset(KEY, "a", "1")
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    real_redis.hset(KEY, "a", "1")
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
-    assert float(server_redis.get(KEY)) == fake_clock()
+    assert float(real_redis.get(KEY)) == fake_clock()
 
 
-def test_future_start_counts_as_zero(server_redis, fake_clock):
+def test_future_start_counts_as_zero(real_redis, fake_clock):
     """A start in the future (clock skew) is duration 0: tier 1, never NORMAL."""
-    server_redis.set(KEY, repr(fake_clock() + 3600), ex=900)
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock)
+    real_redis.set(KEY, repr(fake_clock() + 3600), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
-    assert float(server_redis.get(KEY)) == fake_clock() + 3600
+    assert float(real_redis.get(KEY)) == fake_clock() + 3600
 
 
 def test_str_and_bytes_values_are_read(fake_clock):
@@ -198,15 +209,15 @@ def test_str_and_bytes_values_are_read(fake_clock):
     assert parse_start("nan") is None and parse_start(math.inf) is None
 
 
-def test_flushed_server_starts_a_new_clock(server_redis, fake_clock):
+def test_flushed_server_starts_a_new_clock(real_redis, fake_clock):
     """After FLUSHALL the next panic observation starts a new clock; nothing raises."""
-    breaker = VIXCircuitBreaker(server_redis, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
     breaker.get_ttl(60, "panic")
-    first = float(server_redis.get(KEY))
-    server_redis.flushall()
+    first = float(real_redis.get(KEY))
+    real_redis.flushall()
     fake_clock.advance(120)
     breaker.get_ttl(60, "panic")
-    assert float(server_redis.get(KEY)) == first + 120
+    assert float(real_redis.get(KEY)) == first + 120
 
 
 def test_restarted_server_starts_a_new_clock(fake_clock, server_factory):
@@ -229,9 +240,9 @@ def test_restarted_server_starts_a_new_clock(fake_clock, server_factory):
         server.stop()
 
 
-def test_read_reports_expiry_and_last_observation(server_redis, fake_clock):
+def test_read_reports_expiry_and_last_observation(real_redis, fake_clock):
     """The console's snapshot: start, duration, expiry left, last observation."""
-    clock = PanicClock(server_redis)
+    clock = PanicClock(real_redis)
     clock.observe(fake_clock())
     fake_clock.advance(30)
     clock.observe(fake_clock())
@@ -242,31 +253,31 @@ def test_read_reports_expiry_and_last_observation(server_redis, fake_clock):
     assert 0 < reading.expiry_left_s <= 900
 
 
-def test_drill_start_does_not_overwrite_unless_asked(server_redis, fake_clock):
+def test_drill_start_does_not_overwrite_unless_asked(real_redis, fake_clock):
     """A back-dated drill refuses to overwrite a running panic unless overwrite=True."""
-    clock = PanicClock(server_redis)
+    clock = PanicClock(real_redis)
     assert clock.start_drill(fake_clock(), backdate_s=600, hold_s=120)
-    assert server_redis.ttl(KEY) <= 120
+    assert real_redis.ttl(KEY) <= 120
     assert not clock.start_drill(fake_clock(), backdate_s=3000)
-    assert float(server_redis.get(KEY)) == fake_clock() - 600
+    assert float(real_redis.get(KEY)) == fake_clock() - 600
     assert clock.start_drill(fake_clock(), backdate_s=3000, overwrite=True)
-    assert float(server_redis.get(KEY)) == fake_clock() - 3000
-    assert clock.end() and not server_redis.exists(KEY)
+    assert float(real_redis.get(KEY)) == fake_clock() - 3000
+    assert clock.end() and not real_redis.exists(KEY)
 
 
-def test_refused_drill_writes_nothing(server_redis, fake_clock):
+def test_refused_drill_writes_nothing(real_redis, fake_clock):
     """A drill refused because a panic is running leaves both keys exactly as they were."""
-    clock = PanicClock(server_redis)
+    clock = PanicClock(real_redis)
     clock.observe(fake_clock())
-    before = (server_redis.get(KEY), server_redis.get("brain:panic_last_seen_ts"))
+    before = (real_redis.get(KEY), real_redis.get("brain:panic_last_seen_ts"))
     fake_clock.advance(60)
     assert not clock.start_drill(fake_clock(), backdate_s=600, hold_s=7200)
-    assert (server_redis.get(KEY), server_redis.get("brain:panic_last_seen_ts")) == before
-    assert server_redis.ttl("brain:panic_last_seen_ts") <= 900
+    assert (real_redis.get(KEY), real_redis.get("brain:panic_last_seen_ts")) == before
+    assert real_redis.ttl("brain:panic_last_seen_ts") <= 900
 
 
-def test_drill_overwrites_a_wrong_type_key(server_redis, fake_clock):
+def test_drill_overwrites_a_wrong_type_key(real_redis, fake_clock):
     """With overwrite, a drill replaces even a hash at the key."""
-    server_redis.hset(KEY, "a", "1")
-    assert PanicClock(server_redis).start_drill(fake_clock(), backdate_s=60, overwrite=True)
-    assert float(server_redis.get(KEY)) == fake_clock() - 60
+    real_redis.hset(KEY, "a", "1")
+    assert PanicClock(real_redis).start_drill(fake_clock(), backdate_s=60, overwrite=True)
+    assert float(real_redis.get(KEY)) == fake_clock() - 60
