@@ -317,7 +317,7 @@ class VIXCircuitBreaker:
         calls, fail_safe, tiers = self._answers.take()
         forced = self._override_mode(now)
         beat = beat_json(
-            host=socket.gethostname(), pid=os.getpid(), started=self._started if self._started else now,
+            host=socket.gethostname(), pid=os.getpid(), started=self._started,  # None until the server said when
             interval_s=self.refresh_interval_s, calls=calls, fail_safe=fail_safe, tiers=tiers,
             override=forced.value if forced else None, error=self._outage.last_error, version=__version__,
             overrides_seen=self._override.changes,
