@@ -19,11 +19,12 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from .client import describe_client, stall_risks
+from .client import describe_client, is_cluster_client, stall_risks
 from .client import redis_client as build_client
 from .clock import DEFAULT_KEY_PREFIX, SEED_KEY_TTL_S, PanicClock, check_key_ttl, default_key_ttl_s
-from .config import Settings
+from .config import ConfigError, Settings
 from .importance import MatchImportance
+from .keyspace import cluster_prefix_problem, default_key_prefix
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -63,7 +64,7 @@ class VIXCircuitBreaker:
         self,
         redis_client: Any = None,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
+        key_prefix: str | None = None,  # None: "brain:", or "{brain}:" on a cluster client (one hash slot)
         panic_key_ttl_s: int | None = None,
         end_on_normal: bool = False,
         refresh_interval_s: float = 1.0,
@@ -83,6 +84,11 @@ class VIXCircuitBreaker:
         if panic_key_ttl_s is None:
             panic_key_ttl_s = default_key_ttl_s(end_on_normal)
         check_key_ttl(panic_key_ttl_s)
+        cluster = is_cluster_client(redis_client)
+        if key_prefix is None:
+            key_prefix = default_key_prefix(cluster)
+        elif cluster and cluster_prefix_problem(key_prefix):
+            raise ValueError(f"key_prefix {cluster_prefix_problem(key_prefix)}")
         self.redis = redis_client
         self.panic_clock = (
             PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s)
@@ -133,7 +139,10 @@ class VIXCircuitBreaker:
     def from_settings(cls, settings: Settings, redis_client: Any = None, **kwargs: Any) -> VIXCircuitBreaker:
         """A worker's breaker configured from ``Settings.from_env()``; the client defaults to ``settings.redis_url``."""
         if redis_client is None and settings.redis_url:
-            redis_client = build_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+            try:
+                redis_client = build_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+            except ValueError as exc:
+                raise ConfigError(str(exc).replace("Redis URL", "REDIS_URL", 1)) from None
         options: dict[str, Any] = {
             "key_prefix": settings.key_prefix,
             "panic_key_ttl_s": settings.panic_key_ttl_s,
