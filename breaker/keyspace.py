@@ -8,6 +8,10 @@ server the seed's ``brain:`` stays, so seed-era workers and ours share one clock
 
 from __future__ import annotations
 
+from typing import Any
+
+from redis.cluster import ClusterPipeline
+
 STANDALONE_KEY_PREFIX = "brain:"
 CLUSTER_KEY_PREFIX = "{brain}:"
 
@@ -35,3 +39,19 @@ def cluster_prefix_problem(prefix: str) -> str | None:
         return None
     return (f"{prefix!r} has no hash tag, so the clock's keys land in different slots of a Redis Cluster and "
             f"every transaction fails; use a hash-tagged prefix such as {CLUSTER_KEY_PREFIX!r}")
+
+
+#: TIME from inside a script: the one way to read a cluster node's clock inside a transaction that redis-py's
+#: cluster pipeline accepts (it refuses keyless commands, TIME among them); the key only routes it to the slot.
+_TIME_SCRIPT = "return redis.call('TIME')"
+
+
+def queue_time(pipe: Any, anchor_key: str) -> None:
+    """Queue the server's ``TIME`` on a transaction ``pipe``, on the node that owns ``anchor_key``'s slot.
+
+    The reply is ``TIME``'s pair (seconds, microseconds) either way; read it with ``clock.server_time``.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        pipe.execute_command("EVAL", _TIME_SCRIPT, 1, anchor_key)  # ClusterPipeline.eval is blocked
+    else:
+        pipe.time()
