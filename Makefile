@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 CHROMIUM ?= /usr/bin/chromium
+REDIS_SERVER ?= redis-server
 
-.PHONY: run test lint bench chromium clean
+.PHONY: run test lint bench chromium redis-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +35,31 @@ chromium:
 	  fi; \
 	fi
 
+# The protocol tests run on Redis 7.0 as well as Valkey 9: install Debian's redis-server when missing and we
+# can (root + apt-get). The tests start it themselves on a free port, so the package's own service must not
+# start: a policy-rc.d that forbids it (exit 101) for the install, and a systemd unit is stopped if one ran.
+redis-server:
+	@if ! command -v "$(REDIS_SERVER)" >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's redis-server for the Redis 7 protocol tests"; \
+	    made_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/tmp/vix-breaker-apt-redis.log 2>&1; \
+	    status=$$?; if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    [ $$status = 0 ] || { echo "apt-get install redis-server failed, see /tmp/vix-breaker-apt-redis.log"; exit 1; }; \
+	    if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then \
+	      systemctl stop redis-server; systemctl disable --quiet redis-server; fi; \
+	  else \
+	    echo "redis-server is missing and cannot be installed here (need root and apt-get)."; \
+	    echo "Install Debian's 'redis-server' package (Redis 7.0+), or set REDIS_SERVER=/path/to/redis-server."; exit 1; \
+	  fi; \
+	fi
+
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 
-test: $(VENV)/.test-deps chromium lint
-	CHROMIUM=$(CHROMIUM) $(PY) -m pytest
+test: $(VENV)/.test-deps chromium redis-server lint
+	CHROMIUM=$(CHROMIUM) REDIS_SERVER=$(REDIS_SERVER) $(PY) -m pytest
 
 bench: $(VENV)/.test-deps
 	$(PY) -m bench
