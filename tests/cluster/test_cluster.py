@@ -16,7 +16,7 @@ from breaker.ops.overrides import clear_override, read_override, set_override
 from tests.console.conftest import PASSWORD, login, open_console
 from tests.workers import panic_at_barrier
 
-from .conftest import PROJECT_SLOT
+from .valkey_cluster import PROJECT_SLOT
 
 PREFIX = "{brain}:"
 STAKES = ({"stakes": "high"}, {"stakes": "medium"}, {"stakes": "low"})

@@ -14,7 +14,7 @@ from breaker import PanicClock, PanicMode, VIXCircuitBreaker, redis_client
 from breaker.clock import parse_start
 
 from .cluster_workers import mixed_traffic
-from .conftest import PROJECT_SLOT, wait_for
+from .valkey_cluster import PROJECT_SLOT, wait_for
 
 PREFIX = "{brain}:"
 HEALTHY = (5, "PANIC_PARTIAL")  # medium stakes, 46 min into the panic
