@@ -247,6 +247,14 @@ class ClusterClient:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in ("_cluster", "_lock", "connection_pool"):
             raise AttributeError(name)  # introspection (stall_risks, pickling) must not connect
+        if self._cluster is None and callable(getattr(RedisCluster, name, None)):
+            # a method, looked up (``callable(getattr(client, "evalsha", None))``) before any call:
+            # hand back one that builds the cluster when called, so constructing a breaker never connects
+            def deferred(*args: Any, **kwargs: Any) -> Any:
+                return getattr(self.cluster, name)(*args, **kwargs)
+
+            deferred.__name__ = name
+            return deferred
         return getattr(self.cluster, name)
 
     def close(self) -> None:

@@ -44,3 +44,18 @@ def mixed_traffic(url: str, name: str, ready, stop, results) -> None:
         start = repr(exc)
     results.put({"name": name, "answers": answers, "raised": raised, "start": start})
     client.close()
+
+
+def panic_at_barrier(url: str, barrier, now: float, results) -> None:
+    """One worker process: wait for the others, then observe a panic at ``now`` (its own injected clock, so
+    the stored start names the writer) and report its answer and the start stored in the {brain} slot."""
+    from breaker import PanicClock, VIXCircuitBreaker, redis_client
+
+    client = redis_client(url, timeout_ms=2000)
+    breaker = VIXCircuitBreaker(client, clock=lambda: now, refresh_interval_s=0, server_time=False)
+    client.cluster.ping()  # the slot map is fetched before the race
+    barrier.wait(timeout=30)
+    answer = breaker.get_ttl(60, "panic")
+    start = PanicClock(client, key_prefix=breaker.key_prefix).read(now).start
+    results.put((now, tuple(answer), start))
+    client.close()

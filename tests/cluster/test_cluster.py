@@ -14,8 +14,8 @@ from breaker.ops.access import write_access
 from breaker.ops.fleet import read_fleet
 from breaker.ops.overrides import clear_override, read_override, set_override
 from tests.console.conftest import PASSWORD, login, open_console
-from tests.workers import panic_at_barrier
 
+from .cluster_workers import panic_at_barrier
 from .valkey_cluster import PROJECT_SLOT
 
 PREFIX = "{brain}:"
@@ -64,7 +64,7 @@ def test_first_writer_wins_among_8_processes(cluster_url, cluster_redis):
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(8)
     results = ctx.Queue()
-    procs = [ctx.Process(target=panic_at_barrier, args=(cluster_url, PREFIX, barrier, 1_800_000_000.0 + i, results))
+    procs = [ctx.Process(target=panic_at_barrier, args=(cluster_url, barrier, 1_800_000_000.0 + i, results))
              for i in range(8)]
     for proc in procs:
         proc.start()
