@@ -124,6 +124,7 @@ def test_breaker_on_a_cluster_client_defaults_to_the_tagged_prefix_and_refuses_a
     """VIXCircuitBreaker picks {brain}: for a cluster client, and refuses a prefix that spreads over slots."""
     client = redis_client("redis+cluster://127.0.0.1:7000")
     assert VIXCircuitBreaker(client).key_prefix == "{brain}:"
+    assert client._cluster is None  # constructing a breaker never connects: a cluster that is down cannot stop it
     with pytest.raises(ValueError, match="hash tag"):
         VIXCircuitBreaker(client, key_prefix="brain:")
     assert VIXCircuitBreaker(redis_client("redis://127.0.0.1:6379")).key_prefix == "brain:"
