@@ -23,6 +23,8 @@ from redis.connection import BlockingConnectionPool, Connection, SSLConnection, 
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from .wire import DeadlineSocket
+
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 STALL_LIMIT_S = 0.1
@@ -99,6 +101,14 @@ class BoundedLookupConnection(Connection):
             finally:
                 self.host = host
         raise error
+
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        """The handshake reads through a :class:`breaker.wire.DeadlineSocket`: inside a round trip they stop at
+        its deadline, so a server that trickles its replies cannot stretch a reconnect either."""
+        if not isinstance(self._sock, DeadlineSocket):
+            self._sock = DeadlineSocket(self._sock)
+        super().on_connect_check_health(check_health)
 
 
 class BoundedLookupSSLConnection(SSLConnection, BoundedLookupConnection):
