@@ -79,12 +79,16 @@ class ValkeyCluster:
         """A patient plain client for one node (1 s timeouts): cluster administration, not a worker."""
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
 
+    def start_node(self, port: int) -> ValkeyServer:
+        """One cluster-enabled node on ``port`` with its own data directory (and so its own nodes.conf)."""
+        server = ValkeyServer(host="127.0.0.1", port=port, config=NODE_CONFIG)
+        server.start()
+        return server
+
     def start(self) -> ValkeyCluster:
         for _ in range(6):
             port = free_cluster_port(set(self.ports))
-            server = ValkeyServer(host="127.0.0.1", port=port, config=NODE_CONFIG)
-            server.start()
-            self.servers.append(server)
+            self.servers.append(self.start_node(port))
             self.ports.append(port)
         for port in self.ports:
             with self.admin(port) as node:
