@@ -25,7 +25,7 @@ def test_worker_with_the_right_ca_observes_the_clock(tls_server):
 
 @pytest.mark.parametrize(
     ("case", "cause"),
-    [("unknown CA", "certificate verify failed"), ("wrong host name", "mismatch")],
+    [("unknown CA", "certificate verify failed"), ("wrong host name", "IP address mismatch")],
 )
 def test_untrusted_server_fails_safe_with_one_error_naming_the_cause(tls_server, case, cause, fake_clock):
     """An unknown CA or a certificate for another name: every panic answers (0, PANIC_FULL), calm stays calm,
