@@ -150,3 +150,19 @@ def test_console_drill_and_force_clear_on_the_cluster(cluster_console):
     assert not clock.read(time.time()).exists
     entries = [(e.who, e.action) for e in AuditTrail(cluster_console, key_prefix=PREFIX).entries()]
     assert ("alice", "panic_start") in entries and entries[-1] == ("alice", "zombie_clear")
+
+
+def test_worker_round_trip_beats_and_honours_the_override_on_the_cluster(cluster_redis):
+    """The v2 round trip on the cluster: the worker's heartbeat lands in {brain}:workers (read back by the
+    one-round-trip fleet view) and a force_full override set by an operator is honoured on the next call."""
+    clock = PanicClock(cluster_redis, key_prefix=PREFIX)
+    trail = AuditTrail(cluster_redis, key_prefix=PREFIX)
+    breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0)
+    assert breaker.get_ttl(60, "normal") == (60, PanicMode.NORMAL)
+    set_override(clock, trail, write_access(embedded=False, operator="alice"), mode="force_full", minutes=5,
+                 why="bad feed")
+    assert breaker.get_ttl(60, "normal") == (0, PanicMode.PANIC_FULL)
+    assert breaker.last_error is None
+    fleet = read_fleet(clock)
+    assert [beat.worker_id for beat in fleet.workers] == [breaker.worker_id]
+    assert fleet.override.override is not None and fleet.override.override.mode == "force_full"
