@@ -10,7 +10,7 @@ from functools import partial
 
 import redis
 
-from . import console, fleet, log_volume, memory, micro, protocol, single_thread
+from . import cluster, console, fleet, log_volume, memory, micro, protocol, single_thread
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
 from .table import Row, render
 
@@ -31,6 +31,7 @@ def main() -> int:
     version = bench.client.info("server").get("valkey_version") or bench.client.info("server").get("redis_version")
     figures = [
         partial(single_thread.panic_path, bench),
+        cluster.panic_path,
         partial(single_thread.calm_path, bench),
         partial(fleet.fleet, bench),
         micro.micro,

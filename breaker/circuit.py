@@ -24,7 +24,7 @@ import structlog
 
 from . import refresh
 from ._version import __version__
-from .client import describe_client, stall_risks
+from .client import describe_client, is_cluster_client, stall_risks
 from .client import redis_client as build_client
 from .clock import (
     DEFAULT_KEY_PREFIX,
@@ -36,9 +36,10 @@ from .clock import (
     default_key_ttl_s,
     observation_of,
 )
-from .config import Settings
+from .config import ConfigError, Settings
 from .decisions import DecisionLog, StateListener
 from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
+from .keyspace import cluster_prefix_problem, default_key_prefix
 from .outage import Outage
 from .override import OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
@@ -97,7 +98,7 @@ class VIXCircuitBreaker:
         self,
         redis_client: Any = None,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
+        key_prefix: str | None = None,  # None: "brain:", or "{brain}:" on a cluster client (one hash slot)
         panic_key_ttl_s: int | None = None,
         end_on_normal: bool = False,
         refresh_interval_s: float = 1.0,
@@ -119,6 +120,11 @@ class VIXCircuitBreaker:
         if panic_key_ttl_s is None:
             panic_key_ttl_s = default_key_ttl_s(end_on_normal)
         check_key_ttl(panic_key_ttl_s)
+        cluster = is_cluster_client(redis_client)
+        if key_prefix is None:
+            key_prefix = default_key_prefix(cluster)
+        elif cluster and cluster_prefix_problem(key_prefix):
+            raise ValueError(f"key_prefix {cluster_prefix_problem(key_prefix)}")
         self.redis = redis_client
         self.panic_clock = (
             PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s)
@@ -177,7 +183,10 @@ class VIXCircuitBreaker:
     def from_settings(cls, settings: Settings, redis_client: Any = None, **kwargs: Any) -> VIXCircuitBreaker:
         """A worker's breaker configured from ``Settings.from_env()``; the client defaults to ``settings.redis_url``."""
         if redis_client is None and settings.redis_url:
-            redis_client = build_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+            try:
+                redis_client = build_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+            except ValueError as exc:
+                raise ConfigError(str(exc).replace("Redis URL", "REDIS_URL", 1)) from None
         options: dict[str, Any] = {
             "key_prefix": settings.key_prefix,
             "panic_key_ttl_s": settings.panic_key_ttl_s,

@@ -7,7 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .client import check_redis_url, is_cluster_url
 from .clock import default_key_ttl_s
+from .keyspace import cluster_prefix_problem, default_key_prefix
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("console", "json")
@@ -20,7 +22,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
-    key_prefix: str = "brain:"
+    key_prefix: str | None = None  # None: default_key_prefix() for the URL's kind ("{brain}:" on a cluster)
     panic_key_ttl_s: int | None = None  # None: 900, or 86400 in seed mode (default_key_ttl_s)
     end_on_normal: bool = False
     refresh_interval_s: float = 1.0
@@ -31,16 +33,29 @@ class Settings:
     max_override_min: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.key_prefix is None:
+            object.__setattr__(self, "key_prefix", default_key_prefix(self.cluster))
         if self.panic_key_ttl_s is None:
             object.__setattr__(self, "panic_key_ttl_s", default_key_ttl_s(self.end_on_normal))
+
+    @property
+    def cluster(self) -> bool:
+        """``REDIS_URL`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+        return is_cluster_url(self.redis_url)
+
+    @property
+    def is_default_prefix(self) -> bool:
+        """The production namespace for this kind of target; any other prefix is a drill namespace."""
+        return self.key_prefix == default_key_prefix(self.cluster)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         end_on_normal = _boolean(env, "BREAKER_END_ON_NORMAL", False)
+        redis_url = _redis_url(env)
         return cls(
-            redis_url=env.get("REDIS_URL") or None,
-            key_prefix=_prefix(env.get("BREAKER_KEY_PREFIX", "brain:")),
+            redis_url=redis_url,
+            key_prefix=_prefix(env.get("BREAKER_KEY_PREFIX"), cluster=is_cluster_url(redis_url)),
             panic_key_ttl_s=_integer(env, "BREAKER_PANIC_KEY_TTL_S", None, minimum=1),
             end_on_normal=end_on_normal,
             refresh_interval_s=_number(env, "BREAKER_REFRESH_INTERVAL_S", 1.0, minimum=0.0),
@@ -52,9 +67,24 @@ class Settings:
         )
 
 
-def _prefix(value: str) -> str:
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("REDIS_URL") or None
+    if url is not None:
+        try:
+            check_redis_url(url, source="REDIS_URL")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return url
+
+
+def _prefix(value: str | None, *, cluster: bool) -> str:
+    if value is None:
+        return default_key_prefix(cluster)
     if not value or any(ch.isspace() for ch in value):
         raise ConfigError(f"BREAKER_KEY_PREFIX must be a non-empty string without spaces, got {value!r}")
+    problem = cluster_prefix_problem(value) if cluster else None
+    if problem:
+        raise ConfigError(f"BREAKER_KEY_PREFIX {problem} (REDIS_URL is a cluster)")
     return value
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..clock import ClockReading, PanicClock, server_time
 from ..heartbeat import STATES, WORKERS_KEY_NAME, InvalidBeat, WorkerBeat, parse_beat
 from ..importance import MatchImportance
+from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
 from .overrides import OverrideReading, override_key, override_reading
@@ -85,7 +86,7 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
     """Workers, clock and override in ONE round trip (a MULTI). ``interval_s`` is assumed for beats that do
     not say theirs. Gone workers' fields are then deleted (``prune``) when there are any."""
     pipe = clock.client.pipeline(transaction=True)
-    pipe.time()
+    queue_time(pipe, clock.start_key)
     pipe.hgetall(workers_key(clock))
     clock.queue_read(pipe)
     pipe.get(override_key(clock))

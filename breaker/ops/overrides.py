@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from redis.exceptions import WatchError
 
 from ..clock import PanicClock, server_time
+from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
 from .access import WriteAccess
 from .audit import AuditTrail
@@ -61,7 +62,7 @@ def override_reading(raw: Any, now: float) -> OverrideReading:
 def read_override(clock: PanicClock) -> OverrideReading:
     """The override and the server's time in one round trip."""
     pipe = clock.client.pipeline(transaction=True)
-    pipe.time()
+    queue_time(pipe, override_key(clock))
     pipe.get(override_key(clock))
     now, raw = pipe.execute()
     return override_reading(raw, server_time(now))

@@ -26,7 +26,8 @@ class Target:
 
     @property
     def is_drill_namespace(self) -> bool:
-        return self.settings.key_prefix != Settings.key_prefix
+        """A prefix other than the production one for this kind of target (``{brain}:`` on a cluster)."""
+        return not self.settings.is_default_prefix
 
     def panic_clock(self, key_prefix: str | None = None) -> PanicClock:
         return PanicClock(
