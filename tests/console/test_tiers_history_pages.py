@@ -112,3 +112,15 @@ def test_oidc_user_may_write(console_env):
     at.run()
     assert not at.button(key="drills_start").disabled
     assert any("logged in: ops@example.com" in m.value for m in at.sidebar.markdown)
+
+
+def test_history_survives_malformed_entries(console_env):
+    """Issue 14 finding 7: entries with at=nan, at=1e20, panic_start="abc", hold_until="soon" are flagged."""
+    from tests.ops.test_audit import MALFORMED
+
+    for fields in MALFORMED:
+        console_env.xadd("brain:audit", fields)
+    at = open_console("pages/history.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == len(MALFORMED) and all(table["problem"])
