@@ -19,10 +19,9 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
-from breaker.ops import AuditTrail, LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, write_access
+from breaker.ops import AuditTrail, WriteAccess, WriteRefused
 from breaker.ops.target import Target, connect_target
 
-OPERATOR_KEY = "operator"
 HEALTH_KEY = "redis_health"
 DRILL_TIMEOUT_MS = 1000
 T = TypeVar("T")
@@ -33,12 +32,6 @@ def _target() -> Target:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return connect_target(settings)
-
-
-@st.cache_resource
-def login_limiter() -> LoginRateLimiter:
-    """One limiter per console process: failed logins count across sessions, per (address, name) and per address."""
-    return LoginRateLimiter()
 
 
 def get_target() -> Target:
@@ -125,36 +118,11 @@ def show_audit_error(run: Any) -> None:
                  icon=":material/cloud_off:")
 
 
-def _secret(name: str) -> Any:
-    try:
-        return st.secrets.get(name)
-    except Exception:  # no secrets file at all is the normal case
-        return None
-
-
-def _oidc_configured() -> bool:
-    return _secret("auth") is not None
-
-
-def _oidc_user() -> str | None:
-    try:
-        if st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "oidc user")
-    except Exception:
-        return None
-    return None
-
-
-def current_operator() -> str | None:
-    return _oidc_user() or st.session_state.get(OPERATOR_KEY)
-
-
 def current_access() -> WriteAccess:
-    return write_access(embedded=get_target().embedded, operator=current_operator())
+    """This session's right to write (see console/access.py)."""
+    from console.access import current_access as access
 
-
-def operator_password() -> str | None:
-    return _secret("operator_password") or get_target().settings.operator_password
+    return access()
 
 
 def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
@@ -271,6 +239,8 @@ def _leave_legacy_multipage_mode() -> None:
 
 def start_page() -> Any:
     """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
+    from console.access import render_login  # console.access builds on this module
+
     _leave_legacy_multipage_mode()
     st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
     target = get_target()
@@ -282,7 +252,7 @@ def start_page() -> Any:
         if target.is_drill_namespace:
             st.badge("drill namespace", color="orange")
         health_slot = st.empty()
-        _render_login(target)
+        render_login(target)
     st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
     return health_slot
 
@@ -304,47 +274,3 @@ def finish_page(slot: Any) -> None:
         if health is not None:
             error = f": {health.error}" if health.error else ""
             st.caption(f"checked at {fmt_ts(health.checked_at, time_only=True)} (page load){error}")
-
-
-def _render_login(target: Target) -> None:
-    st.caption("Operator")
-    operator = current_operator()
-    if target.embedded and not operator:
-        st.badge("sandbox: writes open", color="blue", icon=":material/science:")
-        return
-    if operator:
-        st.badge(f"logged in: {operator}", color="green", icon=":material/person:")
-        if st.button("Log out", key="sidebar_logout"):
-            _logout(operator)
-        return
-    st.badge("read-only", color="gray", icon=":material/lock:")
-    if _oidc_configured():
-        st.button("Log in with SSO", key="sidebar_oidc", on_click=st.login)
-    with st.form("sidebar_login"):
-        name = st.text_input("Your name", key="sidebar_login_name")
-        password = st.text_input("Operator password", type="password", key="sidebar_login_password")
-        submitted = st.form_submit_button("Log in")
-    if submitted:
-        outcome = attempt_login(
-            name, password, expected=operator_password(), limiter=login_limiter(),
-            client_key=_client_key(), trail=audit_trail(),
-        )
-        if outcome.ok:
-            st.session_state[OPERATOR_KEY] = outcome.operator
-            st.rerun()
-        st.error(outcome.message)
-
-
-def _client_key() -> str:
-    try:
-        return st.context.ip_address or "local"
-    except Exception:
-        return "local"
-
-
-def _logout(operator: str) -> None:
-    guarded("recording the logout", lambda: audit_trail().record(who=operator, action="logout", kind="login"))
-    st.session_state.pop(OPERATOR_KEY, None)
-    if _oidc_user():
-        st.logout()
-    st.rerun()

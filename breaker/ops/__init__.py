@@ -4,7 +4,16 @@ Audit trail, write access, the audited actions, drills, the zombie verdict, targ
 per-class status. A worker never needs this package; ``import breaker`` does not load it.
 """
 
-from .access import LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, password_matches, write_access
+from .access import (
+    Credentials,
+    Operator,
+    WriteAccess,
+    WriteRefused,
+    attempt_login,
+    oidc_operator,
+    password_matches,
+    write_access,
+)
 from .actions import (
     ClockCleared,
     end_panic,
@@ -16,13 +25,16 @@ from .actions import (
 )
 from .audit import AuditEntry, AuditTrail, PanicEpisode, panic_episodes, state_change_listener
 from .drills import fail_safe_drill, multi_worker_drill, replay_scenario
+from .login_throttle import LoginThrottle
 from .zombie import ZombieVerdict, zombie_verdict
 
 __all__ = [
     "AuditEntry",
     "AuditTrail",
     "ClockCleared",
-    "LoginRateLimiter",
+    "Credentials",
+    "LoginThrottle",
+    "Operator",
     "PanicEpisode",
     "WriteAccess",
     "WriteRefused",
@@ -32,6 +44,7 @@ __all__ = [
     "fail_safe_drill",
     "force_clear",
     "multi_worker_drill",
+    "oidc_operator",
     "panic_episodes",
     "password_matches",
     "replay_scenario",
