@@ -84,7 +84,8 @@ def render_login(target: Target) -> None:
         st.badge("sandbox: writes open", color="blue", icon=":material/science:")
         return
     if operator is not None:
-        st.badge(f"logged in: {operator.audit_name}", color="green", icon=":material/person:")
+        st.badge("logged in", color="green", icon=":material/person:")
+        st.text(operator.audit_name)  # typed or provider-supplied: text, never markdown
         if st.button("Log out", key="sidebar_logout"):
             _logout(operator)
         return

@@ -9,7 +9,6 @@ that mode and reruns, so app.py's ``st.navigation`` decides from then on.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import streamlit as st
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
 from breaker.ops import AuditTrail, WriteAccess, WriteRefused
 from breaker.ops.target import Target, connect_target
+from console.text import code_span, md_text
 
 HEALTH_KEY = "redis_health"
 DRILL_TIMEOUT_MS = 1000
@@ -94,7 +94,7 @@ def _ms_since(began: float) -> float:
 def show_redis_error(what: str, detail: str | None = None) -> None:
     health = last_health()
     detail = detail or (health.error if health is not None and health.error else "no answer")
-    st.error(f"Redis unreachable while {what}: {detail}. Workers answer every panic with TTL 0 (PANIC_FULL) "
+    st.error(f"Redis unreachable while {what}: {md_text(detail)}. Workers answer every panic with TTL 0 (PANIC_FULL) "
              "until it is back; this page keeps retrying.", icon=":material/cloud_off:")
 
 
@@ -103,18 +103,18 @@ def guarded(what: str, action: Callable[[], T]) -> T | None:
     try:
         return action()
     except WriteRefused as exc:
-        st.error(f"Refused: {exc}. Nothing was written.", icon=":material/lock:")
+        st.error(f"Refused: {md_text(exc)}. Nothing was written.", icon=":material/lock:")
     except ValueError as exc:
-        st.error(f"Not done: {exc}")
+        st.error(f"Not done: {md_text(exc)}")
     except Exception as exc:  # redis errors, OSError: the console must keep standing
-        st.error(f"Redis error while {what}: {type(exc).__name__}: {exc}", icon=":material/cloud_off:")
+        st.error(f"Redis error while {what}: {type(exc).__name__}: {md_text(exc)}", icon=":material/cloud_off:")
     return None
 
 
 def show_audit_error(run: Any) -> None:
     """A drill ran but its audit entry was not written (``AuditedRun.audit_error``): say so beside the result."""
     if run.audit_error:
-        st.error(f"Redis error while auditing the drill: {run.audit_error}. The result below was not audited.",
+        st.error(f"Redis error while auditing the drill: {md_text(run.audit_error)}. The result below was not audited.",
                  icon=":material/cloud_off:")
 
 
@@ -135,10 +135,11 @@ def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
     elif not access.allowed:
         st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
     elif scratch_only:
-        st.info(f"Writes go to scratch keys on {target.display}, deleted afterwards: no worker reads them.",
+        st.info(f"Writes go to scratch keys on {md_text(target.display)}, deleted afterwards: no worker reads them.",
                 icon=":material/science:")
     else:
-        st.warning(f"Writes go to {target.display} (key prefix `{target.settings.key_prefix}`): workers act on them.",
+        st.warning(f"Writes go to {md_text(target.display)} (key prefix {code_span(target.settings.key_prefix)}): "
+                   "workers act on them.",
                    icon=":material/warning:")
 
 
@@ -193,13 +194,6 @@ def observed_caption(reading: ClockReading) -> str:
     else:
         seen = f"last observed {since:.0f} s ago" if since < 60 else f"last observed {fmt_duration(since)} ago"
     return f"{seen}, expires by itself."
-
-
-def code_span(text: str) -> str:
-    """Markdown inline code that wraps (unlike ``st.code``); a longer fence when the text holds a backtick."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    return f"{fence} {text} {fence}" if longest else f"`{text}`"
 
 
 def console_pages() -> list[Any]:
@@ -272,5 +266,5 @@ def finish_page(slot: Any) -> None:
         else:
             st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
         if health is not None:
-            error = f": {health.error}" if health.error else ""
+            error = f": {md_text(health.error)}" if health.error else ""
             st.caption(f"checked at {fmt_ts(health.checked_at, time_only=True)} (page load){error}")

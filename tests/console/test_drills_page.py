@@ -173,7 +173,7 @@ def test_logged_in_on_a_real_target_the_page_warns_where_writes_go(monkeypatch, 
     assert "redis://:***@127.0.0.1:" in banner and banner.endswith("workers act on them.")
     assert "s3cret-pw" not in banner
     at.switch_page("pages/tiers.py").run()
-    assert any(i.value.startswith("Writes go to scratch keys on redis://:***@") for i in at.info)
+    assert any(i.value.startswith("Writes go to scratch keys on `redis://:***@") for i in at.info)
     assert not any(w.value.startswith("Writes go to") for w in at.warning)
 
 
