@@ -32,6 +32,7 @@ class Settings:
     operators: tuple[str, ...] = ()  # OIDC allow-list: emails and @domains, lower case
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For the console believes
     two_person_rule: bool | None = None  # None: on for a real target, off in the sandbox
+    max_override_min: float = 60.0
 
     def __post_init__(self) -> None:
         if self.panic_key_ttl_s is None:
@@ -54,6 +55,7 @@ class Settings:
             operators=_operators(env.get("BREAKER_OPERATORS", "")),
             trusted_proxies=_networks(env.get("BREAKER_TRUSTED_PROXIES", "")),
             two_person_rule=_boolean(env, "BREAKER_TWO_PERSON_RULE", None),
+            max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
         )
 
 

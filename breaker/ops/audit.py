@@ -70,15 +70,15 @@ class AuditTrail:
         **detail: Any,
     ) -> str:
         """Append one entry (one XADD, trimmed to ``maxlen``) and return its stream id."""
-        fields = self.fields(who=who, action=action, why=why, kind=kind, tier=tier, at=at, **detail)
+        fields = self.entry_fields(who=who, action=action, why=why, kind=kind, tier=tier, at=at, **detail)
         entry_id = self.client.xadd(self.key, fields, maxlen=self.maxlen, approximate=False)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
-    def queue(self, pipe: Any, **entry: Any) -> None:
-        """Queue the entry's XADD on ``pipe`` (a MULTI pipeline): it commits with the write it records."""
-        pipe.xadd(self.key, self.fields(**entry), maxlen=self.maxlen, approximate=False)
+    def record_in(self, pipe: Any, **entry: Any) -> None:
+        """Queue the entry's XADD on ``pipe`` (a MULTI): the write it records and the entry land together."""
+        pipe.xadd(self.key, self.entry_fields(**entry), maxlen=self.maxlen, approximate=False)
 
-    def fields(
+    def entry_fields(
         self,
         *,
         who: str,
@@ -89,7 +89,7 @@ class AuditTrail:
         at: float | None = None,
         **detail: Any,
     ) -> dict[str, str]:
-        """The stream fields of one entry, checked: what ``record`` and ``queue`` write."""
+        """The stream fields of one entry; raises ``ValueError`` for an entry nobody could read back."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not who or not action:

@@ -53,7 +53,7 @@ def audited_write(
                 if not isinstance(planned, Planned):
                     return planned
                 pipe.multi()
-                trail.queue(pipe, **planned.entry)
+                trail.record_in(pipe, **planned.entry)
                 planned.queue(pipe)
                 pipe.execute()
                 return planned.result

@@ -38,7 +38,8 @@ def test_clock_46_minutes_back_shows_each_class_tier(console_env):
     assert not at.exception
     assert _modes(at) == ["PANIC_FULL", "PANIC_PARTIAL", "DEGRADED"]
     assert [m.value for m in at.metric if m.label == "TTL"] == ["0 s", "5 s", "20 s"]
-    assert [m.value for m in at.metric if m.label == "Duration"] == ["46 min 00 s"]
+    [duration] = [m.value for m in at.metric if m.label == "Duration"]
+    assert duration in ("46 min 00 s", "46 min 01 s")  # rounded: a page run of over 0.5 s shows the next second
     assert any(w.value.startswith("Tier 3: REVIEW_MARKET_CONDITIONS") for w in at.warning)
 
 
