@@ -248,6 +248,9 @@ def start_page() -> Any:
         health_slot = st.empty()
         render_login(target)
     st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
+    from console.approvals import render_pending_request
+
+    render_pending_request()
     return health_slot
 
 
