@@ -90,7 +90,7 @@ def beat_json(
     *,
     host: str,
     pid: int,
-    started: float,
+    started: float | None,
     interval_s: float,
     calls: dict[str, int],
     fail_safe: int,
@@ -176,7 +176,7 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
         worker_id=_text(field_name),
         host=str(data.get("host", "")),
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
-        started=_number(data, "started") if "started" in data else seen,
+        started=_number(data, "started") if data.get("started") is not None else seen,
         seen=seen,
         interval_s=interval,
         calls=calls,
@@ -187,6 +187,10 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
         version=str(data.get("version", "")),
         state=beat_state(seen, interval, calls, fail_safe, now),
     )
+
+
+def _texts(counts: dict[Any, int]) -> dict[str, int]:
+    return {getattr(key, "value", key): n for key, n in counts.items()}
 
 
 class AnswerCounts:
@@ -202,7 +206,8 @@ class AnswerCounts:
         self._fail_safe = 0
         self._tiers: dict[str, int] = {}
 
-    def count(self, mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+    def count(self, mode: Any, *, fail_safe: bool = False, stakes: Any = None, tier: int = 0) -> None:
+        """One answer; ``mode`` and ``stakes`` may be str enums (turned into their text only at ``take``)."""
         with self._lock:
             self._calls[mode] = self._calls.get(mode, 0) + 1
             if fail_safe:
@@ -212,9 +217,9 @@ class AnswerCounts:
 
     def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
         with self._lock:
-            taken = (self._calls, self._fail_safe, self._tiers)
+            calls, fail_safe, tiers = self._calls, self._fail_safe, self._tiers
             self._calls, self._fail_safe, self._tiers = {}, 0, {}
-        return taken
+        return _texts(calls), fail_safe, _texts(tiers)
 
     def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
         with self._lock:
