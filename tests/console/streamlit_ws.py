@@ -7,6 +7,7 @@ Enough of the protocol to run the script, fill the widgets it drew by their keys
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -20,13 +21,15 @@ class StreamlitSocket:
     """One browser session on a running ``streamlit run``."""
 
     def __init__(self, http_url: str) -> None:
-        self.ws = connect(http_url.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
-                          max_size=None, open_timeout=30)
+        self._stack = ExitStack()
+        self.ws = self._stack.enter_context(connect(
+            http_url.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+            open_timeout=30))
         self.widgets: dict[str, Any] = {}  # element id -> the widget proto, from the last run
         self.texts: list[str] = []
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
     def rerun(self, values: dict[str, Any] | None = None, *, timeout_s: float = 60.0) -> list[str]:
         """Run the script with ``values`` (widget key -> value; True presses a button); return its text."""
