@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "console"
     operator_password: str | None = None
+    operators: tuple[str, ...] = ()  # OIDC allow-list: emails and @domains, lower case
+    trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For the console believes
+    two_person_rule: bool | None = None  # None: on for a real target, off in the sandbox
     max_override_min: float = 60.0
 
     def __post_init__(self) -> None:
@@ -63,6 +67,9 @@ class Settings:
             log_level=_choice(env, "BREAKER_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=_choice(env, "BREAKER_LOG_FORMAT", "console", LOG_FORMATS),
             operator_password=env.get("BREAKER_OPERATOR_PASSWORD") or None,
+            operators=_operators(env.get("BREAKER_OPERATORS", "")),
+            trusted_proxies=_networks(env.get("BREAKER_TRUSTED_PROXIES", "")),
+            two_person_rule=_boolean(env, "BREAKER_TWO_PERSON_RULE", None),
             max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
         )
 
@@ -86,6 +93,29 @@ def _prefix(value: str | None, *, cluster: bool) -> str:
     if problem:
         raise ConfigError(f"BREAKER_KEY_PREFIX {problem} (REDIS_URL is a cluster)")
     return value
+
+
+def _operators(raw: str) -> tuple[str, ...]:
+    """``alice@example.com, @example.org``: exact emails, or every email of a domain."""
+    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        _, at, domain = entry.rpartition("@")
+        if not at or not domain or "." not in domain or any(ch.isspace() for ch in entry):
+            raise ConfigError(f"BREAKER_OPERATORS entries must be emails or @domains, got {entry!r}")
+    return entries
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """``127.0.0.1/32, 10.0.0.0/8``: the proxies whose X-Forwarded-For header is believed."""
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"BREAKER_TRUSTED_PROXIES entries must be IP networks (CIDR), got {part!r}") from None
+    return tuple(networks)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int | None, *, minimum: int) -> int | None:
@@ -114,7 +144,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
-def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _boolean(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -13,6 +13,7 @@ from breaker import AdaptivePanicQuota, MatchImportance
 from breaker.ops import AuditEntry
 from breaker.ops.audit import CLOCK_UNKNOWN, fleet_tier_steps
 from breaker.ops.drills import Replay
+from console.text import plotly_text
 
 CLASS_COLOURS = {
     MatchImportance.HIGH_STAKES: "#d62728",
@@ -78,7 +79,7 @@ def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start:
     if actions:
         figure.add_trace(go.Scatter(
             x=[_when(e.at) for e in actions], y=[-0.3] * len(actions), mode="markers", name="operator actions",
-            text=[f"{e.who}: {e.action} ({e.why})" for e in actions], hoverinfo="text+x",
+            text=[plotly_text(f"{e.who}: {e.action} ({e.why})") for e in actions], hoverinfo="text+x",
             marker={"symbol": "triangle-up", "size": 10, "color": "#555"},
         ))
     figure.update_layout(title="Fleet tier over time", yaxis={"range": [-0.6, 4.3], "dtick": 1, "title": "tier"},

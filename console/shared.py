@@ -9,7 +9,6 @@ that mode and reruns, so app.py's ``st.navigation`` decides from then on.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
-from breaker.ops import AuditTrail, LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, write_access
+from breaker.ops import AuditTrail, WriteAccess, WriteRefused
 from breaker.ops.target import Target, connect_target
+from console.text import code_span, md_text
 
-OPERATOR_KEY = "operator"
 HEALTH_KEY = "redis_health"
 DRILL_TIMEOUT_MS = 1000
 T = TypeVar("T")
@@ -33,12 +32,6 @@ def _target() -> Target:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return connect_target(settings)
-
-
-@st.cache_resource
-def login_limiter() -> LoginRateLimiter:
-    """One limiter per console process: failed logins count across sessions, per (address, name) and per address."""
-    return LoginRateLimiter()
 
 
 def get_target() -> Target:
@@ -101,7 +94,7 @@ def _ms_since(began: float) -> float:
 def show_redis_error(what: str, detail: str | None = None) -> None:
     health = last_health()
     detail = detail or (health.error if health is not None and health.error else "no answer")
-    st.error(f"Redis unreachable while {what}: {detail}. Workers answer every panic with TTL 0 (PANIC_FULL) "
+    st.error(f"Redis unreachable while {what}: {md_text(detail)}. Workers answer every panic with TTL 0 (PANIC_FULL) "
              "until it is back; this page keeps retrying.", icon=":material/cloud_off:")
 
 
@@ -110,51 +103,26 @@ def guarded(what: str, action: Callable[[], T]) -> T | None:
     try:
         return action()
     except WriteRefused as exc:
-        st.error(f"Refused: {exc}. Nothing was written.", icon=":material/lock:")
+        st.error(f"Refused: {md_text(exc)}. Nothing was written.", icon=":material/lock:")
     except ValueError as exc:
-        st.error(f"Not done: {exc}")
+        st.error(f"Not done: {md_text(exc)}")
     except Exception as exc:  # redis errors, OSError: the console must keep standing
-        st.error(f"Redis error while {what}: {type(exc).__name__}: {exc}", icon=":material/cloud_off:")
+        st.error(f"Redis error while {what}: {type(exc).__name__}: {md_text(exc)}", icon=":material/cloud_off:")
     return None
 
 
 def show_audit_error(run: Any) -> None:
     """A drill ran but its audit entry was not written (``AuditedRun.audit_error``): say so beside the result."""
     if run.audit_error:
-        st.error(f"Redis error while auditing the drill: {run.audit_error}. The result below was not audited.",
+        st.error(f"Redis error while auditing the drill: {md_text(run.audit_error)}. The result below was not audited.",
                  icon=":material/cloud_off:")
 
 
-def _secret(name: str) -> Any:
-    try:
-        return st.secrets.get(name)
-    except Exception:  # no secrets file at all is the normal case
-        return None
-
-
-def _oidc_configured() -> bool:
-    return _secret("auth") is not None
-
-
-def _oidc_user() -> str | None:
-    try:
-        if st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "oidc user")
-    except Exception:
-        return None
-    return None
-
-
-def current_operator() -> str | None:
-    return _oidc_user() or st.session_state.get(OPERATOR_KEY)
-
-
 def current_access() -> WriteAccess:
-    return write_access(embedded=get_target().embedded, operator=current_operator())
+    """This session's right to write (see console/access.py)."""
+    from console.access import current_access as access
 
-
-def operator_password() -> str | None:
-    return _secret("operator_password") or get_target().settings.operator_password
+    return access()
 
 
 def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
@@ -167,10 +135,11 @@ def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
     elif not access.allowed:
         st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
     elif scratch_only:
-        st.info(f"Writes go to scratch keys on {target.display}, deleted afterwards: no worker reads them.",
+        st.info(f"Writes go to scratch keys on {md_text(target.display)}, deleted afterwards: no worker reads them.",
                 icon=":material/science:")
     else:
-        st.warning(f"Writes go to {target.display} (key prefix `{target.settings.key_prefix}`): workers act on them.",
+        st.warning(f"Writes go to {md_text(target.display)} (key prefix {code_span(target.settings.key_prefix)}): "
+                   "workers act on them.",
                    icon=":material/warning:")
 
 
@@ -227,13 +196,6 @@ def observed_caption(reading: ClockReading) -> str:
     return f"{seen}, expires by itself."
 
 
-def code_span(text: str) -> str:
-    """Markdown inline code that wraps (unlike ``st.code``); a longer fence when the text holds a backtick."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    return f"{fence} {text} {fence}" if longest else f"`{text}`"
-
-
 def console_pages() -> list[Any]:
     """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
     return [
@@ -271,6 +233,8 @@ def _leave_legacy_multipage_mode() -> None:
 
 def start_page() -> Any:
     """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
+    from console.access import render_login  # console.access builds on this module
+
     _leave_legacy_multipage_mode()
     st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
     target = get_target()
@@ -282,8 +246,11 @@ def start_page() -> Any:
         if target.is_drill_namespace:
             st.badge("drill namespace", color="orange")
         health_slot = st.empty()
-        _render_login(target)
+        render_login(target)
     st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
+    from console.approvals import render_pending_request
+
+    render_pending_request()
     return health_slot
 
 
@@ -302,49 +269,5 @@ def finish_page(slot: Any) -> None:
         else:
             st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
         if health is not None:
-            error = f": {health.error}" if health.error else ""
+            error = f": {md_text(health.error)}" if health.error else ""
             st.caption(f"checked at {fmt_ts(health.checked_at, time_only=True)} (page load){error}")
-
-
-def _render_login(target: Target) -> None:
-    st.caption("Operator")
-    operator = current_operator()
-    if target.embedded and not operator:
-        st.badge("sandbox: writes open", color="blue", icon=":material/science:")
-        return
-    if operator:
-        st.badge(f"logged in: {operator}", color="green", icon=":material/person:")
-        if st.button("Log out", key="sidebar_logout"):
-            _logout(operator)
-        return
-    st.badge("read-only", color="gray", icon=":material/lock:")
-    if _oidc_configured():
-        st.button("Log in with SSO", key="sidebar_oidc", on_click=st.login)
-    with st.form("sidebar_login"):
-        name = st.text_input("Your name", key="sidebar_login_name")
-        password = st.text_input("Operator password", type="password", key="sidebar_login_password")
-        submitted = st.form_submit_button("Log in")
-    if submitted:
-        outcome = attempt_login(
-            name, password, expected=operator_password(), limiter=login_limiter(),
-            client_key=_client_key(), trail=audit_trail(),
-        )
-        if outcome.ok:
-            st.session_state[OPERATOR_KEY] = outcome.operator
-            st.rerun()
-        st.error(outcome.message)
-
-
-def _client_key() -> str:
-    try:
-        return st.context.ip_address or "local"
-    except Exception:
-        return "local"
-
-
-def _logout(operator: str) -> None:
-    guarded("recording the logout", lambda: audit_trail().record(who=operator, action="logout", kind="login"))
-    st.session_state.pop(OPERATOR_KEY, None)
-    if _oidc_user():
-        st.logout()
-    st.rerun()

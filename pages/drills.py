@@ -23,6 +23,7 @@ from console.shared import (
     stale_min_input,
     start_page,
 )
+from console.text import md_text
 
 CLEAR_OPEN = "drills_clear_open"
 CLEAR_KEEP = "drills_clear_keep"
@@ -89,7 +90,8 @@ stale_min = stale_min_input(st, "drills_stale_min", "Zombie threshold: not refre
 if reading is not None:
     verdict = zombie_verdict(reading, stale_min * 60.0)
     if verdict.suspect:
-        st.warning("Zombie suspect:\n" + "\n".join(f"- {r}" for r in verdict.reasons), icon=":material/skull:")
+        st.warning("Zombie suspect:\n" + "\n".join(f"- {md_text(r)}" for r in verdict.reasons),
+                   icon=":material/skull:")
     else:
         st.caption(f"No zombie: {observed_caption(reading)}" if reading.exists else "No zombie: no clock.")
 if st.button("Force-clear the clock…", key="drills_clear_open_button", disabled=locked or reading is None

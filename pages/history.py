@@ -37,7 +37,7 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
     ]
     st.dataframe(
         [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "what": e.action, "why": e.why,
-          "tier": "" if e.tier is None else str(e.tier)}
+          "tier": "" if e.tier is None else str(e.tier), "problem": "; ".join(e.problems)}
          for e in reversed(shown)],
         hide_index=True,
     )

@@ -18,6 +18,7 @@ from console.shared import (
     stale_min_input,
     start_page,
 )
+from console.text import md_text
 
 REFRESH_S = 3
 TIER_COLOURS = {0: "green", 1: "red", 2: "orange", 3: "violet", 4: "blue"}
@@ -68,7 +69,7 @@ def live_panel() -> None:
                    if reading.last_observed_at is not None else "—")
     verdict = zombie_verdict(reading, stale_min * 60.0)
     if verdict.suspect:
-        st.warning("Zombie suspect:\n" + "\n".join(f"- {reason}" for reason in verdict.reasons),
+        st.warning("Zombie suspect:\n" + "\n".join(f"- {md_text(reason)}" for reason in verdict.reasons),
                    icon=":material/skull:")
         st.page_link("pages/drills.py", label="Force-clear it on Drills", icon=":material/construction:")
     elif reading.exists:

@@ -19,6 +19,7 @@ from console.shared import (
     show_audit_error,
     start_page,
 )
+from console.text import md_text
 
 sidebar = start_page()
 st.title("Tiers")
@@ -40,7 +41,7 @@ context = {
 }
 classification = explain_importance({k: v for k, v in context.items() if v})
 st.metric("Stakes class", classification.importance.value)
-st.caption(f"Rule: {classification.rule}")
+st.caption(f"Rule: {md_text(classification.rule)}")
 st.dataframe(
     [{"tier": t["tier"], "from (min)": f"{t['from_min']:g}",
       "until (min)": "∞" if t["until_min"] is None else f"{t['until_min']:g}",

@@ -5,7 +5,16 @@ per-class status, operator overrides and the fleet view. A worker never needs th
 ``import breaker`` does not load it.
 """
 
-from .access import LoginRateLimiter, WriteAccess, WriteRefused, attempt_login, password_matches, write_access
+from .access import (
+    Credentials,
+    Operator,
+    WriteAccess,
+    WriteRefused,
+    attempt_login,
+    oidc_operator,
+    password_matches,
+    write_access,
+)
 from .actions import (
     ClockCleared,
     end_panic,
@@ -18,6 +27,7 @@ from .actions import (
 from .audit import AuditEntry, AuditTrail, PanicEpisode, panic_episodes, state_change_listener
 from .drills import fail_safe_drill, multi_worker_drill, replay_scenario
 from .fleet import FleetView, read_fleet
+from .login_throttle import LoginThrottle
 from .overrides import (
     NoActiveOverride,
     OverrideReading,
@@ -33,9 +43,11 @@ __all__ = [
     "AuditEntry",
     "AuditTrail",
     "ClockCleared",
+    "Credentials",
     "FleetView",
-    "LoginRateLimiter",
+    "LoginThrottle",
     "NoActiveOverride",
+    "Operator",
     "OverrideReading",
     "OverrideTooLong",
     "PanicEpisode",
@@ -49,6 +61,7 @@ __all__ = [
     "fail_safe_drill",
     "force_clear",
     "multi_worker_drill",
+    "oidc_operator",
     "panic_episodes",
     "password_matches",
     "read_fleet",

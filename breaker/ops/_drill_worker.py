@@ -1,21 +1,24 @@
 """One process of the multi-worker drill: connect, say ready, wait for the agreed instant, observe.
 
-Run as ``python -m breaker.ops._drill_worker URL NAMESPACE NAME``; the start instant arrives on
-stdin, the result leaves as one JSON line on stdout. A plain subprocess rather than
+Run as ``python -m breaker.ops._drill_worker NAMESPACE NAME`` with the Redis URL in the environment
+(``BREAKER_DRILL_REDIS_URL``: never on the command line, which other local users can read); the start
+instant arrives on stdin, the result leaves as one JSON line on stdout. A plain subprocess rather than
 multiprocessing: nothing of the parent (Streamlit's server, pytest) is re-imported or forked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..client import redis_client
-from .drills import observe_at
+from .drills import DRILL_URL_ENV, observe_at
 
 
 def main(argv: list[str]) -> int:
-    url, namespace, name = argv
+    namespace, name = argv
+    url = os.environ[DRILL_URL_ENV]
     client = redis_client(url, timeout_ms=2000)
     try:
         client.ping()

@@ -1,26 +1,30 @@
-"""Who may write: the sandbox is open, a real target needs an operator login.
+"""Who may write, and who someone is: the sandbox is open, a real target needs an operator.
 
-The password check is constant-time (``hmac.compare_digest``) and failed logins are
-rate limited per client address and operator name, and audited. Streamlit specifics (forms, ``st.secrets``,
-``st.user``) stay in the pages; this module only decides.
+An operator is verified (their own salted scrypt hash in the ``[operators]`` table of ``secrets.toml``,
+or an OIDC identity on the ``BREAKER_OPERATORS`` allow-list) or self-declared (the shared operator
+password, a name anyone with it may type): the audit trail says which, because the name goes into it
+with every write. Failed logins are slowed down in Redis (``LoginThrottle``) and audited without the
+typed name unless it is an operator's (a password typed into the name field must not reach History).
+Streamlit specifics (forms, ``st.secrets``, ``st.user``) stay in the console; this module only decides.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from .audit import AuditTrail
+from .credentials import hash_password, verify_password
+from .login_throttle import FREE_PER_ADDRESS, FREE_PER_NAME, LoginThrottle
 
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 300.0
-MAX_CLIENT_FAILURES = 10  # one shared password: changing the name must not buy more guesses
-_SWEEP_MIN_KEYS = 1024
 MAX_NAME_LENGTH = 64
+SELF_DECLARED = " (self-declared)"
+#: ``who`` of a failed login whose name is no operator's: the name may be a password typed in the wrong field.
+UNVERIFIED_NAME = "(unverified name)"
 
 
 class WriteRefused(PermissionError):
@@ -28,20 +32,44 @@ class WriteRefused(PermissionError):
 
 
 @dataclass(frozen=True)
+class Operator:
+    """A logged-in person: ``method`` is ``password`` (own hash), ``oidc`` or ``shared`` (self-declared)."""
+
+    name: str
+    method: str
+
+    @property
+    def verified(self) -> bool:
+        return self.method in ("password", "oidc")
+
+    @property
+    def audit_name(self) -> str:
+        """The name the audit trail records: a self-declared name says so."""
+        return self.name if self.verified else self.name + SELF_DECLARED
+
+
+@dataclass(frozen=True)
 class WriteAccess:
-    """The right to write for one console session, and the name that goes into the audit trail."""
+    """The right to write for one console session, and the name that goes into the audit trail.
+
+    ``verified`` is True only for an operator whose identity was checked (own password or OIDC)."""
 
     allowed: bool
     who: str
     why_not: str = ""
+    verified: bool = False
 
     def require(self, action: str) -> None:
         if not self.allowed:
             raise WriteRefused(f"{action} refused: {self.why_not}")
 
 
-def write_access(*, embedded: bool, operator: str | None) -> WriteAccess:
-    """Sandbox (embedded server): writes open. Real target: only a logged-in operator writes."""
+def write_access(*, embedded: bool, operator: Operator | str | None) -> WriteAccess:
+    """Sandbox (embedded server): writes open. Real target: only a logged-in operator writes.
+
+    A plain string is a name the caller vouches for (the CLI's ``--who``): recorded as given, not verified."""
+    if isinstance(operator, Operator):
+        return WriteAccess(True, operator.audit_name, verified=operator.verified)
     if operator:
         return WriteAccess(True, operator)
     if embedded:
@@ -57,142 +85,107 @@ def password_matches(attempt: str, expected: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Lockout:
-    """A refused login: how long to wait, whether the per-address cap refused it, and whether it is the
-    first refusal of this lockout (the one worth auditing)."""
+class Credentials:
+    """``operators``: name -> scrypt hash (``[operators]`` in secrets.toml); ``shared_password``: the old way."""
 
-    retry_after_s: float
-    per_address: bool
-    first: bool
+    operators: Mapping[str, str] = field(default_factory=dict)
+    shared_password: str | None = None
+
+    def operator_hash(self, name: str) -> tuple[str, str] | None:
+        """(the operator's name as configured, their hash) for ``name`` in any case, or None."""
+        folded = name.casefold()
+        for configured, stored in self.operators.items():
+            if str(configured).casefold() == folded:
+                return str(configured), str(stored)
+        return None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.operators) or bool(self.shared_password)
 
 
-class LoginRateLimiter:
-    """Failed logins counted per (client address, operator name), and more loosely per address.
+def on_allow_list(email: str | None, allow_list: Iterable[str]) -> bool:
+    """``alice@example.com`` is allowed by that exact entry or by ``@example.com``; nobody by an empty list."""
+    if not email or "@" not in email:
+        return False
+    email = email.strip().lower()
+    domain = "@" + email.rpartition("@")[2]
+    return any(entry in (email, domain) for entry in allow_list)
 
-    Per name as well as per address, so that one operator's wrong passwords behind a shared proxy do not
-    lock out every other operator behind it; the per-address cap (``max_client_failures`` across all names)
-    stops one address from guessing name after name. Thread-safe; one instance per console process.
-    """
 
-    def __init__(
-        self,
-        max_failures: int = MAX_FAILURES,
-        window_s: float = FAILURE_WINDOW_S,
-        clock: Callable[[], float] = time.time,
-        max_client_failures: int = MAX_CLIENT_FAILURES,
-    ) -> None:
-        if max_failures < 1 or window_s <= 0 or max_client_failures < max_failures:
-            raise ValueError(
-                "need max_failures >= 1, window_s > 0 and max_client_failures >= max_failures, got "
-                f"{max_failures!r}, {window_s!r}, {max_client_failures!r}"
-            )
-        self.max_failures = max_failures
-        self.max_client_failures = max_client_failures
-        self.window_s = window_s
-        self.clock = clock
-        self._failures: dict[tuple[str, str | None], list[float]] = {}
-        self._reported: dict[tuple[str, str | None], float] = {}
-        self._sweep_above = _SWEEP_MIN_KEYS
-        self._lock = threading.Lock()
-
-    def check(self, client: str, name: str) -> Lockout | None:
-        """None when ``name`` may try from ``client`` now; else the lockout.
-
-        A lockout is identified by the moment it ends: a refused attempt records no failure, so that
-        moment does not move until the lockout is over and new failures start a new one. Only the
-        first check that meets a lockout gets ``first=True``; under the per-address cap that is once
-        for the address, whichever names it tries.
-        """
-        now = self.clock()
-        with self._lock:
-            by_address = self._unlock_at((client, None), self.max_client_failures, now)
-            by_name = self._unlock_at((client, name), self.max_failures, now)
-            if by_address is None and by_name is None:
-                return None
-            key, unlock = ((client, None), by_address) if by_address is not None else ((client, name), by_name)
-            first = self._reported.get(key) != unlock
-            self._reported[key] = unlock
-            return Lockout(max(u for u in (by_address, by_name) if u is not None) - now, by_address is not None,
-                           first)
-
-    def record_failure(self, client: str, name: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in ((client, None), (client, name)):
-                self._failures.setdefault(key, []).append(now)
-            if len(self._failures) > self._sweep_above:
-                self._sweep(now)
-
-    def reset(self, client: str, name: str) -> None:
-        """A successful login clears that name's failures; the address keeps its count."""
-        with self._lock:
-            self._failures.pop((client, name), None)
-            self._reported.pop((client, name), None)
-
-    def _unlock_at(self, key: tuple[str, str | None], limit: int, now: float) -> float | None:
-        recent = [t for t in self._failures.get(key, ()) if now - t < self.window_s]
-        if not recent:
-            self._failures.pop(key, None)
-            self._reported.pop(key, None)
-            return None
-        self._failures[key] = recent
-        return recent[-limit] + self.window_s if len(recent) >= limit else None
-
-    def _sweep(self, now: float) -> None:
-        """Forget keys with no failure left in the window, so many addresses and names cannot grow memory."""
-        for key in [k for k, times in self._failures.items() if now - times[-1] >= self.window_s]:
-            del self._failures[key]
-            self._reported.pop(key, None)
-        self._sweep_above = max(_SWEEP_MIN_KEYS, 2 * len(self._failures))
+def oidc_operator(user: Mapping[str, Any], allow_list: Iterable[str]) -> tuple[Operator | None, str]:
+    """The operator an OIDC login is, or None and why not (empty when nobody is logged in through OIDC)."""
+    if not user.get("is_logged_in"):
+        return None, ""
+    email = str(user.get("email") or "")
+    if user.get("email_verified") is False:
+        return None, f"{email}: the identity provider has not verified this email"
+    if not on_allow_list(email, allow_list):
+        return None, f"{email or 'this identity'} is not on the operator allow-list (BREAKER_OPERATORS)"
+    return Operator(email.lower(), "oidc"), ""
 
 
 @dataclass(frozen=True)
 class LoginOutcome:
     ok: bool
-    operator: str | None
+    operator: Operator | None
     message: str
+
+
+@lru_cache(maxsize=1)
+def _decoy_hash() -> str:
+    """Unknown names cost one scrypt too, so that timing does not tell which names are operators."""
+    return hash_password("decoy: no operator has this password")
 
 
 def attempt_login(
     name: str,
     password: str,
     *,
-    expected: str | None,
-    limiter: LoginRateLimiter,
+    credentials: Credentials,
+    throttle: LoginThrottle,
     client_key: str,
     trail: AuditTrail | None,
 ) -> LoginOutcome:
     """Check one login attempt and audit it.
 
-    Successes and wrong passwords are audited (wrong passwords are themselves rate limited); a refused
-    attempt only once per lockout, so an anonymous visitor retrying cannot flood the trimmed stream and
-    push the operators' history out of it.
+    A name in ``credentials.operators`` logs in with its own password only (verified); any other name with
+    the shared password (self-declared). Successes and wrong passwords are audited; an attempt refused
+    during a delay only once per delay, so that retrying cannot flood the trimmed stream.
     """
     who = (name or "").strip()[:MAX_NAME_LENGTH]
     if not who:
         return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
-    if not expected:
+    if not credentials.configured:
         return LoginOutcome(
-            False, None, "No operator password is configured (set BREAKER_OPERATOR_PASSWORD or operator_password "
-            "in .streamlit/secrets.toml)."
+            False, None, "No operator credentials are configured (an [operators] table or operator_password in "
+            ".streamlit/secrets.toml, or BREAKER_OPERATOR_PASSWORD)."
         )
-    name_key = who.casefold()
-    lockout = limiter.check(client_key, name_key)
-    if lockout is not None:
-        wait = lockout.retry_after_s
-        if lockout.first:
-            cap = (f"{limiter.max_client_failures} failed logins from this address" if lockout.per_address
-                   else f"{limiter.max_failures} failed logins for this name")
-            _audit(trail, who, "login_rate_limited", f"{cap}, locked for {wait:.0f} s; "
-                   "further refusals in this lockout are not audited")
+    known = credentials.operator_hash(who)
+    audit_who = known[0] if known else UNVERIFIED_NAME
+    throttled = throttle.begin(client_key, who.casefold())
+    if throttled is not None:
+        wait = throttled.retry_after_s
+        if throttled.first:
+            what = (f"more than {FREE_PER_ADDRESS} failed logins from this address" if throttled.per_address
+                    else f"more than {FREE_PER_NAME} failed logins for this name from this address")
+            _audit(trail, audit_who, "login_rate_limited",
+                   f"{what}: next attempt in {wait:.0f} s; refusals during this delay are not audited")
         return LoginOutcome(False, None, f"Too many failed logins: try again in {wait:.0f} s.")
-    if not password_matches(password, expected):
-        limiter.record_failure(client_key, name_key)
-        _audit(trail, who, "login_failed", "wrong password")
+    if known:
+        operator = Operator(known[0], "password") if verify_password(known[1], password) else None
+    else:
+        verify_password(_decoy_hash(), password)
+        matches = password_matches(password, credentials.shared_password)
+        operator = Operator(who, "shared") if matches else None
+    if operator is None:
+        why = "wrong password" if known else "wrong password; the typed name is not recorded (it may be a password)"
+        _audit(trail, audit_who, "login_failed", why)
         return LoginOutcome(False, None, "Wrong password.")
-    limiter.reset(client_key, name_key)
-    _audit(trail, who, "login", "operator password")
-    return LoginOutcome(True, who, f"Logged in as {who}.")
+    throttle.succeeded(client_key, who.casefold())
+    how = "own password (verified)" if operator.verified else "shared operator password: the name is self-declared"
+    _audit(trail, operator.audit_name, "login", how)
+    return LoginOutcome(True, operator, f"Logged in as {operator.audit_name}.")
 
 
 def _audit(trail: AuditTrail | None, who: str, action: str, why: str) -> None:
@@ -200,4 +193,3 @@ def _audit(trail: AuditTrail | None, who: str, action: str, why: str) -> None:
     if trail is not None:
         with contextlib.suppress(Exception):
             trail.record(who=who, action=action, why=why, kind="login")
-

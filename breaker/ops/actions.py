@@ -1,20 +1,23 @@
-"""Operator actions: each one checks the right to write, does the work, then leaves an audit entry.
+"""Operator actions: each one checks the right to write, does the work, and leaves an audit entry.
 
-The panic-clock writes (start, end, force-clear) raise when their audit entry cannot be written. The drills
+The panic-clock writes (start, end, force-clear) commit with their audit entry in one MULTI/EXEC
+(``audited_write``): when the entry cannot be written, they raise and nothing is written. The drills
 and the replay return their result together with any audit error instead: a drill that ran is worth showing
 even when Redis refused its audit entry (the fail-safe drill is most useful exactly when Redis is sick).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..clock import ClockReading, PanicClock
+from ..clock import ClockReading, PanicClock, format_ts
 from ..importance import MatchImportance
 from ..policy import AdaptivePanicQuota
 from .access import WriteAccess
 from .audit import AuditTrail
+from .audited_write import Planned, audited_write
 from .drills import FailSafeDrill, MultiWorkerDrill, Replay, fail_safe_drill, multi_worker_drill, replay_scenario
 from .zombie import DEFAULT_STALE_AFTER_S, ZombieVerdict, zombie_verdict
 
@@ -50,28 +53,45 @@ def start_panic(
 ) -> PanicStart:
     """Start a simulated panic ``backdate_s`` ago that lasts ``hold_s`` unless workers keep observing it.
 
-    A running panic is not overwritten unless ``overwrite``; then nothing is written.
+    A running panic is not overwritten unless ``overwrite``; then nothing is written. The clock and its
+    audit entry are written together or not at all.
     """
     access.require("starting a panic")
+    if not math.isfinite(backdate_s) or backdate_s < 0:
+        raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
     hold = clock.panic_key_ttl_s if hold_s is None else int(hold_s)
-    if not clock.start_drill(now, backdate_s=backdate_s, hold_s=hold, overwrite=overwrite):
-        return PanicStart(False, 0, clock.read(now))
+    if hold < 1:
+        raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")
     tier = fleet_tier(backdate_s / 60.0)
-    trail.record(
-        who=access.who, action="panic_start", why=why or "drill", tier=tier, at=now,
-        panic_start=now - backdate_s, hold_until=now + hold, backdate_s=backdate_s, hold_s=hold, overwrite=overwrite,
-        key=clock.start_key,
-    )
-    return PanicStart(True, tier)
+
+    def plan(pipe: Any) -> Planned[PanicStart] | PanicStart:
+        if not overwrite and pipe.exists(clock.start_key):
+            return PanicStart(False, 0, clock.read(now))
+
+        def queue(tx: Any) -> None:
+            tx.set(clock.start_key, format_ts(now - backdate_s), ex=hold)  # plain SET: replaces any type
+            tx.set(clock.last_seen_key, format_ts(now), ex=hold)
+
+        return Planned(dict(
+            who=access.who, action="panic_start", why=why or "drill", tier=tier, at=now,
+            panic_start=now - backdate_s, hold_until=now + hold, backdate_s=backdate_s, hold_s=hold,
+            overwrite=overwrite, key=clock.start_key,
+        ), queue, PanicStart(True, tier))
+
+    return audited_write(clock.client, trail, watch=(clock.start_key,), plan=plan)
 
 
 def end_panic(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, now: float, why: str) -> bool:
     """Delete the clock; True when there was one. Workers still in panic start a new clock."""
     access.require("ending the panic")
-    existed = clock.end()
-    trail.record(who=access.who, action="panic_end", why=why or "operator ended the panic", at=now,
-                 existed=existed, key=clock.start_key)
-    return existed
+
+    def plan(pipe: Any) -> Planned[bool]:
+        existed = bool(pipe.exists(clock.start_key, clock.last_seen_key))
+        return Planned(dict(who=access.who, action="panic_end", why=why or "operator ended the panic", at=now,
+                            existed=existed, key=clock.start_key),
+                       lambda tx: tx.delete(clock.start_key, clock.last_seen_key), existed)
+
+    return audited_write(clock.client, trail, watch=(clock.start_key, clock.last_seen_key), plan=plan)
 
 
 @dataclass(frozen=True)
@@ -92,16 +112,22 @@ def force_clear(
     why: str,
     stale_after_s: float = DEFAULT_STALE_AFTER_S,
 ) -> ClockCleared:
-    """Clear a zombie clock; the reason (at least 10 characters) and the verdict go into the audit trail."""
+    """Clear a zombie clock; the reason (at least 10 characters) and the verdict go into the audit trail,
+    in the same transaction as the deletion."""
     access.require("force-clearing the clock")
     reason = (why or "").strip()
     if len(reason) < MIN_CLEAR_REASON_CHARS:
         raise ValueError(f"reason must be at least {MIN_CLEAR_REASON_CHARS} characters, got {len(reason)}")
-    verdict = zombie_verdict(clock.read(now), stale_after_s)
-    existed = clock.end()
-    trail.record(who=access.who, action="zombie_clear", why=reason, at=now, existed=existed,
-                 zombie=verdict.suspect, reasons=list(verdict.reasons), key=clock.start_key)
-    return ClockCleared(existed, verdict)
+
+    def plan(pipe: Any) -> Planned[ClockCleared]:
+        reading = clock.read(now)  # another connection; the WATCH above still catches a change after it
+        verdict = zombie_verdict(reading, stale_after_s)
+        existed = bool(reading.exists or reading.last_observed_at is not None)
+        return Planned(dict(who=access.who, action="zombie_clear", why=reason, at=now, existed=existed,
+                            zombie=verdict.suspect, reasons=list(verdict.reasons), key=clock.start_key),
+                       lambda tx: tx.delete(clock.start_key, clock.last_seen_key), ClockCleared(existed, verdict))
+
+    return audited_write(clock.client, trail, watch=(clock.start_key, clock.last_seen_key), plan=plan)
 
 
 @dataclass(frozen=True)

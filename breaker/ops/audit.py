@@ -8,6 +8,7 @@ trimmed to ``maxlen`` entries on every write: history is for operators, not an a
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -36,6 +37,7 @@ class AuditEntry:
     why: str
     tier: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # what was wrong with the stored entry and left out of the history
 
 
 class AuditTrail:
@@ -114,16 +116,41 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+#: Latest time an entry may carry: the last second of year 9999, the end of Python's calendar.
+MAX_ENTRY_TS = 253_402_300_799.0
+#: Detail fields that history computes with: each must be a timestamp when present.
+TIMESTAMP_DETAILS = ("panic_start", "hold_until")
+
+
+def _timestamp(value: Any) -> float | None:
+    """A usable point in time (finite, after 1970, before year 10000), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        ts = float(value)
+    except (TypeError, ValueError):
+        return None
+    return ts if math.isfinite(ts) and 0 < ts <= MAX_ENTRY_TS else None
+
+
 def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
+    """One stored entry as history uses it. Anyone who can write the stream can write anything to it: a
+    value history cannot use is left out and named in ``problems``, never raised for every viewer."""
     fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+    problems = []
     try:
         detail = json.loads(fields.get("detail", "{}"))
     except ValueError:
         detail = {"unparsed": fields.get("detail")}
-    try:
-        at = float(fields.get("at", ""))
-    except ValueError:
-        at = int(_text(entry_id).split("-")[0]) / 1000.0
+        problems.append("detail is not JSON")
+    detail = detail if isinstance(detail, dict) else {"value": detail}
+    for name in TIMESTAMP_DETAILS:
+        if name in detail and detail[name] is not None and _timestamp(detail[name]) is None:
+            problems.append(f"{name} {_short(detail.pop(name))} is not a timestamp")
+    at = _timestamp(fields.get("at"))
+    if at is None:
+        problems.append(f"at {_short(fields.get('at'))} is not a timestamp: the stream id's time is shown")
+        at = _timestamp(int(_text(entry_id).split("-")[0]) / 1000.0) or 0.0
     tier = fields.get("tier")
     return AuditEntry(
         id=_text(entry_id),
@@ -132,9 +159,15 @@ def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
         who=fields.get("who", "?"),
         action=fields.get("action", "?"),
         why=fields.get("why", ""),
-        tier=int(tier) if tier is not None and tier.lstrip("-").isdigit() else None,
-        detail=detail if isinstance(detail, dict) else {"value": detail},
+        tier=int(tier) if tier is not None and tier.lstrip("-").isdigit() and len(tier) < 4 else None,
+        detail=detail,
+        problems=tuple(problems),
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def worker_id() -> str:

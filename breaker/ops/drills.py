@@ -31,6 +31,7 @@ SCENARIOS = ("sustained", "flickering", "recovering")
 MAX_WORKERS = 16
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_MODE_KEY_TTL_S = 86400
+DRILL_URL_ENV = "BREAKER_DRILL_REDIS_URL"
 
 
 def scratch_prefix(key_prefix: str, purpose: str) -> str:
@@ -144,9 +145,12 @@ def observe_at(client: object, namespace: str, instant: float) -> dict[str, obje
 
 
 def _spawn_worker(url: str, namespace: str, name: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}
+    """The URL (password included) goes by environment: any local user can read another's command line in
+    ``/proc/<pid>/cmdline``, only the owner its environment."""
+    env = {**os.environ, DRILL_URL_ENV: url,
+           "PYTHONPATH": os.pathsep.join(filter(None, [_PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(
-        [sys.executable, "-m", "breaker.ops._drill_worker", url, namespace, name],
+        [sys.executable, "-m", "breaker.ops._drill_worker", namespace, name],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
 

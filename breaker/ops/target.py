@@ -37,18 +37,17 @@ class Target:
         )
 
     def close(self) -> None:
+        """Close the client; an embedded server belongs to the process and stops when it exits."""
         self.client.close()
-        if self.server is not None:
-            self.server.stop()
 
 
 def connect_target(settings: Settings) -> Target:
-    """Connect to ``settings.redis_url``, or start an embedded Valkey when it is unset."""
+    """Connect to ``settings.redis_url``, or to the process's embedded Valkey (started once) when it is unset."""
     if settings.redis_url:
         client = redis_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
         return Target(client, settings.redis_url, embedded=False, settings=settings)
-    from .embedded import start_embedded_server
+    from .embedded import shared_embedded_server
 
-    server = start_embedded_server()
+    server = shared_embedded_server()
     client = redis_client(server.connection_url, timeout_ms=max(settings.redis_timeout_ms, 250))
     return Target(client, server.connection_url, embedded=True, settings=settings, server=server)

@@ -45,7 +45,7 @@ def test_backdated_drill_shows_on_live_and_every_page_renders(page: Page, consol
     sidebar.get_by_label("Your name").fill("playwright")
     sidebar.get_by_label("Operator password").fill(PASSWORD)
     sidebar.get_by_role("button", name="Log in").click()
-    expect(sidebar.get_by_text("logged in: playwright")).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text("playwright (self-declared)")).to_be_visible(timeout=30_000)
 
     open_page(page, "Drills")
     back = page.get_by_label("Back-date start by (min)")
@@ -110,7 +110,7 @@ def test_force_clear_dialog_closes_for_good(page: Page, console_url, valkey_serv
     sidebar.get_by_label("Your name").fill("playwright")
     sidebar.get_by_label("Operator password").fill(PASSWORD)
     sidebar.get_by_role("button", name="Log in").click()
-    expect(sidebar.get_by_text("logged in: playwright")).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text("playwright (self-declared)")).to_be_visible(timeout=30_000)
     wait_for_run(page)
     expect(page.get_by_text("workers act on them.")).to_be_visible()
     page.get_by_role("button", name="Start panic").click()

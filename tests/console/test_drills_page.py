@@ -33,15 +33,15 @@ def test_click_after_login_lapsed_writes_nothing(console_env):
     button.click().run()
     assert any(w.value.startswith("Read-only") for w in at.warning)
     assert [e.action for e in AuditTrail(console_env).entries()] == ["login"]
-    assert console_env.keys("*") == [b"brain:audit"]
+    assert [k for k in console_env.keys("*") if not k.startswith(b"brain:login_failures:")] == [b"brain:audit"]
 
 
 def test_failed_login_is_shown_and_audited(console_env):
-    """A wrong password leaves the console read-only and adds a login_failed entry."""
+    """A wrong password leaves the console read-only and adds a login_failed entry without the typed name."""
     at = login(_drills(), "mallory", "guess")
     assert any(e.value == "Wrong password." for e in at.sidebar.error)
     assert at.button(key="drills_start").disabled
-    assert [(e.who, e.action) for e in AuditTrail(console_env).entries()] == [("mallory", "login_failed")]
+    assert [(e.who, e.action) for e in AuditTrail(console_env).entries()] == [("(unverified name)", "login_failed")]
 
 
 def test_logged_in_drill_writes_the_key_and_an_audit_entry(console_env):
@@ -56,7 +56,8 @@ def test_logged_in_drill_writes_the_key_and_an_audit_entry(console_env):
     reading = PanicClock(console_env).read(time.time())
     assert 46 * 60 - 5 < reading.duration_s < 46 * 60 + 30
     entries = AuditTrail(console_env).entries()
-    assert [(e.who, e.action, e.why) for e in entries][-1] == ("alice", "panic_start", "game day rehearsal")
+    assert [(e.who, e.action, e.why) for e in entries][-1] == ("alice (self-declared)", "panic_start",
+                                                                    "game day rehearsal")
 
 
 def test_running_panic_needs_overwrite(console_env):
@@ -96,7 +97,8 @@ def test_force_clear_dialog_confirm_path(console_env):
     assert not console_env.exists("brain:panic_start_ts")
     assert any(s.value == "Zombie clock cleared." for s in at.success)
     entry = AuditTrail(console_env).entries()[-1]
-    assert (entry.who, entry.action, entry.why) == ("alice", "zombie_clear", "garbage value left by a bad deploy")
+    assert (entry.who, entry.action, entry.why) == ("alice (self-declared)", "zombie_clear",
+                                                    "garbage value left by a bad deploy")
 
 
 def test_sandbox_writes_are_open(sandbox_env):
@@ -171,7 +173,7 @@ def test_logged_in_on_a_real_target_the_page_warns_where_writes_go(monkeypatch, 
     assert "redis://:***@127.0.0.1:" in banner and banner.endswith("workers act on them.")
     assert "s3cret-pw" not in banner
     at.switch_page("pages/tiers.py").run()
-    assert any(i.value.startswith("Writes go to scratch keys on redis://:***@") for i in at.info)
+    assert any(i.value.startswith("Writes go to scratch keys on `redis://:***@") for i in at.info)
     assert not any(w.value.startswith("Writes go to") for w in at.warning)
 
 

@@ -30,3 +30,15 @@ def test_tier_timeline_steps_and_actions():
 def test_empty_timeline_is_an_empty_figure():
     """No history draws an empty chart, not an error."""
     assert figure_tier_timeline([], now=1.0).data == ()
+
+
+def test_history_hover_shows_names_as_text():
+    """Issue 14 finding 5: a login name with Plotly markup (<a href>, <b>) is escaped in History's hover text."""
+    from breaker.ops import AuditEntry
+    from console.figures import figure_tier_timeline
+
+    entry = AuditEntry("1-0", 1_800_000_000.0, "login", '<a href="http://127.0.0.1:9/x">x</a>', "login_failed",
+                       "<b>why</b>")
+    trace = figure_tier_timeline([entry], 1_800_000_100.0).data[-1]
+    assert all("<" not in text and ">" not in text for text in trace.text)
+    assert "&lt;a href" in trace.text[0]

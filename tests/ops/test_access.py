@@ -1,20 +1,26 @@
-"""Operator access: sandbox open, real target read-only until login, rate-limited audited logins, audited writes."""
+"""Operator access: sandbox open, real target read-only until login, slowed and audited logins, audited writes."""
 
 import pytest
 
 from breaker import PanicClock, redis_client
 from breaker.ops import (
     AuditTrail,
-    LoginRateLimiter,
+    Credentials,
+    LoginThrottle,
+    Operator,
     WriteRefused,
     attempt_login,
     end_panic,
     force_clear,
+    oidc_operator,
     password_matches,
     start_panic,
     write_access,
 )
+from breaker.ops.access import UNVERIFIED_NAME
 from breaker.ops.actions import run_failsafe_drill, run_multi_worker_drill, run_replay
+from breaker.ops.credentials import hash_password
+from breaker.ops.login_throttle import FREE_PER_ADDRESS, FREE_PER_NAME, MAX_DELAY_PER_ADDRESS_S, delay_after
 
 
 def test_sandbox_is_open_and_real_target_is_read_only():
@@ -35,29 +41,116 @@ def test_password_comparison(attempt, expected, ok):
     assert password_matches(attempt, expected) is ok
 
 
-def test_failed_logins_are_rate_limited_and_audited(real_redis, fake_clock):
-    """Five failures lock the client out for the window, even with the right password; each try is audited."""
+SHARED = Credentials(shared_password="right")
+
+
+def _login(real_redis, fake_clock, trail, credentials=SHARED):
+    throttle = LoginThrottle(real_redis, clock=fake_clock)
+    return lambda who, pw, ip="ip1": attempt_login(who, pw, credentials=credentials, throttle=throttle,
+                                                   client_key=ip, trail=trail)
+
+
+def test_failed_logins_are_slowed_down_and_audited(real_redis, fake_clock):
+    """Past the free failures each wrong password doubles the wait; even the right password waits; all audited."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock)
-    login = lambda pw: attempt_login("mallory", pw, expected="right", limiter=limiter, client_key="ip1", trail=trail)  # noqa: E731
-    assert [login("wrong").ok for _ in range(5)] == [False] * 5
-    blocked = login("right")
-    assert not blocked.ok and blocked.message.startswith("Too many failed logins")
-    other_client = attempt_login("bob", "right", expected="right", limiter=limiter, client_key="ip2", trail=trail)
-    assert other_client.ok
-    fake_clock.advance(301)
-    assert login("right").ok
+    login = _login(real_redis, fake_clock, trail)
+    assert [login("mallory", "wrong").message for _ in range(FREE_PER_NAME + 1)] == ["Wrong password."] * 4
+    blocked = login("mallory", "right")
+    assert not blocked.ok and blocked.message == "Too many failed logins: try again in 1 s."
+    assert login("bob", "right", ip="ip2").ok
+    fake_clock.advance(1)
+    assert login("mallory", "wrong").message == "Wrong password."
+    assert login("mallory", "right").message == "Too many failed logins: try again in 2 s."
+    fake_clock.advance(2)
+    assert login("mallory", "right").ok
     actions = [e.action for e in trail.entries()]
-    assert actions == ["login_failed"] * 5 + ["login_rate_limited", "login", "login"]
+    assert actions == ["login_failed"] * 4 + ["login_rate_limited", "login"] + ["login_failed", "login_rate_limited",
+                                                                               "login"]
     assert {e.kind for e in trail.entries()} == {"login"}
 
 
-def test_login_needs_a_name_and_a_configured_password(real_redis):
-    """No name or no configured password: a clear message, nobody logged in."""
-    limiter = LoginRateLimiter()
-    assert "name" in attempt_login(" ", "x", expected="x", limiter=limiter, client_key="k", trail=None).message
-    assert "BREAKER_OPERATOR_PASSWORD" in attempt_login("a", "x", expected=None, limiter=limiter, client_key="k",
-                                                        trail=None).message
+def test_delays_grow_to_a_cap_and_never_lock_out():
+    """No delay for the free failures, then 1, 2, 4 s ... and never more than the cap."""
+    assert [delay_after(n, 3, 300) for n in range(0, 8)] == [0, 0, 0, 0, 1, 2, 4, 8]
+    assert delay_after(10_000, 3, 300) == 300
+
+
+def test_the_throttle_lives_in_redis_and_survives_a_new_instance(real_redis, fake_clock):
+    """Another console replica (another LoginThrottle on the same Redis) sees the same delays."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    for _ in range(FREE_PER_NAME + 1):
+        _login(real_redis, fake_clock, trail)("mallory", "wrong")
+    replica = _login(real_redis, fake_clock, trail)
+    assert replica("mallory", "right").message.startswith("Too many failed logins")
+    assert all(b"mallory" not in key and b"ip1" not in key for key in real_redis.keys("*"))
+
+
+def test_other_names_failures_slow_an_address_only_after_many_and_briefly(real_redis, fake_clock):
+    """Ten wrong passwords under other names leave alice free; a hundred delay her at most the address cap."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    login = _login(real_redis, fake_clock, trail)
+    for i in range(FREE_PER_ADDRESS):
+        assert login(f"user{i}", "wrong").message == "Wrong password."
+    assert login("alice", "right").ok
+    for i in range(100):
+        fake_clock.advance(MAX_DELAY_PER_ADDRESS_S)
+        assert login(f"other{i}", "wrong").message == "Wrong password."
+    refused = login("alice", "right")
+    assert refused.message.startswith("Too many failed logins")
+    fake_clock.advance(MAX_DELAY_PER_ADDRESS_S)
+    assert login("alice", "right").ok
+    limited = [e for e in trail.entries() if e.action == "login_rate_limited"]
+    assert limited and "from this address" in limited[-1].why
+
+
+def test_failed_login_names_are_recorded_only_for_operators(real_redis, fake_clock):
+    """Issue 14 finding 6: a failed login under a name that is no operator's does not record the typed text."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    credentials = Credentials({"alice": hash_password("alice-pw")}, shared_password="right")
+    login = _login(real_redis, fake_clock, trail, credentials)
+    login("hunter2", "wrong")
+    login("ALICE", "wrong")
+    assert [(e.who, e.action) for e in trail.entries()] == [(UNVERIFIED_NAME, "login_failed"),
+                                                            ("alice", "login_failed")]
+
+
+def test_per_operator_hash_verifies_and_shared_password_is_self_declared(real_redis, fake_clock):
+    """alice logs in with her own hash (verified); bob with the shared one (self-declared); alice not with it."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    credentials = Credentials({"alice": hash_password("alice-pw")}, shared_password="right")
+    login = _login(real_redis, fake_clock, trail, credentials)
+    alice = login("Alice", "alice-pw")
+    assert alice.ok and alice.operator == Operator("alice", "password") and alice.operator.verified
+    bob = login("bob", "right")
+    assert bob.ok and not bob.operator.verified and bob.operator.audit_name == "bob (self-declared)"
+    assert not login("alice", "right").ok
+    assert write_access(embedded=False, operator=bob.operator).who == "bob (self-declared)"
+    assert write_access(embedded=False, operator=alice.operator).verified
+    assert [e.who for e in trail.entries()] == ["alice", "bob (self-declared)", "alice"]
+
+
+@pytest.mark.parametrize(("user", "allowed"), [
+    ({"is_logged_in": True, "email": "ops@example.com"}, True),
+    ({"is_logged_in": True, "email": "Carol@Brainlab.example"}, True),
+    ({"is_logged_in": True, "email": "mallory@evil.example"}, False),
+    ({"is_logged_in": True, "email": "x@sub.brainlab.example"}, False),
+    ({"is_logged_in": True, "email": "ops@example.com", "email_verified": False}, False),
+    ({"is_logged_in": True}, False),
+    ({"is_logged_in": False, "email": "ops@example.com"}, False),
+])
+def test_oidc_allow_list(user, allowed):
+    """Issue 14 finding 4: OIDC identities write only when BREAKER_OPERATORS names the email or its domain."""
+    operator, _ = oidc_operator(user, ("ops@example.com", "@brainlab.example"))
+    assert (operator is not None) is allowed
+    assert oidc_operator(user, ())[0] is None
+
+
+def test_login_needs_a_name_and_configured_credentials(real_redis):
+    """No name or no credentials at all: a clear message, nobody logged in."""
+    throttle = LoginThrottle(real_redis)
+    assert "name" in attempt_login(" ", "x", credentials=SHARED, throttle=throttle, client_key="k", trail=None).message
+    assert "BREAKER_OPERATOR_PASSWORD" in attempt_login("a", "x", credentials=Credentials(), throttle=throttle,
+                                                        client_key="k", trail=None).message
 
 
 def test_write_without_login_is_refused_and_writes_nothing(real_redis, fake_clock):
@@ -125,54 +218,28 @@ def test_end_panic_is_audited(real_redis, fake_clock):
     assert [e.action for e in trail.entries()] == ["panic_start", "panic_end"]
 
 
-def test_refused_logins_are_audited_once_per_lockout(real_redis, fake_clock):
-    """Retries during a lockout add one login_rate_limited entry, not one each; the next lockout gets its own."""
+def test_refused_logins_are_audited_once_per_delay(real_redis, fake_clock):
+    """Retries during a delay add one login_rate_limited entry, not one each; the next delay gets its own."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    limiter = LoginRateLimiter(max_failures=2, window_s=300, clock=fake_clock)
-    login = lambda pw: attempt_login("mallory", pw, expected="right", limiter=limiter, client_key="ip1", trail=trail)  # noqa: E731
-    login("wrong"), login("wrong")
-    for _ in range(500):
-        assert login("wrong").message.startswith("Too many failed logins")
+    login = _login(real_redis, fake_clock, trail)
+    for _ in range(FREE_PER_NAME + 1):
+        login("mallory", "wrong")
+    for _ in range(5):
+        assert login("mallory", "wrong").message.startswith("Too many failed logins")
         fake_clock.advance(0.1)
-    fake_clock.advance(300)
-    login("wrong"), login("wrong"), login("wrong"), login("right")
+    fake_clock.advance(1)
+    login("mallory", "wrong"), login("mallory", "wrong")
     actions = [e.action for e in trail.entries()]
-    assert actions == ["login_failed"] * 2 + ["login_rate_limited"] + ["login_failed"] * 2 + ["login_rate_limited"]
+    assert actions == ["login_failed"] * 4 + ["login_rate_limited", "login_failed", "login_rate_limited"]
 
 
-def test_one_operators_wrong_passwords_do_not_lock_out_the_others_behind_the_proxy(real_redis, fake_clock):
-    """The limiter counts per (address, name): bob logs in from mallory's address; Mallory in capitals is mallory."""
+def test_one_operators_wrong_passwords_do_not_slow_the_others_behind_the_proxy(real_redis, fake_clock):
+    """Delays count per (address, name): bob logs in from mallory's address; Mallory in capitals is mallory."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock)
-    login = lambda who, pw: attempt_login(who, pw, expected="right", limiter=limiter, client_key="proxy", trail=trail)  # noqa: E731
-    assert not any(login("mallory", "wrong").ok for _ in range(5))
-    assert login(" Mallory ", "right").message.startswith("Too many failed logins")
-    assert login("bob", "right").ok
-
-
-def test_one_address_guessing_many_names_hits_the_address_cap(real_redis, fake_clock):
-    """Past the per-address cap every name from that address is refused, audited once for the address."""
-    trail = AuditTrail(real_redis, clock=fake_clock)
-    limiter = LoginRateLimiter(max_failures=5, window_s=300, clock=fake_clock, max_client_failures=8)
-    login = lambda who, pw, ip="ip1": attempt_login(who, pw, expected="right", limiter=limiter, client_key=ip,  # noqa: E731
-                                                   trail=trail)
-    for i in range(8):
-        assert login(f"user{i}", "wrong").message == "Wrong password."
-    refusals = [login(f"other{i}", "right") for i in range(20)]
-    assert all(r.message.startswith("Too many failed logins") for r in refusals)
-    assert login("bob", "right", ip="ip2").ok
-    limited = [e for e in trail.entries() if e.action == "login_rate_limited"]
-    assert len(limited) == 1 and "8 failed logins from this address" in limited[0].why
-    fake_clock.advance(301)
-    assert login("bob", "right").ok
-
-
-def test_limiter_settings_are_checked():
-    """A per-address cap below the per-name cap (or no window) is a clear error."""
-    with pytest.raises(ValueError, match="max_client_failures >= max_failures"):
-        LoginRateLimiter(max_failures=5, max_client_failures=4)
-    with pytest.raises(ValueError, match="window_s > 0"):
-        LoginRateLimiter(window_s=0)
+    login = _login(real_redis, fake_clock, trail)
+    assert not any(login("mallory", "wrong", ip="proxy").ok for _ in range(FREE_PER_NAME + 1))
+    assert login(" Mallory ", "right", ip="proxy").message.startswith("Too many failed logins")
+    assert login("bob", "right", ip="proxy").ok
 
 
 def test_force_clear_of_a_fed_clock_says_it_was_no_zombie(real_redis, fake_clock):

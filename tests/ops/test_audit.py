@@ -121,3 +121,27 @@ def test_breaker_reports_the_panic_start(real_redis, fake_clock):
     breaker.get_ttl(60, "panic")
     [entry] = trail.entries()
     assert entry.detail["panic_start"] == fake_clock()
+
+
+MALFORMED = [
+    {"at": "nan", "kind": "operator", "who": "x", "action": "panic_start", "tier": "1", "detail": "{}"},
+    {"at": "1e20", "kind": "operator", "who": "x", "action": "panic_start", "tier": "2", "detail": "{}"},
+    {"at": "1800000000.0", "kind": "operator", "who": "x", "action": "panic_start", "tier": "1",
+     "detail": '{"panic_start": "abc"}'},
+    {"at": "1800000000.0", "kind": "operator", "who": "x", "action": "panic_start", "tier": "1",
+     "detail": '{"hold_until": "soon"}'},
+    {"at": "1800000001.0", "kind": "state_change", "who": "w", "action": "state_change", "tier": "1",
+     "detail": '{"panic_start": "inf", "match_importance": "low_stakes"}'},
+]
+
+
+def test_malformed_entries_are_flagged_not_fatal(real_redis):
+    """at=nan/1e20, panic_start="abc", hold_until="soon": read back flagged, and episodes still compute."""
+    trail = AuditTrail(real_redis)
+    for fields in MALFORMED:
+        real_redis.xadd(trail.key, fields)
+    entries = trail.entries()
+    assert len(entries) == len(MALFORMED) and all(entry.problems for entry in entries)
+    assert all(0 < entry.at < 1e11 for entry in entries)
+    panic_episodes(entries, now=1_800_000_100.0, clock_start=None)
+    fleet_tier_steps(entries, now=1_800_000_100.0)

@@ -84,3 +84,23 @@ def test_replay_refuses_to_draw_an_outage_as_a_scenario():
     client = redis_client(unreachable_loopback_url())
     with pytest.raises(RuntimeError, match="replay stopped at minute 0: "):
         replay_scenario(client, "sustained", key_prefix="r:", minutes=5)
+
+
+def test_multi_worker_drill_keeps_the_password_off_the_command_line(monkeypatch, acl_user, client_for):
+    """Issue 14 finding 9: worker processes get the Redis URL (password included) by environment, not argv."""
+    import subprocess
+
+    from breaker.ops import drills
+
+    url = acl_user("drill", "s3cret-drill-pw", "+@all")
+    spawned = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(args, **kwargs):
+        spawned.append(args)
+        return real_popen(args, **kwargs)
+
+    monkeypatch.setattr(drills.subprocess, "Popen", recording_popen)
+    drill = multi_worker_drill(url, client_for(url), key_prefix="brain:", threads=1, processes=2)
+    assert drill.agreed, drill.workers
+    assert len(spawned) == 2 and not any("s3cret-drill-pw" in arg for args in spawned for arg in args)

@@ -1,0 +1,58 @@
+"""The two-person rule in the console: a pending ``force_calm`` request on every page, and its approval.
+
+The rule itself lives in ``breaker.ops.approvals``; an Overrides page calls ``set_override_or_request`` with
+``two_person_rule_on()``, and every page calls ``render_pending_request()`` (from ``start_page``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from breaker.ops.approvals import approve_force_calm, pending_request, same_person, two_person_rule_applies
+from console.access import current_access
+from console.shared import audit_trail, fmt_duration, get_target, guarded
+from console.text import md_text
+
+FLASH = "approvals_flash"
+
+
+def two_person_rule_on() -> bool:
+    """BREAKER_TWO_PERSON_RULE, or by default: on for a real target, off in the sandbox."""
+    target = get_target()
+    return two_person_rule_applies(target.settings.two_person_rule, embedded=target.embedded)
+
+
+def render_pending_request() -> None:
+    """Show a waiting force_calm request to operators: the requester sees it wait, a verified second operator
+    gets the Approve button. Read-only visitors see nothing."""
+    if FLASH in st.session_state:
+        st.success(st.session_state.pop(FLASH), icon=":material/how_to_reg:")
+    access = current_access()
+    if not access.allowed:
+        return
+    target = get_target()
+    clock = target.panic_clock()
+    try:
+        request = pending_request(clock)
+    except Exception as exc:  # the page shows its own Redis error; say only what this part could not check
+        st.caption(f"Pending force_calm requests not checked: {md_text(type(exc).__name__)}")
+        return
+    if request is None:
+        return
+    lapses = f"lapses in {fmt_duration(request.left_s)}"
+    if same_person(request.requester, access.who):
+        st.info(f"Your force_calm request ({request.minutes:g} min) waits for a second operator's approval; {lapses}.",
+                icon=":material/hourglass_top:")
+        return
+    st.warning(f"{md_text(request.requester)} asks to force calm on every worker for {request.minutes:g} min: "
+               f"{md_text(request.why)} ({lapses}).", icon=":material/group:")
+    if not access.verified:
+        st.caption("Only a verified operator (own password or SSO) can approve it.")
+        return
+    if st.button("Approve force_calm", key=f"approve_force_calm_{request.id}", type="primary"):
+        override = guarded("approving force_calm", lambda: approve_force_calm(
+            clock, audit_trail(), current_access(), request_id=request.id,
+            max_minutes=target.settings.max_override_min))
+        if override is not None:
+            st.session_state[FLASH] = f"force_calm is on for {request.minutes:g} min: {override.who}."
+            st.rerun()

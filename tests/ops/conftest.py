@@ -1,0 +1,39 @@
+"""Fixtures for operator tools: ACL users on the session's real server, removed after the test."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from breaker import redis_client
+
+
+@pytest.fixture
+def acl_user(redis_url, real_redis):
+    """Make ACL users on the real server (``rules`` as for ACL SETUSER); return their URL; delete them afterwards."""
+    made: list[str] = []
+
+    def make(name: str, password: str, *rules: str) -> str:
+        real_redis.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", "~*", "&*", *rules)
+        made.append(name)
+        parts = urlsplit(redis_url)
+        return f"redis://{name}:{password}@{parts.hostname}:{parts.port}/0"
+
+    yield make
+    for name in made:
+        real_redis.execute_command("ACL", "DELUSER", name)
+
+
+@pytest.fixture
+def client_for():
+    """Clients built from URLs during a test, closed afterwards."""
+    clients = []
+
+    def build(url: str):
+        clients.append(redis_client(url, timeout_ms=1000))
+        return clients[-1]
+
+    yield build
+    for client in clients:
+        client.close()
