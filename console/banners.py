@@ -76,7 +76,7 @@ def _active(reading: OverrideReading, workers: list[Any] | None) -> None:
             st.error(text, icon=":material/block:")
         else:
             st.warning(text, icon=":material/pause_circle:")
-        st.text(f"set by: {override.who}\nwhy: {override.why}")
+        st.text(f"by: {override.who}\nwhy: {override.why}")
 
 
 def _unusable(reading: OverrideReading, key: str) -> None:

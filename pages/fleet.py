@@ -4,6 +4,7 @@ import streamlit as st
 
 from breaker import AdaptivePanicQuota
 from breaker.ops.fleet import expected_tier
+from console.figures import figure_tier_distribution
 from console.fleet_data import read_fleet_view
 from console.fleet_view import (
     SORT_ORDERS,
@@ -18,7 +19,6 @@ from console.fleet_view import (
     tier_matrix,
     worker_rows,
 )
-from console.figures import figure_tier_distribution
 from console.override_controls import render_override_controls
 from console.shared import (
     access_notice,
