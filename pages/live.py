@@ -6,6 +6,7 @@ from breaker import AdaptivePanicQuota
 from breaker.ops import zombie_verdict
 from breaker.ops.status import class_statuses
 from breaker.policy import ALERT_OF_TIER
+from console.banners import MODE_EFFECTS
 from console.fleet_data import read_fleet_view
 from console.fleet_view import fleet_summary, live_workers, state_counts
 from console.shared import (
@@ -49,6 +50,10 @@ def live_panel() -> None:
     elif top == 3:
         st.warning(f"Tier 3: {ALERT_OF_TIER[3]}. The panic has lasted long enough to review the markets.",
                    icon=":material/warning:")
+    if view.override.override is not None:
+        mode = view.override.override.mode.value
+        st.info(f"The cards show what the clock implies. While the {mode} override is on, workers answer "
+                f"differently: {MODE_EFFECTS[mode]}.", icon=":material/info:")
     counts = state_counts(live_workers(view.workers))
     st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
                  icon=":material/dns:")

@@ -21,8 +21,8 @@ def put_override(client, mode="force_full", *, who="carol", why="feed incident 7
 
 
 def banner(at) -> str:
-    texts = [e.value for e in (*at.error, *at.warning, *at.info) if "override" in e.value.lower()
-             and ("is on" in e.value or "does not parse" in e.value or "run out" in e.value)]
+    texts = [e.value for e in (*at.error, *at.warning, *at.info)
+             if e.value.startswith(("Override **", "The stored override", "A stored override"))]
     assert len(texts) <= 1, texts
     return texts[0] if texts else ""
 
@@ -49,6 +49,14 @@ def test_banner_on_every_page(console_env, mode):
         assert any(t.value == "by: carol\nwhy: feed incident 7" for t in at.text), page
         assert "min" in text and "left" in text
     assert (mode == "force_full") == any("is on" in e.value for e in at.error)
+
+
+def test_live_says_its_cards_are_the_clock_while_an_override_is_on(console_env):
+    """Under force_full Live's cards still show what the clock implies, and Live says workers answer otherwise."""
+    put_override(console_env, "force_full")
+    at = open_console()
+    assert any(i.value.startswith("The cards show what the clock implies. While the force_full override is on")
+               for i in at.info)
 
 
 def test_no_banner_without_an_override(console_env):
