@@ -184,3 +184,5 @@ def test_sandbox_writes_open_and_history_shows_the_episode(sandbox_env):
     names = {trace.get("name") for trace in chart["data"]}
     assert {"override set", "override cleared"} <= names
     assert len(chart["layout"]["shapes"]) == 1
+    [episode] = [d.value for d in at.dataframe if "ended" in d.value.columns]
+    assert episode.iloc[0][["mode", "set by", "why", "ended"]].tolist() == ["force_full", "sandbox", "drill", "cleared"]
