@@ -48,7 +48,7 @@ def reporting_workers(valkey_server):
 def test_fleet_with_real_workers_and_an_override_on_every_page(page: Page, console_url, reporting_workers):
     """Three real workers show on Fleet; force_full set from Fleet is honoured by all three (per their heartbeats)
     and its banner, with who and why, is on every page; clearing it removes the banner."""
-    page.set_viewport_size({"width": 1440, "height": 1100})
+    page.set_viewport_size({"width": 1440, "height": 1800})  # tall: the screenshots show the table
     page.goto(f"{console_url}/fleet")
     wait_for_run(page)
     sidebar = page.get_by_test_id("stSidebar")
