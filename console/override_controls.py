@@ -78,7 +78,7 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
                                      horizontal=True, disabled=locked))
         st.caption(MODE_HELP[mode])
         minutes = st.number_input("Length (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
-                                  step=1.0, key="overrides_minutes", disabled=locked)
+                                  step=1.0, format="%g", key="overrides_minutes", disabled=locked)
         why = st.text_input("Why (required, goes into the audit trail)", key="overrides_why", disabled=locked)
         if on:
             st.caption(f"Setting replaces the {reading.override.mode.value} override that is on.")
@@ -97,7 +97,8 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
         else:
             st.caption("No override is on.")
         more = st.number_input("Extend by (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
-                               step=1.0, key="overrides_extend_minutes", disabled=locked or not on)
+                               step=1.0, format="%g", key="overrides_extend_minutes",
+                               disabled=locked or not on)
         change_why = st.text_input("Why (required)", key="overrides_change_why", disabled=locked or not stored)
         e, c = st.columns(2)
         if e.button("Extend", key="overrides_extend", disabled=locked or not on) and _reason_given(change_why):

@@ -74,7 +74,12 @@ def fleet_panel() -> None:
             col.metric(STATE_LABELS[state].capitalize(), counts[state])
         cols[5].metric("Answers/s", f"{view.answers_per_s:,.1f}", help="Workers that are not stale.")
         _alerts(view, counts)
-        st.plotly_chart(figure_tier_distribution(tier_matrix(view.tiers)), key="fleet_tiers_chart")
+        matrix = tier_matrix(view.tiers)
+        if any(any(row.values()) for row in matrix.values()):
+            st.plotly_chart(figure_tier_distribution(matrix), key="fleet_tiers_chart")
+        else:
+            st.caption("No worker answered a panic tier in its last interval (calm answers and answers under an "
+                       "override report none): no tier distribution to draw.")
         _worker_table(view, workers)
     if view.invalid:
         st.warning(f"{len(view.invalid)} field(s) of the workers hash are not heartbeats this console can read "

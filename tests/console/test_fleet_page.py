@@ -72,6 +72,14 @@ def test_three_workers_panic_failing_and_stale(console_env):
     assert table(at, "last error").iloc[0]["worker"] == "web2:102:bbbb"  # default sort: trouble first
 
 
+def test_calm_fleet_draws_no_empty_tier_chart(console_env):
+    """Workers that answered no panic tier: a caption says there is no distribution, instead of an empty chart."""
+    write_beat(console_env, "web1:101:aaaa", now=server_now(console_env))
+    at = fleet()
+    assert not at.get("plotly_chart")
+    assert any(c.value.startswith("No worker answered a panic tier") for c in at.caption)
+
+
 def test_table_filters_by_state_text_and_errors(console_env):
     """The filters narrow the table; the caption says how many of how many are shown."""
     now = server_now(console_env)
