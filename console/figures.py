@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -118,11 +117,6 @@ def _event_text(event: Any) -> str:
     if event.entry is None:
         return plotly_text(f"{event.mode} expired")
     return plotly_text(f"{event.mode} {event.what} by {event.entry.who} ({event.entry.why})")
-
-
-def plotly_text(text: str) -> str:
-    """Text that Plotly shows as written: its labels are HTML-like (``<b>``, ``<a href>``, ``<br>``)."""
-    return html.escape(text, quote=False)
 
 
 def figure_tier_distribution(matrix: dict[str, dict[int, int]]) -> go.Figure:

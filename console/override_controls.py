@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import WriteAccess
+from breaker.ops.approvals import request_force_calm
 from breaker.ops.overrides import (
     NoActiveOverride,
     OverrideReading,
@@ -43,9 +44,19 @@ def submit_force_full(minutes: float, why: str) -> Override | None:
 
 
 def submit_force_calm(minutes: float, why: str) -> Override | None:
-    """Today a direct, audited set. The two-person rule replaces this body on a real target with a request
-    that a second operator approves (and that approval then calls the same ``set_override``)."""
-    return _set(OverrideMode.FORCE_CALM, minutes, why)
+    """Under the two-person rule (on by default for a real target) a request that a second verified operator
+    approves on any page; otherwise a direct, audited set. Returns the override only when it was set."""
+    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
+
+    if not two_person_rule_on():
+        return _set(OverrideMode.FORCE_CALM, minutes, why)
+    request = guarded("requesting force_calm", lambda: request_force_calm(
+        get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes, why=why,
+        max_minutes=max_override_min()))
+    if request is not None:
+        _flash(f"force_calm requested for {minutes:g} min: it is set when a second verified operator approves it "
+               f"(the request lapses in {fmt_duration(request.left_s)}).")
+    return None
 
 
 SUBMIT = {OverrideMode.FORCE_FULL: submit_force_full, OverrideMode.FORCE_CALM: submit_force_calm}

@@ -7,6 +7,7 @@ import pytest
 
 from breaker import PanicClock
 from breaker.ops import AuditTrail, WriteAccess
+from breaker.ops.approvals import pending_request
 from breaker.ops.overrides import read_override, set_override
 from tests.console.conftest import login, open_console
 from tests.console.test_fleet_page import server_now, write_beat
@@ -68,8 +69,9 @@ def test_no_banner_without_an_override(console_env):
 
 
 @pytest.mark.parametrize("mode", ["force_full", "force_calm"])
-def test_set_extend_clear_each_mode_is_audited(console_env, mode):
+def test_set_extend_clear_each_mode_is_audited(monkeypatch, console_env, mode):
     """Logged in on a real target: set, extend and clear write the key and one audit entry each, with who and why."""
+    monkeypatch.setenv("BREAKER_TWO_PERSON_RULE", "false")  # force_calm's direct path; the rule's own test is below
     at = login(fleet())
     at.radio(key="overrides_mode").set_value(mode).run()
     at.number_input(key="overrides_minutes").set_value(10.0)
@@ -94,10 +96,25 @@ def test_set_extend_clear_each_mode_is_audited(console_env, mode):
     assert banner(at) == ""
     entries = [(e.who, e.action, e.why, e.detail.get("mode")) for e in AuditTrail(console_env).entries()]
     assert entries[-3:] == [
-        ("alice", "override_set", "odds feed replaying stale prices", mode),
-        ("alice", "override_extend", "still replaying", mode),
-        ("alice", "override_clear", "feed fixed", mode),
+        ("alice (self-declared)", "override_set", "odds feed replaying stale prices", mode),
+        ("alice (self-declared)", "override_extend", "still replaying", mode),
+        ("alice (self-declared)", "override_clear", "feed fixed", mode),
     ]
+
+
+def test_force_calm_on_a_real_target_is_a_request_until_a_second_operator_approves(console_env):
+    """Two-person rule (default on for a real target): setting force_calm stores a request, not the override."""
+    at = login(fleet())
+    at.radio(key="overrides_mode").set_value("force_calm").run()
+    at.number_input(key="overrides_minutes").set_value(10.0)
+    at.text_input(key="overrides_why").input("signal stuck in panic")
+    at.button(key="overrides_set").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("force_calm requested for 10 min") for s in at.success)
+    assert not console_env.exists("brain:panic_override")
+    request = pending_request(PanicClock(console_env))
+    assert request is not None and request.why == "signal stuck in panic" and request.minutes == 10
+    assert AuditTrail(console_env).entries()[-1].action == "force_calm_requested"
 
 
 def test_read_only_without_login_on_a_real_target(console_env):
