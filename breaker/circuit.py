@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from redis.exceptions import RedisError
 
 from .client import describe_client, stall_risks
@@ -24,6 +23,7 @@ from .client import redis_client as build_client
 from .clock import DEFAULT_KEY_PREFIX, SEED_KEY_TTL_S, PanicClock, check_key_ttl, default_key_ttl_s
 from .config import Settings
 from .importance import MatchImportance
+from .logs import breaker_logger
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -76,6 +76,7 @@ class VIXCircuitBreaker:
         circuit_open_threshold: float = 0.80,
         circuit_close_threshold: float = 0.60,
         on_state_change: StateListener | None = None,
+        metrics: Any = None,
     ) -> None:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -107,7 +108,7 @@ class VIXCircuitBreaker:
             circuit_close_threshold,
             clock=clock,
         )
-        self._log = structlog.get_logger("breaker")
+        self._log = breaker_logger()
         self._refresh_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._cached: tuple[float | None, float] = _NO_CACHE  # (start, fetched_at)
@@ -119,6 +120,10 @@ class VIXCircuitBreaker:
         self._last_decision: dict[MatchImportance, tuple[PanicMode, int]] = {}
         self._debug_on: bool | None = None  # read from the logger once per refresh, not once per call
         self.last_error: str | None = None
+        if metrics is not None:  # a prometheus_client registry; imported here so that only its users load it
+            from .metrics import instrument_breaker
+
+            instrument_breaker(self, metrics, _FAIL_SAFE)
         if redis_client is not None:
             risks = stall_risks(redis_client)
             if risks:

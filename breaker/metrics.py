@@ -1,0 +1,114 @@
+"""Prometheus metrics of one worker, registered on the registry its host passes in.
+
+The library starts no server and uses only counters and a histogram, so it is safe under
+``prometheus_client``'s multiprocess mode (no Enum, no Info, no gauges). Every labelled child is bound
+once, at construction: counting an answer is a dict lookup and one ``inc()``.
+
+    registry = prometheus_client.CollectorRegistry()   # or prometheus_client.REGISTRY
+    breaker = VIXCircuitBreaker(client, metrics=registry)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from .importance import MatchImportance
+from .policy import PanicMode
+
+#: Round trips of the shared clock that a worker makes (the clock methods timed when present).
+ROUND_TRIP_METHODS = ("observe", "end")
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, BreakerMetrics] = weakref.WeakKeyDictionary()
+
+
+class BreakerMetrics:
+    """The worker-side metrics (``vix_breaker_*``) on one registry; every breaker of a process may share them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.answers = Counter("vix_breaker_answers_total", "Answers of get_ttl, by mode and stakes class.",
+                               ["mode", "stakes"], registry=registry)
+        self.fail_safe = Counter("vix_breaker_fail_safe_answers_total",
+                                 "Answers that failed safe to (0, PANIC_FULL): no reliable panic start, bad input.",
+                                 registry=registry)
+        self.round_trips = Counter("vix_breaker_redis_round_trips_total",
+                                   "Round trips to Redis for the shared panic clock.", registry=registry)
+        self.errors = Counter("vix_breaker_redis_errors_total",
+                              "Round trips to Redis that failed (error or timeout).", registry=registry)
+        self.latency = Histogram("vix_breaker_redis_round_trip_seconds",
+                                 "Duration of a round trip to Redis, failed ones included.",
+                                 buckets=LATENCY_BUCKETS_S, registry=registry)
+        self._answer = {
+            (mode, stakes): self.answers.labels(mode=mode.value, stakes=stakes.value)
+            for mode in PanicMode for stakes in MatchImportance
+        }
+
+    @classmethod
+    def on(cls, registry_or_metrics: Any) -> BreakerMetrics:
+        """The metrics of ``registry`` (created once per registry: a second breaker reuses them)."""
+        if isinstance(registry_or_metrics, BreakerMetrics):
+            return registry_or_metrics
+        if not isinstance(registry_or_metrics, CollectorRegistry):
+            raise TypeError(f"metrics must be a prometheus_client CollectorRegistry, got {registry_or_metrics!r}")
+        metrics = _BY_REGISTRY.get(registry_or_metrics)
+        if metrics is None:
+            metrics = _BY_REGISTRY[registry_or_metrics] = cls(registry_or_metrics)
+        return metrics
+
+    def count_answers(self, get_ttl: Callable[..., tuple[int, PanicMode]], classify: Callable[[Any], MatchImportance],
+                      fail_safe_answer: tuple[int, PanicMode]) -> Callable[..., tuple[int, PanicMode]]:
+        """``get_ttl`` counting each answer by mode and stakes class; ``fail_safe_answer`` is the very tuple the
+        breaker returns when it fails safe (a real tier-1 answer is an equal but distinct tuple)."""
+        answer_child, fail_safe = self._answer, self.fail_safe
+
+        @functools.wraps(get_ttl)
+        def counted(base_ttl: Any, vix_status: Any = "normal", match_context: Any = None) -> tuple[int, PanicMode]:
+            answer = get_ttl(base_ttl, vix_status, match_context)
+            with contextlib.suppress(Exception):  # metrics never change an answer
+                answer_child[(answer[1], classify(match_context))].inc()
+                if answer is fail_safe_answer:
+                    fail_safe.inc()
+            return answer
+
+        return counted
+
+    def time_round_trips(self, clock: Any) -> None:
+        """Count and time every round trip ``clock`` makes for the breaker (its instance methods are wrapped)."""
+        for name in ROUND_TRIP_METHODS:
+            method = getattr(clock, name, None)
+            if method is not None:
+                setattr(clock, name, self._timed(method))
+
+    def _timed(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        round_trips, errors, latency = self.round_trips, self.errors, self.latency
+
+        @functools.wraps(call)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            except Exception:
+                errors.inc()
+                raise
+            finally:
+                latency.observe(time.perf_counter() - began)
+                round_trips.inc()
+
+        return timed
+
+
+def instrument_breaker(breaker: Any, registry: Any, fail_safe_answer: tuple[int, PanicMode]) -> BreakerMetrics:
+    """Count ``breaker``'s answers and time its round trips on ``registry`` (``VIXCircuitBreaker(metrics=)``)."""
+    metrics = BreakerMetrics.on(registry)
+    breaker.metrics = metrics
+    breaker.get_ttl = metrics.count_answers(breaker.get_ttl, breaker.quota.classify, fail_safe_answer)
+    if breaker.panic_clock is not None:
+        metrics.time_round_trips(breaker.panic_clock)
+    return metrics
