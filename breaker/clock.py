@@ -173,14 +173,20 @@ class PanicClock:
                     continue
         raise RuntimeError(f"{self.start_key}: could not replace an unusable value after 5 attempts")
 
-    def read(self, now: float) -> ClockReading:
-        """Snapshot for the console: value, parse, expiry and last observation in one round trip."""
-        pipe = self.client.pipeline(transaction=True)
+    def server_now(self) -> float:
+        """The Redis server's time (one ``TIME`` round trip): operators' tools write in the server's clock."""
+        return server_time(self.client.time())
+
+    def queue_read(self, pipe: Any) -> None:
+        """Queue the four commands of a reading on ``pipe`` (for callers that batch it with other reads)."""
         pipe.type(self.start_key)
         pipe.get(self.start_key)
         pipe.pttl(self.start_key)
         pipe.get(self.last_seen_key)
-        kind, raw, pttl, seen = pipe.execute(raise_on_error=False)
+
+    def reading(self, replies: list[Any], now: float) -> ClockReading:
+        """The reading from the four replies of ``queue_read`` (``raise_on_error=False``)."""
+        kind, raw, pttl, seen = replies
         for result in (kind, pttl, seen):
             if isinstance(result, Exception):
                 raise result
@@ -201,6 +207,12 @@ class PanicClock:
             has_expiry=exists and pttl is not None and pttl >= 0,
             last_observed_at=parse_start(seen),
         )
+
+    def read(self, now: float) -> ClockReading:
+        """Snapshot for the console: value, parse, expiry and last observation in one round trip."""
+        pipe = self.client.pipeline(transaction=True)
+        self.queue_read(pipe)
+        return self.reading(pipe.execute(raise_on_error=False), now)
 
     def end(self) -> bool:
         """Delete the clock (the panic is over); True when there was one."""
@@ -239,6 +251,12 @@ class PanicClock:
                     continue
         return False
 
+
+
+def server_time(reply: Any) -> float:
+    """Seconds since the epoch from a ``TIME`` reply (redis-py gives ``(seconds, microseconds)``)."""
+    seconds, micros = reply
+    return int(seconds) + int(micros) / 1e6
 
 
 def _is_wrong_type(exc: Exception) -> bool:
