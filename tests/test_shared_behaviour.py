@@ -128,3 +128,23 @@ def test_fleet_view_reads_in_one_transaction(client, fake_clock):
     PanicClock(client).observe(fake_clock())
     view = read_fleet(PanicClock(client))
     assert view.reading.start == fake_clock() and view.workers == [] and sum(view.counts.values()) == 0
+
+
+def test_readme_fixture_runs_as_written(tmp_path):
+    """The "Testing your service" fixture in the README passes when a team copies it into its own tests."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text().split("## Testing your service", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "test_copied.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           str(tmp_path / "test_copied.py"), "--rootdir", str(tmp_path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
