@@ -3,7 +3,8 @@
 A worker writes its beat inside its one round trip per ``refresh_interval_s``; the value is JSON with the
 format version ``v`` (1), who it is, when it was last seen (server time), what it answered since its last
 beat, and what it is honouring. Readers judge a beat's state from ``seen``: a worker unseen for
-``STALE_AFTER_INTERVALS`` intervals is stale, one unseen for ``GONE_AFTER_S`` is gone (and pruned).
+``STALE_AFTER_INTERVALS`` intervals is stale, one unseen for ``GONE_AFTER_S`` (or 4 intervals, when that is
+longer) is gone (and pruned).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import os
 import secrets
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +62,20 @@ class WorkerBeat:
         return max(0.0, now - self.seen)
 
 
+def gone_after_s(interval_s: float) -> float:
+    """60 s, or longer for a worker whose interval is so long that it would look gone between two beats."""
+    return max(float(GONE_AFTER_S), (STALE_AFTER_INTERVALS + 1) * max(interval_s, 0.0))
+
+
+def beat_ttl_s(interval_s: float) -> int:
+    """The per-field expiry of a beat: it disappears when a reader would call it gone."""
+    return math.ceil(gone_after_s(interval_s))
+
+
 def beat_state(seen: float, interval_s: float, calls: dict[str, int], fail_safe: int, now: float) -> str:
     """gone / stale from the age of the beat; otherwise what the worker answered in its last interval."""
     age = now - seen
-    if age > GONE_AFTER_S:
+    if age > gone_after_s(interval_s):
         return "gone"
     if age > STALE_AFTER_INTERVALS * max(interval_s, 0.0) and age > 1.0:
         return "stale"  # a beat is at most about one interval old; 1 s of slack for interval 0
@@ -86,6 +98,7 @@ def beat_json(
     override: str | None,
     error: str | None,
     version: str,
+    overrides_seen: int = 0,
     seen: float | None = None,
 ) -> str:
     """The stored value. Without ``seen`` the text ends in ``"seen":`` for the server to complete with its
@@ -102,6 +115,7 @@ def beat_json(
         "override": override,
         "error": error,
         "version": version,
+        "overrides_seen": overrides_seen,
     }
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
     if seen is None:
@@ -173,3 +187,39 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
         version=str(data.get("version", "")),
         state=beat_state(seen, interval, calls, fail_safe, now),
     )
+
+
+class AnswerCounts:
+    """What a worker answered since its last beat: calls by mode, fail-safe answers, last tier per class.
+
+    Thread-safe; ``take`` hands the counts to a beat and starts afresh, ``give_back`` returns them when the
+    beat could not be written (so the next beat still reports them).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._fail_safe = 0
+        self._tiers: dict[str, int] = {}
+
+    def count(self, mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+        with self._lock:
+            self._calls[mode] = self._calls.get(mode, 0) + 1
+            if fail_safe:
+                self._fail_safe += 1
+            if stakes is not None:
+                self._tiers[stakes] = tier
+
+    def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
+        with self._lock:
+            taken = (self._calls, self._fail_safe, self._tiers)
+            self._calls, self._fail_safe, self._tiers = {}, 0, {}
+        return taken
+
+    def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
+        with self._lock:
+            for mode, n in calls.items():
+                self._calls[mode] = self._calls.get(mode, 0) + n
+            self._fail_safe += fail_safe
+            for stakes, tier in tiers.items():
+                self._tiers.setdefault(stakes, tier)

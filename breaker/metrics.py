@@ -22,8 +22,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from .importance import MatchImportance
 from .policy import PanicMode
 
-#: Round trips of the shared clock that a worker makes (the clock methods timed when present).
-ROUND_TRIP_METHODS = ("observe", "end")
+#: The clock's methods a worker's breaker calls, each one round trip (separate_round_trip: the fallback
+#: for servers without scripting, a few separate commands, counted as one).
+ROUND_TRIP_METHODS = ("round_trip", "separate_round_trip", "end")
+UNCLASSIFIED = "unclassified"
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, BreakerMetrics] = weakref.WeakKeyDictionary()
 
@@ -46,8 +48,8 @@ class BreakerMetrics:
                                  "Duration of a round trip to Redis, failed ones included.",
                                  buckets=LATENCY_BUCKETS_S, registry=registry)
         self._answer = {
-            (mode, stakes): self.answers.labels(mode=mode.value, stakes=stakes.value)
-            for mode in PanicMode for stakes in MatchImportance
+            (mode.value, stakes): self.answers.labels(mode=mode.value, stakes=stakes or UNCLASSIFIED)
+            for mode in PanicMode for stakes in (*(m.value for m in MatchImportance), None)
         }
 
     @classmethod
@@ -62,22 +64,20 @@ class BreakerMetrics:
             metrics = _BY_REGISTRY[registry_or_metrics] = cls(registry_or_metrics)
         return metrics
 
-    def count_answers(self, get_ttl: Callable[..., tuple[int, PanicMode]], classify: Callable[[Any], MatchImportance],
-                      fail_safe_answer: tuple[int, PanicMode]) -> Callable[..., tuple[int, PanicMode]]:
-        """``get_ttl`` counting each answer by mode and stakes class; ``fail_safe_answer`` is the very tuple the
-        breaker returns when it fails safe (a real tier-1 answer is an equal but distinct tuple)."""
-        answer_child, fail_safe = self._answer, self.fail_safe
+    def count_answers(self, answers: Any) -> None:
+        """Count every answer the breaker tallies for its heartbeat (``AnswerCounts.count``), by mode and stakes
+        class: the metrics and the heartbeats report the same answers. An answer given without classifying the
+        match (calm markets, overrides, bad input) is ``stakes="unclassified"``."""
+        count, children, fail_safe_total = answers.count, self._answer, self.fail_safe
 
-        @functools.wraps(get_ttl)
-        def counted(base_ttl: Any, vix_status: Any = "normal", match_context: Any = None) -> tuple[int, PanicMode]:
-            answer = get_ttl(base_ttl, vix_status, match_context)
+        def counted(mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+            count(mode, fail_safe=fail_safe, stakes=stakes, tier=tier)
             with contextlib.suppress(Exception):  # metrics never change an answer
-                answer_child[(answer[1], classify(match_context))].inc()
-                if answer is fail_safe_answer:
-                    fail_safe.inc()
-            return answer
+                children[(mode, stakes)].inc()
+                if fail_safe:
+                    fail_safe_total.inc()
 
-        return counted
+        answers.count = counted
 
     def time_round_trips(self, clock: Any) -> None:
         """Count and time every round trip ``clock`` makes for the breaker (its instance methods are wrapped)."""
@@ -104,11 +104,11 @@ class BreakerMetrics:
         return timed
 
 
-def instrument_breaker(breaker: Any, registry: Any, fail_safe_answer: tuple[int, PanicMode]) -> BreakerMetrics:
+def instrument_breaker(breaker: Any, registry: Any) -> BreakerMetrics:
     """Count ``breaker``'s answers and time its round trips on ``registry`` (``VIXCircuitBreaker(metrics=)``)."""
     metrics = BreakerMetrics.on(registry)
     breaker.metrics = metrics
-    breaker.get_ttl = metrics.count_answers(breaker.get_ttl, breaker.quota.classify, fail_safe_answer)
+    metrics.count_answers(breaker._answers)
     if breaker.panic_clock is not None:
         metrics.time_round_trips(breaker.panic_clock)
     return metrics

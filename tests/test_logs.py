@@ -81,7 +81,7 @@ def test_host_json_handler_receives_state_changes(real_redis, fake_clock, breake
     handler.setFormatter(HostJsonFormatter())
     breaker_stdlib_logger.addHandler(handler)
     breaker_stdlib_logger.setLevel(logging.INFO)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     for _ in range(100):
         breaker.get_ttl(60, "panic", {"stakes": "low"})
         fake_clock.advance(60)

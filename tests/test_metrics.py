@@ -23,15 +23,15 @@ def value(registry, name, **labels):
 
 
 def test_answers_are_counted_by_mode_and_stakes_class(real_redis, fake_clock):
-    """Calm and panic answers land in vix_breaker_answers_total under their mode and stakes class."""
+    """Panic answers land under their mode and stakes class; calm ones (never classified) under unclassified."""
     registry = CollectorRegistry()
     PanicClock(real_redis).observe(fake_clock() - 40 * 60)  # medium: tier 2, low: tier 2
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, metrics=registry)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False, metrics=registry)
     for _ in range(3):
         breaker.get_ttl(60, "normal", {"league": "Ligue 1"})
         breaker.get_ttl(60, "panic", {"league": "Ligue 1"})
     breaker.get_ttl(60, "panic", {"league": "Champions League"})
-    assert value(registry, "vix_breaker_answers_total", mode="NORMAL", stakes="medium_stakes") == 3
+    assert value(registry, "vix_breaker_answers_total", mode="NORMAL", stakes="unclassified") == 3
     assert value(registry, "vix_breaker_answers_total", mode="PANIC_PARTIAL", stakes="medium_stakes") == 3
     assert value(registry, "vix_breaker_answers_total", mode="PANIC_FULL", stakes="high_stakes") == 1
     assert value(registry, "vix_breaker_fail_safe_answers_total") == 0
@@ -40,21 +40,22 @@ def test_answers_are_counted_by_mode_and_stakes_class(real_redis, fake_clock):
 def test_only_fail_safe_answers_count_as_fail_safe(real_redis, fake_clock):
     """A real tier-1 PANIC_FULL is an answer, not a fail-safe one; a panic without Redis and bad input are."""
     registry = CollectorRegistry()
-    VIXCircuitBreaker(real_redis, clock=fake_clock, metrics=registry).get_ttl(60, "panic")
+    VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False, metrics=registry).get_ttl(60, "panic")
     assert value(registry, "vix_breaker_answers_total", mode="PANIC_FULL", stakes="low_stakes") == 1
     assert value(registry, "vix_breaker_fail_safe_answers_total") == 0
-    no_redis = VIXCircuitBreaker(None, clock=fake_clock, metrics=registry)
+    no_redis = VIXCircuitBreaker(None, clock=fake_clock, server_time=False, metrics=registry)
     assert no_redis.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert no_redis.get_ttl(60, "panik") == (0, "PANIC_FULL")
     assert no_redis.get_ttl(-1, "normal") == (0, "PANIC_FULL")
     assert value(registry, "vix_breaker_fail_safe_answers_total") == 3
-    assert value(registry, "vix_breaker_answers_total", mode="PANIC_FULL", stakes="low_stakes") == 4
+    assert value(registry, "vix_breaker_answers_total", mode="PANIC_FULL", stakes="low_stakes") == 2
+    assert value(registry, "vix_breaker_answers_total", mode="PANIC_FULL", stakes="unclassified") == 2
 
 
 def test_round_trips_and_latency_follow_the_refresh_interval(real_redis, fake_clock):
     """1000 panic calls within one refresh interval are one timed round trip; the next interval adds one."""
     registry = CollectorRegistry()
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, metrics=registry)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False, metrics=registry)
     for _ in range(1000):
         breaker.get_ttl(60, "panic")
     fake_clock.advance(1.0)
@@ -71,7 +72,8 @@ def test_a_refused_round_trip_is_an_error(fake_clock):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     registry = CollectorRegistry()
-    breaker = VIXCircuitBreaker(redis_client(f"redis://127.0.0.1:{port}/0"), clock=fake_clock, metrics=registry)
+    breaker = VIXCircuitBreaker(redis_client(f"redis://127.0.0.1:{port}/0"), clock=fake_clock, server_time=False,
+                                metrics=registry)
     for _ in range(100):
         breaker.get_ttl(60, "panic")
     assert value(registry, "vix_breaker_redis_round_trips_total") == 1
@@ -83,12 +85,13 @@ def test_breakers_share_one_registry_and_start_no_thread(real_redis, fake_clock)
     """Two breakers on one registry register the metrics once and share them; no server thread is started."""
     registry = CollectorRegistry()
     threads = threading.active_count()
-    first = VIXCircuitBreaker(real_redis, clock=fake_clock, metrics=registry)
-    second = VIXCircuitBreaker(real_redis, key_prefix="other:", clock=fake_clock, metrics=registry)
+    first = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False, metrics=registry)
+    second = VIXCircuitBreaker(real_redis, key_prefix="other:", clock=fake_clock, server_time=False,
+                               metrics=registry)
     first.get_ttl(60, "normal")
     second.get_ttl(60, "normal")
     assert first.metrics is second.metrics is BreakerMetrics.on(registry)
-    assert value(registry, "vix_breaker_answers_total", mode="NORMAL", stakes="low_stakes") == 2
+    assert value(registry, "vix_breaker_answers_total", mode="NORMAL", stakes="unclassified") == 2
     assert threading.active_count() == threads
     kinds = {metric.type for metric in registry.collect()}
     assert kinds <= {"counter", "histogram"}  # no gauge, Enum or Info: multiprocess mode works
@@ -96,7 +99,8 @@ def test_breakers_share_one_registry_and_start_no_thread(real_redis, fake_clock)
 
 def test_without_metrics_get_ttl_is_the_plain_method(real_redis):
     """metrics=None adds nothing to the call path; a registry of the wrong type is refused at construction."""
-    assert VIXCircuitBreaker(real_redis).get_ttl.__func__ is VIXCircuitBreaker.get_ttl
+    plain = VIXCircuitBreaker(real_redis)
+    assert plain.get_ttl.__func__ is VIXCircuitBreaker.get_ttl and "count" not in vars(plain._answers)
     with pytest.raises(TypeError, match="CollectorRegistry"):
         VIXCircuitBreaker(real_redis, metrics="registry")
 

@@ -31,19 +31,26 @@ def client(request):
 
 def test_first_writer_wins_and_everyone_agrees(client, fake_clock):
     """Two workers observing a panic at different times share the first one's start."""
-    first = VIXCircuitBreaker(client, clock=fake_clock)
+    first = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
     first.get_ttl(60, "panic")
     start = fake_clock()
     fake_clock.advance(5)
-    second = VIXCircuitBreaker(client, clock=fake_clock)
+    second = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
     second.get_ttl(60, "panic")
     assert float(client.get(START_KEY)) == start
     assert PanicClock(client).read(fake_clock()).start == start
 
 
+def test_server_time_is_the_default_on_both(client):
+    """With the default server_time=True the start is written in the server's clock (TIME), on both clients."""
+    breaker = VIXCircuitBreaker(client)
+    assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
+    assert abs(float(client.get(START_KEY)) - PanicClock(client).server_now()) < 5
+
+
 def test_tiers_advance_with_the_shared_clock(client, fake_clock):
     """Low stakes: tier 1 at the start, tier 2 after 15 min, tier 3 after 45, tier 4 after 90."""
-    breaker = VIXCircuitBreaker(client, clock=fake_clock)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
     answers = []
     for minutes in (0, 15, 30, 45, 90):
         fake_clock.now = 1_800_000_000.0 + minutes * 60
@@ -53,12 +60,13 @@ def test_tiers_advance_with_the_shared_clock(client, fake_clock):
 
 
 def test_observation_sets_the_calm_period_and_calm_calls_write_nothing(client, fake_clock):
-    """A panic observation (re)sets the key's expiry to the calm period; calm answers leave the key alone."""
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0)
+    """A panic observation (re)sets the key's expiry to the calm period; calm answers alone leave the key alone."""
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, server_time=False)
     breaker.get_ttl(60, "panic")
     client.persist(START_KEY)
     breaker.get_ttl(60, "panic")
     assert 899 <= client.ttl(START_KEY) <= 900
+    breaker.get_ttl(60, "normal")  # the round trip after a panic answer still reports that panic
     client.persist(START_KEY)
     for _ in range(10):
         assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
@@ -69,20 +77,22 @@ def test_observation_sets_the_calm_period_and_calm_calls_write_nothing(client, f
 def test_unusable_values_are_replaced_and_answer_tier_1(client, fake_clock, stored):
     """Garbage, NaN, negative, infinite: replaced by now, and that call answers tier 1."""
     client.set(START_KEY, stored)
-    assert VIXCircuitBreaker(client, clock=fake_clock).get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
+    assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
     assert float(client.get(START_KEY)) == fake_clock()
 
 
 def test_wrong_type_at_the_key_is_replaced(client, fake_clock):
     """A hash where the timestamp should be is replaced by a timestamp; never NORMAL during a panic."""
     client.hset(START_KEY, "x", "y")
-    assert VIXCircuitBreaker(client, clock=fake_clock).get_ttl(60, "panic") == (0, "PANIC_FULL")
+    assert VIXCircuitBreaker(client, clock=fake_clock, server_time=False).get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert float(client.get(START_KEY)) == fake_clock()
 
 
 def test_seed_mode_deletes_on_calm(client, fake_clock):
     """end_on_normal=True: a calm call deletes the clock, the next panic starts a new one."""
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, end_on_normal=True, refresh_interval_s=0,
+                                server_time=False)
     breaker.get_ttl(60, "panic")
     breaker.get_ttl(60, "normal")
     assert client.exists(START_KEY) == 0
