@@ -10,7 +10,7 @@ from functools import partial
 
 import redis
 
-from . import console, fleet, log_volume, memory, micro, single_thread
+from . import console, fleet, log_volume, memory, micro, protocol, single_thread
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
 from .table import Row, render
 
@@ -38,6 +38,7 @@ def main() -> int:
         lambda: [console.live_refresh(bench)],
         partial(console.render_times, bench),
         partial(memory.memory, bench),
+        partial(protocol.protocol, bench),
     ]
     rows = []
     began = time.perf_counter()

@@ -189,6 +189,10 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
     )
 
 
+def _texts(counts: dict[Any, int]) -> dict[str, int]:
+    return {getattr(key, "value", key): n for key, n in counts.items()}
+
+
 class AnswerCounts:
     """What a worker answered since its last beat: calls by mode, fail-safe answers, last tier per class.
 
@@ -202,7 +206,8 @@ class AnswerCounts:
         self._fail_safe = 0
         self._tiers: dict[str, int] = {}
 
-    def count(self, mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+    def count(self, mode: Any, *, fail_safe: bool = False, stakes: Any = None, tier: int = 0) -> None:
+        """One answer; ``mode`` and ``stakes`` may be str enums (turned into their text only at ``take``)."""
         with self._lock:
             self._calls[mode] = self._calls.get(mode, 0) + 1
             if fail_safe:
@@ -212,9 +217,9 @@ class AnswerCounts:
 
     def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
         with self._lock:
-            taken = (self._calls, self._fail_safe, self._tiers)
+            calls, fail_safe, tiers = self._calls, self._fail_safe, self._tiers
             self._calls, self._fail_safe, self._tiers = {}, 0, {}
-        return taken
+        return _texts(calls), fail_safe, _texts(tiers)
 
     def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
         with self._lock:
