@@ -127,3 +127,11 @@ def test_multiprocess_mode_collects_the_workers_counts(tmp_path):
     out = subprocess.run([sys.executable, "-c", collect], cwd=ROOT, env=env, check=True, capture_output=True,
                          text=True, timeout=60).stdout
     assert float(out) == 10.0
+
+
+def test_import_breaker_loads_neither_prometheus_nor_click():
+    """A worker that passes no registry never imports prometheus_client; the CLI's click stays out too."""
+    code = ("import sys, breaker; breaker.VIXCircuitBreaker(None).get_ttl(60, 'panic'); "
+            "print(sorted(m for m in ('prometheus_client', 'click', 'breaker.metrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
