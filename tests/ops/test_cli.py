@@ -230,3 +230,28 @@ def test_real_subprocess_commands_and_python_m(redis_url, real_redis):
     assert cli_process("override", "set", "force_full", "--minutes", "999", "--why", "x", "--yes").returncode == 3
     assert cli_process("panic", "end").returncode == 2
     assert actions(real_redis) == ["panic_start"]
+
+
+def test_every_command_as_a_real_process(redis_url, real_redis):
+    """Each command, run as `python -m breaker … --json`, exits as documented and prints one JSON document."""
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    steps = [
+        (["status"], None, 0), (["fleet"], None, 0),
+        (["panic", "start", "--why", "drill", "--yes"], None, 0),
+        (["panic", "start", "--why", "drill", "--yes"], None, 3),
+        (["override", "set", "force_calm", "--minutes", "5", "--why", "stuck signal", "--yes"], None, 0),
+        (["override", "extend", "--minutes", "5", "--why", "still stuck", "--yes"], None, 0),
+        (["override", "clear", "--why", "signal fixed", "--yes"], None, 0),
+        (["panic", "end", "--why", "drill over", "--yes"], None, 0),
+        (["clear", "--why", "zombie after failover", "--yes"], None, 0),
+        (["history", "--limit", "50"], None, 0),
+        (["hash-password", "--stdin"], "pw\n", 0),
+    ]
+    for args, stdin, expected in steps:
+        done = subprocess.run([sys.executable, "-m", "breaker", "--json", *args], cwd=ROOT, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == expected, (args, done.stderr)
+        assert json.loads(done.stdout)["ok"] is (expected == 0), args
+    assert actions(real_redis) == ["panic_start", "override_set", "override_extend", "override_clear", "panic_end",
+                                   "zombie_clear"]
+
