@@ -29,6 +29,7 @@ from .clock import (
     SEED_KEY_TTL_S,
     NoAtomicCommands,
     PanicClock,
+    UnusableStart,
     check_key_ttl,
     default_key_ttl_s,
     observation_of,
@@ -320,7 +321,7 @@ class VIXCircuitBreaker:
         calls, fail_safe, tiers = self._answers.take()
         forced = self._override_mode(now)
         beat = beat_json(
-            host=socket.gethostname(), pid=os.getpid(), started=self._started if self._started else now,
+            host=socket.gethostname(), pid=os.getpid(), started=self._started,  # None until the server said when
             interval_s=self.refresh_interval_s, calls=calls, fail_safe=fail_safe, tiers=tiers,
             override=forced.value if forced else None, error=self._outage.last_error, version=__version__,
             overrides_seen=self._override.changes,
@@ -328,9 +329,10 @@ class VIXCircuitBreaker:
         try:
             reply = self._exchange(now, observe, beat)
             observation = observation_of(reply) if observe else None
-        except Exception as exc:
+        except Exception as exc:  # an UnusableStart (no script to replace it) is logged as what it is
             self._answers.give_back(calls, fail_safe, tiers)
-            self._failed(now, exc, panic_call=panic_call)
+            self._failed(now, exc, panic_call=panic_call,
+                         event="INVALID_PANIC_TIMESTAMP" if isinstance(exc, UnusableStart) else None)
             return
         server_offset = reply.server_now - now
         start = None
@@ -400,10 +402,10 @@ class VIXCircuitBreaker:
         """Inside ``retry_after_s`` of a failure; a wall clock stepped back does not stretch the back-off."""
         return now < self._retry_at <= now + self.retry_after_s
 
-    def _failed(self, now: float, exc: Exception, *, panic_call: bool) -> None:
+    def _failed(self, now: float, exc: Exception, *, panic_call: bool, event: str | None = None) -> None:
         self._retry_at = now + self.retry_after_s
         self._sync = self._sync._replace(at=-math.inf, start=None)
-        self._outage.failed(now, exc, answered_fail_safe=panic_call)
+        self._outage.failed(now, exc, answered_fail_safe=panic_call, event=event)
 
     # --- the older per-process API ----------------------------------------------------------------------------
 
