@@ -117,3 +117,19 @@ def test_docs_list_every_metric_name():
     worker = {family.name for family in BreakerMetrics(CollectorRegistry()).registry.collect()}
     names = set(EXPORTED) | {f"{name}_total" if not name.endswith("_seconds") else name for name in worker}
     assert not [name for name in names if f"`{name}`" not in text]
+
+
+def test_example_alerts_use_only_metrics_that_exist():
+    """docs/alerts.yml parses, and every vix_breaker_* name in its expressions is a metric we serve."""
+    import yaml
+    from prometheus_client import CollectorRegistry
+
+    rules = yaml.safe_load((ROOT / "docs" / "alerts.yml").read_text())["groups"][0]["rules"]
+    worker = {family.name for family in BreakerMetrics(CollectorRegistry()).registry.collect()}
+    known = set(EXPORTED) | {f"{name}_total" for name in worker} | {
+        f"vix_breaker_redis_round_trip_seconds{suffix}" for suffix in ("", "_bucket", "_count", "_sum")}
+    used = {name for rule in rules for name in re.findall(r"vix_breaker_[a-z_]+", rule["expr"])}
+    assert used and used <= known, used - known
+    assert {"VixBreakerTier3Reached", "VixBreakerZombieClock", "VixBreakerFailSafeRatioHigh",
+            "VixBreakerWorkersStale"} <= {rule["alert"] for rule in rules}
+    assert all(rule["alert"] in (ROOT / "docs" / "metrics.md").read_text() for rule in rules)
