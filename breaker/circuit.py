@@ -81,6 +81,7 @@ class _Sync(NamedTuple):
 
 
 _NEVER = _Sync(-math.inf, 0.0, 0.0, None)
+BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
 def _wall_clock() -> float:
@@ -155,6 +156,8 @@ class VIXCircuitBreaker:
         self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}")
         self._started: float | None = None
         self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
+        self._host = socket.gethostname()
+        self._beat_at = -math.inf
         self._separate = self.panic_clock is not None and not self.panic_clock.scripting
         self._warned_separate = False
         self._warned_not_configured = False
@@ -318,14 +321,15 @@ class VIXCircuitBreaker:
         return self._override_mode(now) is OverrideMode.FORCE_CALM
 
     def _round_trip(self, now: float, *, observe: bool, panic_call: bool) -> None:
-        calls, fail_safe, tiers = self._answers.take()
+        beating = not 0 <= now - self._beat_at < BEAT_MIN_SPACING_S  # refresh_interval_s=0: not one beat per call
+        calls, fail_safe, tiers = self._answers.take() if beating else ({}, 0, {})
         forced = self._override_mode(now)
         beat = beat_json(
-            host=socket.gethostname(), pid=os.getpid(), started=self._started,  # None until the server said when
-            interval_s=self.refresh_interval_s, calls=calls, fail_safe=fail_safe, tiers=tiers,
-            override=forced.value if forced else None, error=self._outage.last_error, version=__version__,
-            overrides_seen=self._override.changes,
-        )
+            host=self._host, pid=os.getpid(), started=self._started,  # None until the server said when
+            interval_s=max(self.refresh_interval_s, BEAT_MIN_SPACING_S), calls=calls, fail_safe=fail_safe,
+            tiers=tiers, override=forced.value if forced else None, error=self._outage.last_error,
+            version=__version__, overrides_seen=self._override.changes,
+        ) if beating else ""
         try:
             reply = self._exchange(now, observe, beat)
             observation = observation_of(reply) if observe else None
@@ -349,6 +353,8 @@ class VIXCircuitBreaker:
                 self._log.warning("PANIC_TIMESTAMP_INITIALIZED", key=self.panic_clock.start_key, start=start)
         if self._started is None:
             self._started = reply.server_now
+        if beating:
+            self._beat_at = now
         self._sync = _Sync(now, server_offset if self.server_time else 0.0, server_offset, start)
         self._panic_seen = False
         if reply.beat == refresh.BEAT_NO_HEXPIRE:
@@ -360,7 +366,7 @@ class VIXCircuitBreaker:
     def _exchange(self, now: float, observe: bool, beat: str) -> refresh.Reply:
         clock = self.panic_clock
         at = None if self.server_time else now
-        ttl = beat_ttl_s(self.refresh_interval_s)
+        ttl = beat_ttl_s(max(self.refresh_interval_s, BEAT_MIN_SPACING_S))
         if not self._separate:
             try:
                 return clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
