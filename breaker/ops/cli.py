@@ -14,7 +14,6 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -22,19 +21,20 @@ from redis.exceptions import RedisError
 
 from .._version import __version__
 from ..client import redact_url, redis_client
-from ..clock import ClockReading, PanicClock
+from ..clock import PanicClock
 from ..config import ConfigError, Settings
 from ..logs import configure_logging
-from ..override import Override, OverrideMode
+from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
 from .access import WriteAccess, WriteRefused
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .audit import AuditTrail
 from .credentials import hash_password
-from .fleet import FleetView, read_fleet
-from .overrides import NoActiveOverride, OverrideReading, OverrideTooLong, clear_override, extend_override, set_override
+from .fleet import read_fleet
+from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override, set_override
+from .report import clock_doc, clock_line, fleet_doc, override_doc, override_json, override_line, table, when
 from .status import class_statuses
-from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
+from .zombie import DEFAULT_STALE_AFTER_S
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 CLI_TIMEOUT_MS = 1000.0  # an operator's command, not a worker's hot path: a slow link may take a second
@@ -97,23 +97,6 @@ def _json_mode(ctx: click.Context) -> bool:
 
 def _dumps(doc: Any) -> str:
     return json.dumps(doc, indent=2, sort_keys=False, default=str)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _text(value: Any) -> Any:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    """A plain aligned table: what a terminal and a runbook paste both show well."""
-    cells = [tuple(str(h) for h in headers)] + [tuple("-" if c is None else str(c) for c in row) for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
 
 def emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
@@ -205,55 +188,6 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 # ---- reads ------------------------------------------------------------------------------------------------
 
 
-def clock_doc(reading: ClockReading, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict[str, Any]:
-    verdict = zombie_verdict(reading, stale_after_s)
-    return {
-        "exists": reading.exists, "start": reading.start, "raw": _text(reading.raw),
-        "duration_s": reading.duration_s, "expiry_left_s": reading.expiry_left_s, "has_expiry": reading.has_expiry,
-        "last_observed_at": reading.last_observed_at, "zombie": {"suspect": verdict.suspect,
-                                                                  "reasons": list(verdict.reasons)},
-    }
-
-
-def override_doc(reading: OverrideReading) -> dict[str, Any] | None:
-    if reading.override is None and reading.invalid_reason in (None, "expired"):
-        return None
-    if reading.override is None:
-        return {"invalid_reason": reading.invalid_reason, "raw": _text(reading.raw)}
-    return {**_override(reading.override), "left_s": reading.left_s}
-
-
-def _override(override: Override) -> dict[str, Any]:
-    return json.loads(override.to_json())
-
-
-def fleet_doc(view: FleetView) -> dict[str, Any]:
-    return {
-        "now": view.now, "counts": view.counts, "answers_per_s": view.answers_per_s,
-        "tiers": {stakes: {str(t): n for t, n in per.items()} for stakes, per in view.tiers.items()},
-        "workers": [dataclasses.asdict(beat) for beat in view.workers],
-        "disagreeing": [beat.worker_id for beat in view.disagreeing], "invalid": view.invalid,
-    }
-
-
-def _clock_line(clock: dict[str, Any], now: float) -> str:
-    if not clock["exists"]:
-        return "no panic clock"
-    if clock["start"] is None:
-        return f"unreadable value {clock['raw']!r} (workers answer tier 1 and replace it)"
-    expiry = f"ends in {clock['expiry_left_s']:.0f} s unless observed" if clock["has_expiry"] else "NO EXPIRY"
-    return f"panic since {_when(clock['start'])} ({clock['duration_s'] / 60:.1f} min), {expiry}"
-
-
-def _override_line(doc: dict[str, Any] | None) -> str:
-    if doc is None:
-        return "none"
-    if "invalid_reason" in doc:
-        return f"INVALID, ignored by workers: {doc['invalid_reason']}"
-    left_min = doc["left_s"] / 60
-    return f"{doc['mode']} by {doc['who']} until {_when(doc['until'])} ({left_min:.1f} min left): {doc['why']}"
-
-
 @cli.command()
 @click.option("--base-ttl", default=60, show_default=True, type=click.IntRange(min=0), help="TTL to show per class.")
 @json_option
@@ -283,10 +217,10 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
     human = "\n".join([
         f"target    {session.target}",
-        f"now       {_when(view.now)} (server)",
-        f"clock     {_clock_line(clock, view.now)}",
+        f"now       {when(view.now)} (server)",
+        f"clock     {clock_line(clock, view.now)}",
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
-        f"override  {_override_line(override)}",
+        f"override  {override_line(override)}",
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
         f"{len(view.disagreeing)} disagreeing",
         "",
@@ -329,7 +263,7 @@ def history(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The audit trail, oldest of the newest LIMIT first: operator actions and breaker state changes."""
     entries = ctx.obj.trail().entries(limit)
     doc = {"entries": [dataclasses.asdict(entry) for entry in entries]}
-    rows = [(_when(e.at), e.kind, e.who, e.action, e.tier, e.why) for e in entries]
+    rows = [(when(e.at), e.kind, e.who, e.action, e.tier, e.why) for e in entries]
     emit(ctx, doc, table(("when", "kind", "who", "action", "tier", "why"), rows) if rows else "no history")
 
 
@@ -365,7 +299,7 @@ def panic_start(ctx: click.Context, back_date_min: float, hold_min: float | None
     start = now - back_date_min * 60
     hold = clock.panic_key_ttl_s if hold_s is None else hold_s
     emit(ctx, {"started": True, "panic_start": start, "hold_s": hold, "tier": result.tier, "who": access.who},
-         f"panic started at {_when(start)} (fleet tier {result.tier}), held {hold} s unless observed; "
+         f"panic started at {when(start)} (fleet tier {result.tier}), held {hold} s unless observed; "
          f"audited as {access.who}")
 
 
@@ -430,8 +364,8 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
     _confirm(session, f"Set override {mode} for {minutes:g} min", yes)
     result = set_override(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
                           max_minutes=session.settings.max_override_min)
-    emit(ctx, {"override": _override(result)},
-         f"override {result.mode.value} until {_when(result.until)}; audited as {access.who}")
+    emit(ctx, {"override": override_json(result)},
+         f"override {result.mode.value} until {when(result.until)}; audited as {access.who}")
 
 
 @override.command("extend")
@@ -446,8 +380,8 @@ def override_extend(ctx: click.Context, minutes: float, why: str, who: str | Non
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
                              max_minutes=session.settings.max_override_min)
-    emit(ctx, {"override": _override(result)},
-         f"override {result.mode.value} now until {_when(result.until)}; audited as {access.who}")
+    emit(ctx, {"override": override_json(result)},
+         f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 
 
 @override.command("clear")
