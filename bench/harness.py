@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,11 @@ class LineCounter:
         self.counts[name] = self.counts.get(name, 0) + 1
         return event_dict
 
+    def count_record(self, record: logging.LogRecord) -> None:
+        """The same count for a line of the stdlib logger ``breaker`` (where the breaker logs)."""
+        name = f"{record.levelname.lower()}:{getattr(record, 'event', record.getMessage())}"
+        self.counts[name] = self.counts.get(name, 0) + 1
+
     def reset(self) -> None:
         self.counts.clear()
 
@@ -38,20 +45,53 @@ PROCESS_COUNTER: LineCounter | None = None
 SUBPROCESS_ERRORS: list[int] = []
 
 
+class _CountingHandler(logging.Handler):
+    """Counts the breaker's lines after its formatter has written them (the formatting cost stays in)."""
+
+    def __init__(self, counter: LineCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counter.count_record(record)
+
+
 def configure_bench_logging(level: str = "INFO") -> LineCounter:
     """The console's own set-up (level filter, timestamp, renderer) writing to /dev/null, plus a counter.
 
-    Both sides get this, so the seed's INFO line costs exactly the formatting it costs in production.
+    Both sides get this, so the seed's INFO line (structlog) costs exactly the formatting it costs in
+    production, and so does ours (stdlib logger ``breaker``).
     """
-    configure_logging(level, "console")
+    structlog.reset_defaults()
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    configure_logging(level, "console", stream=sink)
     counter = LineCounter()
+    breaker_log = logging.getLogger("breaker")
+    for old in [h for h in breaker_log.handlers if isinstance(h, _CountingHandler)]:
+        breaker_log.removeHandler(old)
+    breaker_log.addHandler(_CountingHandler(counter))
     processors = list(structlog.get_config()["processors"])
     processors.insert(len(processors) - 1, counter)
-    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     structlog.configure(processors=processors, logger_factory=structlog.PrintLoggerFactory(sink))
     global PROCESS_COUNTER
     PROCESS_COUNTER = counter
     return counter
+
+
+@contextlib.contextmanager
+def breaker_logging_unconfigured() -> Iterator[None]:
+    """The stdlib logger ``breaker`` as a host that configured nothing leaves it (no handler, level from root)."""
+    logger = logging.getLogger("breaker")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
 
 
 def server_commands(client: Any) -> int:

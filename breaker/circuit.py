@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import structlog
-
 from . import refresh
 from ._version import __version__
 from .client import describe_client, is_cluster_client, stall_risks
@@ -40,6 +38,7 @@ from .config import ConfigError, Settings
 from .decisions import DecisionLog, StateListener
 from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
 from .keyspace import cluster_prefix_problem, default_key_prefix
+from .logs import breaker_logger
 from .outage import Outage
 from .override import OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
@@ -150,7 +149,7 @@ class VIXCircuitBreaker:
             circuit_close_threshold,
             clock=clock if clock is not None else _wall_clock,
         )
-        self._log = structlog.get_logger("breaker")
+        self._log = breaker_logger()
         self.worker_id = new_worker_id()
         self._decisions = DecisionLog(lambda: self._log, on_state_change)
         self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
@@ -169,6 +168,10 @@ class VIXCircuitBreaker:
         self._warned_separate = False
         self._warned_not_configured = False
         self._warned_clock = False
+        if metrics is not None:  # a prometheus_client registry; imported here so that only its users load it
+            from .metrics import instrument_breaker
+
+            instrument_breaker(self, metrics)
         if redis_client is not None:
             risks = stall_risks(redis_client)
             if risks:

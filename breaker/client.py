@@ -324,6 +324,8 @@ def stall_risks(client: Any) -> list[str]:
         kwargs = client.connection_pool.connection_kwargs
     except AttributeError:
         return []
+    if getattr(client.connection_pool, "connection_class", type).__module__.startswith("fakeredis"):
+        return []  # an in-process fake (unit tests): no socket, nothing to wait on
     risks = []
     for name in ("socket_timeout", "socket_connect_timeout"):
         if name in kwargs or "host" in kwargs or "path" in kwargs:

@@ -1,0 +1,269 @@
+"""The vix-breaker CLI against a real server: every command, --json shapes, exit statuses, confirmation, audit."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from breaker import PanicClock, __version__
+from breaker.heartbeat import WORKERS_KEY_NAME, beat_json
+from breaker.ops.audit import AuditTrail
+from breaker.ops.cli import cli
+from breaker.ops.credentials import verify_password
+from breaker.override import OVERRIDE_KEY_NAME, parse_override
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_breaker_logger():
+    """The CLI configures logging for its own process; in-process runs must not leave that to later tests."""
+    logger = logging.getLogger("breaker")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+@pytest.fixture
+def run(real_redis, redis_url):
+    """Invoke the CLI in-process (click's runner) with REDIS_URL pointing at the test server."""
+    runner = CliRunner()
+
+    def invoke(*args, input=None, env=None):
+        return runner.invoke(cli, list(args), input=input, env={"REDIS_URL": redis_url, **(env or {})})
+
+    return invoke
+
+
+def doc(result):
+    return json.loads(result.stdout)
+
+
+def actions(client):
+    return [entry.action for entry in AuditTrail(client).entries()]
+
+
+def test_version_answers_without_redis():
+    """--version prints the package version and needs no REDIS_URL."""
+    result = CliRunner().invoke(cli, ["--version"], env={"REDIS_URL": None})
+    assert result.exit_code == 0 and result.stdout.strip() == f"vix-breaker {__version__}"
+
+
+def test_without_redis_url_the_cli_refuses_as_a_usage_error():
+    """No REDIS_URL: exit 2 with a message saying so; no embedded server is started."""
+    result = CliRunner().invoke(cli, ["status"], env={"REDIS_URL": None})
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.stderr and result.stdout == ""
+
+
+def test_unreachable_redis_fails_with_one_json_document():
+    """Redis refusing connections: exit 1; with --json one error document on stdout, the message on stderr."""
+    result = CliRunner().invoke(cli, ["status", "--json"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.exit_code == 1
+    error = doc(result)
+    assert error["ok"] is False and error["exit_status"] == 1 and "Redis at redis://127.0.0.1:1/0" in error["error"]
+    assert "vix-breaker:" in result.stderr
+
+
+def test_status_without_panic(run):
+    """status --json: no clock, every class at tier 0 NORMAL with the base TTL, no override, an empty fleet."""
+    result = run("status", "--json", "--base-ttl", "30")
+    assert result.exit_code == 0, result.stderr
+    status = doc(result)
+    assert set(status) == {"ok", "target", "now", "base_ttl", "clock", "classes", "override", "fleet"}
+    assert status["clock"]["exists"] is False and status["override"] is None
+    assert [(c["stakes"], c["tier"], c["mode"], c["ttl"]) for c in status["classes"]] == [
+        ("high_stakes", 0, "NORMAL", 30), ("medium_stakes", 0, "NORMAL", 30), ("low_stakes", 0, "NORMAL", 30)]
+    assert status["fleet"]["workers"] == 0 and status["fleet"]["counts"]["panic"] == 0
+
+
+def test_status_human_output_is_a_table(run, real_redis):
+    """Without --json, status shows the target, the clock line and one table row per stakes class."""
+    PanicClock(real_redis).observe(real_redis.time()[0] - 50 * 60)
+    result = run("status")
+    assert result.exit_code == 0
+    assert "panic since" in result.stdout and "(50.0 min)" in result.stdout
+    assert [line.split()[:3] for line in result.stdout.splitlines() if line.startswith("low_stakes")] == [
+        ["low_stakes", "3", "DEGRADED"]]
+
+
+def test_panic_start_asks_and_a_no_writes_nothing(run, real_redis):
+    """Without --yes the CLI names the target and asks; 'n' exits 3 with nothing written and nothing audited."""
+    result = run("panic", "start", "--why", "drill", input="n\n")
+    assert result.exit_code == 3
+    assert "Start a panic on redis://127.0.0.1" in result.stderr and "(prefix brain:)" in result.stderr
+    assert real_redis.exists("brain:panic_start_ts") == 0 and actions(real_redis) == []
+
+
+def test_panic_start_confirmed_writes_and_audits(run, real_redis):
+    """'y' starts a back-dated panic, audited once with --who and --why; --json says what was written."""
+    result = run("panic", "start", "--why", "runbook drill", "--who", "alice", "--back-date-min", "70",
+                 "--hold-min", "5", "--json", input="y\n")
+    assert result.exit_code == 0, result.stderr
+    started = doc(result)
+    assert started["started"] is True and started["tier"] == 3 and started["hold_s"] == 300
+    assert 299 <= real_redis.ttl("brain:panic_start_ts") <= 300
+    entries = AuditTrail(real_redis).entries()
+    assert [(e.action, e.who, e.why, e.tier) for e in entries] == [("panic_start", "alice", "runbook drill", 3)]
+    stored = float(real_redis.get("brain:panic_start_ts"))
+    assert abs(stored - started["panic_start"]) < 1e-3
+
+
+def test_running_panic_is_refused_unless_overwrite(run, real_redis):
+    """A second start is refused (exit 3, JSON with the running clock); --overwrite replaces it."""
+    assert run("panic", "start", "--why", "first", "--yes").exit_code == 0
+    refused = run("panic", "start", "--why", "second", "--yes", "--json")
+    assert refused.exit_code == 3
+    body = doc(refused)
+    assert body["ok"] is False and body["started"] is False and body["running"]["exists"] is True
+    assert run("panic", "start", "--why", "third", "--yes", "--overwrite", "--back-date-min", "20").exit_code == 0
+    assert actions(real_redis) == ["panic_start", "panic_start"]
+
+
+def test_panic_end_deletes_and_audits_with_the_login_name(run, real_redis):
+    """panic end deletes the clock; --who defaults to the login name in the audit entry."""
+    PanicClock(real_redis).observe(real_redis.time()[0])
+    result = run("panic", "end", "--why", "drill over", "--yes", "--json")
+    assert result.exit_code == 0 and doc(result) == {"ok": True, "existed": True, "who": getpass.getuser()}
+    assert real_redis.exists("brain:panic_start_ts") == 0
+    assert [(e.action, e.who) for e in AuditTrail(real_redis).entries()] == [("panic_end", getpass.getuser())]
+
+
+def test_clear_needs_a_real_reason_and_records_the_zombie_verdict(run, real_redis):
+    """clear refuses a short --why as a usage error; a clock without expiry is cleared with its verdict audited."""
+    real_redis.set("brain:panic_start_ts", "1795000000.0")  # no expiry: a zombie
+    short = run("clear", "--why", "stuck", "--yes")
+    assert short.exit_code == 2 and real_redis.exists("brain:panic_start_ts") == 1
+    result = run("clear", "--why", "zombie since the failover", "--yes", "--json")
+    assert result.exit_code == 0
+    cleared = doc(result)
+    assert cleared["existed"] is True and cleared["zombie"]["suspect"] is True
+    assert any("no expiry" in reason for reason in cleared["zombie"]["reasons"])
+    entry = AuditTrail(real_redis).entries()[-1]
+    assert entry.action == "zombie_clear" and entry.detail["zombie"] is True
+
+
+def test_override_set_extend_clear(run, real_redis):
+    """override set stores the SPEC 7 JSON, extend moves its end, clear removes it: three audit entries."""
+    result = run("override", "set", "force_full", "--minutes", "10", "--why", "bad feed", "--who", "bob", "--yes",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    stored = parse_override(real_redis.get(f"brain:{OVERRIDE_KEY_NAME}"))
+    assert stored.mode == "force_full" and stored.who == "bob" and stored.why == "bad feed"
+    assert doc(result)["override"] == json.loads(stored.to_json())
+    extended = run("override", "extend", "--minutes", "5", "--why", "still bad", "--yes", "--json")
+    assert extended.exit_code == 0
+    assert doc(extended)["override"]["until"] == pytest.approx(stored.until + 300)
+    status = doc(run("status", "--json"))
+    assert status["override"]["mode"] == "force_full"
+    assert {c["mode"] for c in status["classes"]} == {"PANIC_FULL"}
+    cleared = run("override", "clear", "--why", "feed fixed", "--yes", "--json")
+    assert cleared.exit_code == 0 and doc(cleared)["existed"] is True
+    assert real_redis.exists(f"brain:{OVERRIDE_KEY_NAME}") == 0
+    assert actions(real_redis) == ["override_set", "override_extend", "override_clear"]
+
+
+def test_override_refusals_exit_3_and_write_nothing(run, real_redis):
+    """Longer than BREAKER_MAX_OVERRIDE_MIN, or extending when none is in force: exit 3, nothing written."""
+    too_long = run("override", "set", "force_calm", "--minutes", "90", "--why", "x", "--yes", "--json")
+    assert too_long.exit_code == 3 and "at most 60 minutes" in doc(too_long)["error"]
+    lower = run("override", "set", "force_calm", "--minutes", "20", "--why", "x", "--yes",
+                env={"BREAKER_MAX_OVERRIDE_MIN": "15"})
+    assert lower.exit_code == 3
+    none = run("override", "extend", "--minutes", "5", "--why", "x", "--yes")
+    assert none.exit_code == 3 and "no override in force" in none.stderr
+    assert real_redis.exists(f"brain:{OVERRIDE_KEY_NAME}") == 0 and actions(real_redis) == []
+
+
+def test_writes_without_why_are_usage_errors(run, real_redis):
+    """A write without --why, or an unknown override mode, exits 2 before touching Redis."""
+    assert run("panic", "end", "--yes").exit_code == 2
+    assert run("override", "set", "force_maybe", "--minutes", "5", "--why", "x", "--yes").exit_code == 2
+    assert actions(real_redis) == []
+
+
+def test_fleet_lists_workers_from_their_heartbeats(run, real_redis):
+    """fleet --json shows each worker's beat and the counts by state; the human table names the worker."""
+    now = float(real_redis.time()[0])
+    beat = beat_json(host="web-1", pid=42, started=now - 60, interval_s=1.0, calls={"PANIC_FULL": 7}, fail_safe=0,
+                     tiers={"low_stakes": 1}, override=None, error=None, version="0.1.0", seen=now)
+    real_redis.hset(f"brain:{WORKERS_KEY_NAME}", "web-1:42:abcd", beat)
+    result = run("fleet", "--json")
+    assert result.exit_code == 0, result.stderr
+    fleet = doc(result)
+    assert fleet["counts"]["panic"] == 1
+    assert [(w["worker_id"], w["state"], w["calls"]) for w in fleet["workers"]] == [
+        ("web-1:42:abcd", "panic", {"PANIC_FULL": 7})]
+    assert "web-1:42:abcd" in run("fleet").stdout
+
+
+def test_history_shows_the_audit_trail(run, real_redis):
+    """history --json lists the entries oldest first; --limit keeps the newest."""
+    for why in ("one", "two", "three"):
+        run("override", "set", "force_full", "--minutes", "1", "--why", why, "--yes")
+    entries = doc(run("history", "--json", "--limit", "2"))["entries"]
+    assert [(e["action"], e["why"]) for e in entries] == [("override_set", "two"), ("override_set", "three")]
+    assert "override_set" in run("history").stdout
+
+
+def test_hash_password_prompts_twice_or_reads_stdin(run):
+    """hash-password asks twice with hidden input, or reads one line with --stdin; the hash verifies."""
+    prompted = run("hash-password", input="s3cret\ns3cret\n")
+    assert prompted.exit_code == 0 and "s3cret" not in prompted.stdout
+    assert verify_password(prompted.stdout.strip(), "s3cret")
+    piped = run("hash-password", "--stdin", "--json", input="hunter2\n")
+    assert piped.exit_code == 0 and verify_password(doc(piped)["hash"], "hunter2")
+    assert run("hash-password", "--stdin", input="\n").exit_code == 2
+
+
+def test_real_subprocess_commands_and_python_m(redis_url, real_redis):
+    """The installed entry point's module runs as a process: --version, a confirmed write, status --json."""
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+
+    def cli_process(*args, input=None):
+        return subprocess.run([sys.executable, "-m", "breaker", *args], cwd=ROOT, env=env, input=input,
+                              capture_output=True, text=True, timeout=60)
+
+    assert cli_process("--version").stdout.strip() == f"vix-breaker {__version__}"
+    started = cli_process("panic", "start", "--why", "subprocess drill", "--who", "ci", input="y\n")
+    assert started.returncode == 0, started.stderr
+    assert "Continue? [y/N]" in started.stderr
+    status = json.loads(cli_process("--json", "status").stdout)
+    assert status["clock"]["exists"] is True and status["classes"][2]["mode"] == "PANIC_FULL"
+    assert cli_process("override", "set", "force_full", "--minutes", "999", "--why", "x", "--yes").returncode == 3
+    assert cli_process("panic", "end").returncode == 2
+    assert actions(real_redis) == ["panic_start"]
+
+
+def test_every_command_as_a_real_process(redis_url, real_redis):
+    """Each command, run as `python -m breaker … --json`, exits as documented and prints one JSON document."""
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    steps = [
+        (["status"], None, 0), (["fleet"], None, 0),
+        (["panic", "start", "--why", "drill", "--yes"], None, 0),
+        (["panic", "start", "--why", "drill", "--yes"], None, 3),
+        (["override", "set", "force_calm", "--minutes", "5", "--why", "stuck signal", "--yes"], None, 0),
+        (["override", "extend", "--minutes", "5", "--why", "still stuck", "--yes"], None, 0),
+        (["override", "clear", "--why", "signal fixed", "--yes"], None, 0),
+        (["panic", "end", "--why", "drill over", "--yes"], None, 0),
+        (["clear", "--why", "zombie after failover", "--yes"], None, 0),
+        (["history", "--limit", "50"], None, 0),
+        (["hash-password", "--stdin"], "pw\n", 0),
+    ]
+    for args, stdin, expected in steps:
+        done = subprocess.run([sys.executable, "-m", "breaker", "--json", *args], cwd=ROOT, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == expected, (args, done.stderr)
+        assert json.loads(done.stdout)["ok"] is (expected == 0), args
+    assert actions(real_redis) == ["panic_start", "override_set", "override_extend", "override_clear", "panic_end",
+                                   "zombie_clear"]
+
