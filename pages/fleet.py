@@ -33,10 +33,9 @@ from console.shared import (
 REFRESH_S = 3
 VIEW_KEY = "fleet_view"
 WORKER_EXAMPLE = """\
-from breaker import Settings, VIXCircuitBreaker, configure_logging
+from breaker import Settings, VIXCircuitBreaker
 
 settings = Settings.from_env()                        # the variables below; a bad value raises ConfigError
-configure_logging(settings.log_level, settings.log_format)   # once, in the worker's main
 breaker = VIXCircuitBreaker.from_settings(settings)   # client from REDIS_URL: 50 ms timeouts, retries off
 
 ttl, mode = breaker.get_ttl(60, vix_status, {"league": "Ligue 1", "competition": "Le Classique"})
