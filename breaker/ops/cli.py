@@ -28,10 +28,11 @@ from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
 from .access import WriteAccess, WriteRefused
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
+from .approvals import PendingRequest, set_override_or_request, two_person_rule_applies
 from .audit import AuditTrail
 from .credentials import hash_password
 from .fleet import read_fleet
-from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override, set_override
+from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .report import clock_doc, clock_line, fleet_doc, override_doc, override_json, override_line, table, when
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S
@@ -357,13 +358,24 @@ def _check_length(minutes: float, session: Session) -> None:
 @click.pass_context
 def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: str | None, yes: bool,
                  as_json: bool) -> None:
-    """Set the override MODE for --minutes (replacing any override)."""
+    """Set the override MODE for --minutes (replacing any override).
+
+    force_calm under the two-person rule (BREAKER_TWO_PERSON_RULE, on by default: the CLI always talks to a
+    real target) is filed as a request instead, which a second verified operator approves in the console."""
     session: Session = ctx.obj
     _check_length(minutes, session)
     access = _access(who)
-    _confirm(session, f"Set override {mode} for {minutes:g} min", yes)
-    result = set_override(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
-                          max_minutes=session.settings.max_override_min)
+    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
+    requesting = rule and mode == OverrideMode.FORCE_CALM.value
+    _confirm(session, f"{'Request' if requesting else 'Set'} override {mode} for {minutes:g} min", yes)
+    result = set_override_or_request(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
+                                     two_person_rule=rule, max_minutes=session.settings.max_override_min)
+    if isinstance(result, PendingRequest):
+        emit(ctx, {"requested": {"id": result.id, "mode": mode, "minutes": result.minutes, "who": result.requester,
+                                 "why": result.why, "expires_in_s": result.left_s}},
+             f"force_calm requested for {minutes:g} min: a second verified operator approves it in the console "
+             f"within {result.left_s / 60:.0f} min (two-person rule); audited as {access.who}")
+        return
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} until {when(result.until)}; audited as {access.who}")
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from breaker import PanicClock, __version__
 from breaker.heartbeat import WORKERS_KEY_NAME, beat_json
+from breaker.ops.approvals import pending_request
 from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
 from breaker.ops.credentials import verify_password
@@ -251,7 +252,8 @@ def test_every_command_as_a_real_process(redis_url, real_redis):
         (["status"], None, 0), (["fleet"], None, 0),
         (["panic", "start", "--why", "drill", "--yes"], None, 0),
         (["panic", "start", "--why", "drill", "--yes"], None, 3),
-        (["override", "set", "force_calm", "--minutes", "5", "--why", "stuck signal", "--yes"], None, 0),
+        (["override", "set", "force_calm", "--minutes", "5", "--why", "stuck signal", "--yes"], None, 0),  # a request
+        (["override", "set", "force_full", "--minutes", "5", "--why", "feed incident", "--yes"], None, 0),
         (["override", "extend", "--minutes", "5", "--why", "still stuck", "--yes"], None, 0),
         (["override", "clear", "--why", "signal fixed", "--yes"], None, 0),
         (["panic", "end", "--why", "drill over", "--yes"], None, 0),
@@ -264,6 +266,19 @@ def test_every_command_as_a_real_process(redis_url, real_redis):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == expected, (args, done.stderr)
         assert json.loads(done.stdout)["ok"] is (expected == 0), args
-    assert actions(real_redis) == ["panic_start", "override_set", "override_extend", "override_clear", "panic_end",
-                                   "zombie_clear"]
+    assert actions(real_redis) == ["panic_start", "force_calm_requested", "override_set", "override_extend",
+                                   "override_clear", "panic_end", "zombie_clear"]
+
+
+def test_force_calm_is_a_request_under_the_two_person_rule(run, real_redis):
+    """The CLI always targets a real Redis: force_calm files a request (no override) unless the rule is off."""
+    requested = run("override", "set", "force_calm", "--minutes", "20", "--why", "stuck signal", "--yes", "--json")
+    assert requested.exit_code == 0, requested.output
+    assert doc(requested)["requested"]["minutes"] == 20
+    assert real_redis.exists(f"brain:{OVERRIDE_KEY_NAME}") == 0
+    assert pending_request(PanicClock(real_redis)) is not None
+    direct = run("override", "set", "force_calm", "--minutes", "20", "--why", "stuck signal", "--yes", "--json",
+                 env={"BREAKER_TWO_PERSON_RULE": "false"})
+    assert direct.exit_code == 0 and doc(direct)["override"]["mode"] == "force_calm"
+    assert actions(real_redis) == ["force_calm_requested", "override_set"]
 
