@@ -55,7 +55,7 @@ def test_fleet_with_real_workers_and_an_override_on_every_page(page: Page, conso
     sidebar.get_by_label("Your name").fill("playwright")
     sidebar.get_by_label("Operator password").fill(PASSWORD)
     sidebar.get_by_role("button", name="Log in").click()
-    expect(sidebar.get_by_text("logged in: playwright")).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text("playwright (self-declared)")).to_be_visible(timeout=30_000)
     wait_for_run(page)
     main = page.get_by_test_id("stMain")
     workers = main.get_by_test_id("stMetric").filter(has_text="Workers")
