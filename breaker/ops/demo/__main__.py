@@ -75,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     client = redis_client(url, timeout_ms=1000)
     conductor = Conductor(client, settings.key_prefix, shape, spawn=spawn, parent_pid=args.parent_pid,
                           panic_key_ttl_s=settings.panic_key_ttl_s)
-    if not args.idle:
-        conductor.playback.play(scenario, speed, conductor.clock())
-        conductor.panic_clock.end()
     print(f"demo fleet: {shape.processes} processes × {shape.identities} workers, prefix {settings.key_prefix!r}, "
           f"scenario {scenario.name!r}" + (" (idle)" if args.idle else ""), flush=True)
     try:
-        conductor.run(until_finished=args.once)
+        conductor.run(play=None if args.idle else (args.scenario, speed), until_finished=args.once)
     except KeyboardInterrupt:
         pass
     finally:

@@ -24,12 +24,16 @@ from ...importance import MatchImportance
 from ...policy import AdaptivePanicQuota
 from .accelerate import end_if_unobserved, move_start
 from .lifetime import parent_alive
-from .load import CLASSES, SIDES, LoadPoint, append_point, miss_field, take_pending
+from .load import CLASSES, READY_FIELD, SIDES, LoadPoint, append_point, miss_field, take_pending
 from .marker import MARKER_TTL_S, DemoMarker, demo_key, pop_commands
 from .scenario import InvalidScenario, Scenario, check_speed, load_scenario
 
 log = logging.getLogger("breaker.demo")
 LOAD_EVERY_S = 1.0
+# The markets' panics come and go in real seconds (the signal is not accelerated, the clock is): a calm
+# period shorter than this would end a panic in the gap between two markets' shocks.
+MIN_CALM_PERIOD_S = 8.0
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -82,7 +86,7 @@ class Playback:
                 self.state, self.finished = "stopped", True
 
     def shares(self) -> tuple[str, dict[MatchImportance, float]]:
-        if self.scenario is None or self.state == "stopped":
+        if self.scenario is None or self.state in ("starting", "stopped"):
             return ("finished" if self.finished else "stopped"), {stakes: 0.0 for stakes in MatchImportance}
         phase, shares = self.scenario.at(self.scenario_s / 60.0)
         return (phase.name if phase else "finished"), shares
@@ -138,7 +142,10 @@ class Conductor:
         elif playback.state == "paused":
             move_start(self.panic_clock, -dt)  # hold the duration still
         if playback.played and playback.state != "paused":
-            end_if_unobserved(self.panic_clock, now, self.calm_period_s / playback.speed)
+            calm_period_s = max(MIN_CALM_PERIOD_S, self.calm_period_s / playback.speed)
+            if end_if_unobserved(self.panic_clock, now, calm_period_s):
+                log.warning("DEMO_CLOCK_ENDED: no panic observed for %.1f s (the calm period at %g×)",
+                            calm_period_s, playback.speed)
         self.write_marker(now)
         if now - self._last_load >= LOAD_EVERY_S:
             self.write_load(now, now - self._last_load)
@@ -212,12 +219,31 @@ class Conductor:
         except Exception as exc:  # the server may be gone first (the console stopped it)
             log.warning("DEMO_CLEANUP_FAILED: %s", exc)
 
-    def run(self, *, tick_s: float = 0.25, until_finished: bool = False) -> None:
-        """Tick until the parent is gone (or the scenario finished, with ``until_finished``)."""
+    def wait_for_workers(self, tick_s: float) -> None:
+        """Hold the scenario until every worker process has sent its first counts (at most READY_TIMEOUT_S):
+        starting 8 interpreters on a busy machine takes seconds, and at 120× a second is two scenario minutes."""
+        self.playback.state = "starting"
+        ready, deadline = 0.0, time.monotonic() + READY_TIMEOUT_S
+        while ready < self.shape.processes and time.monotonic() < deadline and self._parent_alive():
+            self.write_marker(self.clock())
+            time.sleep(tick_s)
+            ready += take_pending(self.client, self.prefix).get(READY_FIELD, 0.0)
+        self.playback.state = "stopped"
+
+    def _parent_alive(self) -> bool:
+        return self.parent_pid is None or parent_alive(self.parent_pid)
+
+    def run(self, *, play: tuple[str, float | None] | None = None, tick_s: float = 0.25,
+            until_finished: bool = False) -> None:
+        """Start the workers, play ``play`` once they are up, and tick until the parent is gone (or the
+        scenario finished, with ``until_finished``)."""
         self.start_workers()
-        last = time.monotonic()
         try:
-            while self.parent_pid is None or parent_alive(self.parent_pid):
+            self.wait_for_workers(tick_s)
+            if play is not None:
+                self.handle({"action": "play", "scenario": play[0], "speed": play[1]}, self.clock())
+            last = time.monotonic()
+            while self._parent_alive():
                 time.sleep(tick_s)
                 now = time.monotonic()
                 try:

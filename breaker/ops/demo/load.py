@@ -17,6 +17,7 @@ from ...importance import MatchImportance
 PENDING_KEY_NAME = "demo:load:pending"
 STREAM_KEY_NAME = "demo:load"
 MAX_POINTS = 3600
+READY_FIELD = "ready"  # each worker process adds 1 with its first counts
 SIDES = ("ours", "seed")
 CLASSES = tuple(stakes.value for stakes in MatchImportance)
 

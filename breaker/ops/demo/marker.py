@@ -18,7 +18,7 @@ from ...importance import MatchImportance
 DEMO_KEY_NAME = "demo"
 COMMANDS_KEY_NAME = "demo:commands"
 MARKER_TTL_S = 10
-STATES = ("playing", "paused", "stopped")
+STATES = ("starting", "playing", "paused", "stopped")
 ACTIONS = ("play", "pause", "resume", "stop")
 MAX_QUEUED_COMMANDS = 20
 

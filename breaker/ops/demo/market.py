@@ -6,7 +6,7 @@ the calculator can see it: a shock (a jump of ``SHOCK`` of its odds, towards its
 spell; the calculator says panic until the new level fills a fifth of its window, then the market rests a
 window long before it can shock again; shocks go towards home, so the odds stay within a shock of it.
 To hold a share of a stakes class in panic, ``MarketFeed`` shocks rested markets whenever fewer than that
-share are in the first fifth of their rest (the calculator's panic after a shock). That share can reach
+share read panic (or were shocked a moment ago). That share can reach
 about one market in six: a scenario's "panic in some markets". Markets start with staggered rests, so
 their history is long enough and their shocks are spread out.
 """
@@ -69,16 +69,22 @@ class MarketFeed:
 
     def __post_init__(self) -> None:
         self.by_class = {stakes: [m for m in self.markets if m.stakes is stakes] for stakes in MatchImportance}
-        self.panic_ticks = max(1, self.rest_ticks // 5)
-        warm_up = self.calculator.min_samples + 1  # a shock needs a history to stand out from
+        # A calm history a window long, so that the first shocks stand out as much as the later ones.
+        now = self.calculator.clock()
+        step_s = self.calculator.window_s / self.rest_ticks
         for market in self.markets:
-            market.rest_left = self.rng.randint(warm_up, max(warm_up, self.rest_ticks // 4))
+            market.rest_left = self.rng.randint(1, max(1, self.rest_ticks // 4))  # spread the first shocks
+            for i in range(self.rest_ticks, 0, -1):
+                self.calculator.add_odds_snapshot(market.key, self._noisy(market), now - i * step_s)
+
+    def _noisy(self, market: SyntheticMarket) -> float:
+        return max(1.01, market.level * (1 + self.rng.gauss(0, QUIET_NOISE)))
 
     def tick(self, panic_share: Mapping[MatchImportance, float]) -> None:
         """Move every market's odds one tick and read its signal; shock markets to reach ``panic_share``."""
         for stakes, markets in self.by_class.items():
             wanted = round(panic_share.get(stakes, 0.0) * len(markets))
-            deficit = wanted - sum(m.rest_left > self.rest_ticks - self.panic_ticks for m in markets)
+            deficit = wanted - sum(m.status == "panic" or m.rest_left > self.rest_ticks - 2 for m in markets)
             if deficit > 0:
                 rested = [m for m in markets if m.rest_left <= 0 and m.status != "panic"]
                 for market in self.rng.sample(rested, min(deficit, len(rested))):
@@ -88,6 +94,6 @@ class MarketFeed:
         for market in self.markets:
             if market.status != "shocked":
                 market.rest_left -= 1
-            market.odds = max(1.01, market.level * (1 + self.rng.gauss(0, QUIET_NOISE)))
+            market.odds = self._noisy(market)
             market.status = self.calculator.detect_panic_mode(market.key, market.odds).volatility_status
             self.calculator.add_odds_snapshot(market.key, market.odds)

@@ -23,13 +23,14 @@ from ...logs import configure_logging
 from ...signal import VIXCalculator
 from .backend import SimulatedBackend, flush_counts
 from .lifetime import die_with_parent, exit_on_sigterm, parent_alive
-from .load import pending_key
+from .load import READY_FIELD, pending_key
 from .marker import DemoMarker, read_marker
 from .market import MarketFeed, make_markets
 from .seed_model import SeedModel
 
 FLUSH_EVERY_S = 1.0
-CLIENT_TIMEOUT_MS = 250  # a busy 2-core demo machine: 50 ms would turn load into fail-safe answers
+CLIENT_TIMEOUT_MS = 100  # a busy 2-core demo machine: 50 ms turns load into fail-safe answers; 100 ms is the most
+# a worker may use without REDIS_CLIENT_MAY_STALL
 
 
 def shares_of(marker: DemoMarker | None) -> tuple[dict[MatchImportance, float], float]:
@@ -50,6 +51,7 @@ class SimulatedWorkerProcess:
         calculator = VIXCalculator(window_s=window_s)
         rest_ticks = int(window_s / tick_s) + 4
         self.feed = MarketFeed(make_markets(per_class, rng, tag=f"p{index}"), calculator, rng, rest_ticks)
+        self.counts_ready = False
         seed_model = SeedModel()
         self.backends = [
             SimulatedBackend(VIXCircuitBreaker(client, key_prefix=prefix), seed_model) for _ in range(identities)
@@ -80,6 +82,7 @@ def run_worker(url: str, prefix: str, *, index: int, identities: int, per_class:
     pending = pending_key(prefix)
     next_flush = time.monotonic() + FLUSH_EVERY_S
     next_tick = time.monotonic()
+    process.counts_ready = True
     try:
         while parent_alive(parent_pid):
             try:
@@ -89,8 +92,11 @@ def run_worker(url: str, prefix: str, *, index: int, identities: int, per_class:
             process.tick(marker, time.time())
             if time.monotonic() >= next_flush:
                 next_flush += FLUSH_EVERY_S
+                counts = process.take_counts()
+                if process.counts_ready:  # the first flush tells the conductor this process is up
+                    counts[READY_FIELD], process.counts_ready = 1, False
                 with contextlib.suppress(Exception):  # a lost second of load counts; the next flush carries on
-                    flush_counts(client, pending, process.take_counts())
+                    flush_counts(client, pending, counts)
             next_tick += tick_s
             time.sleep(max(0.0, next_tick - time.monotonic()))
             next_tick = max(next_tick, time.monotonic() - tick_s)  # after a stall, do not race to catch up
