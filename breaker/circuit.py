@@ -1,29 +1,45 @@
 """``VIXCircuitBreaker``: the shared panic clock composed with the tier policy.
 
 The one promise: a panic whose start cannot be read reliably answers TTL 0
-(``PANIC_FULL``). Every other choice here serves two more: a worker never waits
-on a sick Redis for longer than one timeout per ``retry_after_s``, and a steady
-state writes no log lines beyond DEBUG.
+(``PANIC_FULL``). Every other choice here serves three more: a worker makes at most
+one Redis round trip per ``refresh_interval_s`` whatever it answers (that trip
+carries its heartbeat, reads the operator override and, in a panic, observes the
+clock, all in the server's time); a worker never waits on a sick Redis for longer
+than one timeout per ``retry_after_s``; and a steady state writes no log lines
+beyond DEBUG.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
-from redis.exceptions import RedisError
 
+from . import refresh
+from ._version import __version__
 from .client import describe_client, stall_risks
 from .client import redis_client as build_client
-from .clock import DEFAULT_KEY_PREFIX, SEED_KEY_TTL_S, PanicClock, check_key_ttl, default_key_ttl_s
+from .clock import (
+    DEFAULT_KEY_PREFIX,
+    SEED_KEY_TTL_S,
+    NoAtomicCommands,
+    PanicClock,
+    check_key_ttl,
+    default_key_ttl_s,
+    observation_of,
+)
 from .config import Settings
-from .importance import MatchImportance
+from .decisions import DecisionLog, StateListener
+from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
+from .outage import Outage
+from .override import MAX_RAW_BYTES, InvalidOverride, Override, OverrideMode, parse_override
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -33,9 +49,9 @@ PANIC_TS_TTL_SECONDS = SEED_KEY_TTL_S
 _PANIC, _CALM = True, False
 _STATUS_KIND = {"panic": _PANIC, "normal": _CALM, "warning": _CALM}
 _FAIL_SAFE = (0, PanicMode.PANIC_FULL)
-_NO_CACHE = (None, -math.inf)
+_FULL, _NORMAL = PanicMode.PANIC_FULL.value, PanicMode.NORMAL.value
 
-StateListener = Callable[[dict[str, Any]], None]
+__all__ = ["PANIC_START_TS_KEY", "PANIC_TS_TTL_SECONDS", "StateListener", "VIXCircuitBreaker"]
 
 
 def _status_text(vix_status: Any) -> str | None:
@@ -56,6 +72,23 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+class _Sync(NamedTuple):
+    """What the last successful round trip taught this worker."""
+
+    at: float  # local time of that round trip (-inf: none yet, or it failed since)
+    offset: float  # add to local time to measure durations (server time - local time; 0 without server_time)
+    server_offset: float  # server time - local time, always (overrides end in server time)
+    start: float | None  # the agreed start, when that round trip observed the clock
+
+
+_NEVER = _Sync(-math.inf, 0.0, 0.0, None)
+
+
+def _wall_clock() -> float:
+    """``time.time`` looked up at each call, so that a host's ``mock.patch("time.time")`` or freezegun moves it."""
+    return time.time()
+
+
 class VIXCircuitBreaker:
     """Answers ``(ttl, mode)`` for a cache write, failing safe to TTL 0 during a panic."""
 
@@ -68,14 +101,16 @@ class VIXCircuitBreaker:
         end_on_normal: bool = False,
         refresh_interval_s: float = 1.0,
         retry_after_s: float = 1.0,
+        server_time: bool = True,
         quota: AdaptivePanicQuota | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         window_seconds: int = 1800,
         panic_threshold_enter: float = 0.50,
         panic_threshold_exit: float = 0.30,
         circuit_open_threshold: float = 0.80,
         circuit_close_threshold: float = 0.60,
         on_state_change: StateListener | None = None,
+        metrics: Any = None,
     ) -> None:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -94,31 +129,39 @@ class VIXCircuitBreaker:
         self.end_on_normal = bool(end_on_normal)
         self.refresh_interval_s = float(refresh_interval_s)
         self.retry_after_s = float(retry_after_s)
-        # How long other threads may keep using a start while one thread's refresh is still in flight.
+        self.server_time = bool(server_time)
+        # How long other threads may keep using a start while one thread's round trip is still in flight.
         self._stale_grace_s = max(self.retry_after_s, 1.0)
         self.quota = quota if quota is not None else AdaptivePanicQuota()
-        self.clock = clock
-        self.on_state_change = on_state_change
+        self.clock = clock  # None: time.time, looked up at each call (so a host's mock.patch moves it)
+        self._metrics = metrics
         self._window = VolatilityWindow(
             window_seconds,
             panic_threshold_enter,
             panic_threshold_exit,
             circuit_open_threshold,
             circuit_close_threshold,
-            clock=clock,
+            clock=clock if clock is not None else _wall_clock,
         )
         self._log = structlog.get_logger("breaker")
+        self.worker_id = new_worker_id()
+        self._decisions = DecisionLog(lambda: self._log, on_state_change)
+        self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
+        self._answers = AnswerCounts()
         self._refresh_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._cached: tuple[float | None, float] = _NO_CACHE  # (start, fetched_at)
+        self._sync = _NEVER
         self._retry_at = -math.inf
+        self._panic_seen = False  # a panic call since the last round trip: the next one observes the clock
         self._episode_start: float | None = None  # the start this worker's logged state belongs to
-        self._outage: dict[str, Any] | None = None
-        self._answered_while_probing = 0  # fail-safe answers given while a probe was in flight
+        self._override: Override | None = None
+        self._override_raw: Any = None
+        self._overrides_seen = 0
+        self._started: float | None = None
+        self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
+        self._separate = self.panic_clock is not None and not self.panic_clock.scripting
+        self._warned_separate = False
         self._warned_not_configured = False
-        self._last_decision: dict[MatchImportance, tuple[PanicMode, int]] = {}
-        self._debug_on: bool | None = None  # read from the logger once per refresh, not once per call
-        self.last_error: str | None = None
+        self._warned_clock = False
         if redis_client is not None:
             risks = stall_risks(redis_client)
             if risks:
@@ -143,13 +186,20 @@ class VIXCircuitBreaker:
         options.update(kwargs)
         return cls(redis_client, **options)
 
+    @property
+    def last_error(self) -> str | None:
+        """The last Redis error of the outage in progress, None when Redis answers."""
+        return self._outage.last_error
+
+    # --- the hot path -------------------------------------------------------------------------------------
+
     def get_ttl(self, base_ttl: Any, vix_status: Any = "normal", match_context: Any = None) -> tuple[int, PanicMode]:
         """``(ttl, mode)`` for one cache write. Never raises; fails safe to ``(0, PANIC_FULL)``."""
         try:
             kind = _status_kind(vix_status)
             if kind is None:
                 self._emit("error", "UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), answer="PANIC_FULL")
-                return _FAIL_SAFE
+                return self._counted_fail_safe()
             if type(base_ttl) is int and base_ttl >= 0:
                 base = base_ttl
             else:
@@ -158,203 +208,232 @@ class VIXCircuitBreaker:
                 except (TypeError, ValueError) as exc:
                     self._emit("error", "INVALID_BASE_TTL", base_ttl=_short(base_ttl), error=str(exc),
                                answer="PANIC_FULL")
-                    return _FAIL_SAFE
-            if kind is _CALM:
-                return self._calm(base)
-            return self._panic(base, match_context)
+                    return self._counted_fail_safe()
+            now = self._now()
+            if now is None:  # a broken local clock: nothing is measured or written with it
+                return (base, PanicMode.NORMAL) if kind is _CALM else self._counted_fail_safe()
+            tried = self._sync_if_due(now, kind)
+            if kind is _CALM and self.end_on_normal and self.panic_clock is not None:
+                self._end_on_calm(now)
+            forced = self._override_mode(now)
+            if forced is OverrideMode.FORCE_FULL:
+                if kind is _PANIC:
+                    self._panic_seen = True  # the clock keeps being observed under the override
+                self._answers.count(_FULL)
+                return _FAIL_SAFE
+            if kind is _CALM or forced is OverrideMode.FORCE_CALM:
+                self._answers.count(_NORMAL)
+                return base, PanicMode.NORMAL
+            return self._panic(now, base, match_context, tried)
         except Exception as exc:  # the promise is "never raises"; the answer is still safe
             self._emit("error", "VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
             return _FAIL_SAFE
+
+    def _panic(self, now: float, base: int, match_context: Any, tried: bool) -> tuple[int, PanicMode]:
+        self._panic_seen = True
+        importance = self.quota.classify(match_context)
+        sync = self._sync
+        start = sync.start
+        if start is None or not 0 <= now - sync.at < self.refresh_interval_s + self._stale_grace_s:
+            self._unreliable(tried)
+            self._decisions.note(importance, PanicMode.PANIC_FULL, 1, 0, None,
+                                 reliable=self.panic_clock is None and not self._outage.active)
+            self._answers.count(_FULL, fail_safe=True, stakes=importance.value, tier=1)
+            return _FAIL_SAFE
+        measured = now + sync.offset
+        duration_min = (measured - start) / 60.0 if measured > start else 0.0
+        ttl, mode, tier = self.quota.decide(base, duration_min, importance, True)
+        self._decisions.note(importance, mode, tier, ttl, start, reliable=not self._outage.active)
+        self._answers.count(mode.value, stakes=importance.value, tier=tier)
+        return ttl, mode
+
+    def _now(self) -> float | None:
+        """The local clock, read at call time; None (logged once) when it is not a finite number."""
+        value = self.clock() if self.clock is not None else time.time()
+        if type(value) is float and value - value == 0.0:  # finite: NaN and inf fail this
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if not self._warned_clock:
+            self._warned_clock = True
+            self._emit("error", "INVALID_LOCAL_CLOCK", value=_short(value), answer="PANIC_FULL for panics")
+        return None
+
+    def _override_mode(self, now: float) -> OverrideMode | None:
+        """The override in force (the last one seen, until its end in server time), or None."""
+        override = self._override
+        if override is None or now + self._sync.server_offset >= override.until:
+            return None
+        return override.mode
+
+    def _counted_fail_safe(self) -> tuple[int, PanicMode]:
+        self._answers.count(_FULL, fail_safe=True)
+        return _FAIL_SAFE
+
+    def _unreliable(self, tried: bool) -> None:
+        """A fail-safe panic answer: say why, once (not configured) or once per outage."""
+        if self.panic_clock is None:
+            if not self._warned_not_configured:
+                self._warned_not_configured = True
+                self._log.warning("PANIC_WITHOUT_RELIABLE_TIMESTAMP", redis_status="not_configured",
+                                  answer="PANIC_FULL")
+        elif not tried:
+            self._outage.answered_without_trying()
 
     def _emit(self, level: str, event: str, **fields: Any) -> None:
         """Log without ever raising: a broken log sink must not turn a fail-safe answer into an exception."""
         with contextlib.suppress(Exception):
             getattr(self._log, level)(event, **fields)
 
-    def _calm(self, base: int) -> tuple[int, PanicMode]:
-        """A calm market: the base TTL. The signal is per market and the clock is global, so a calm answer
-        says nothing about the panic's state and changes no logged state."""
-        if self.end_on_normal and self.panic_clock is not None:
-            self._end_on_calm()
-        return base, PanicMode.NORMAL
+    # --- the one round trip per interval --------------------------------------------------------------------
 
-    def _panic(self, base: int, match_context: Any) -> tuple[int, PanicMode]:
-        now = self.clock()
-        start = self._shared_start(now)
-        importance = self.quota.classify(match_context)
-        if start is None:
-            self._note(importance, PanicMode.PANIC_FULL, 1, 0, None)
-            return _FAIL_SAFE
-        duration_min = (now - start) / 60.0 if now > start else 0.0
-        ttl, mode, tier = self.quota.decide(base, duration_min, importance, True)
-        self._note(importance, mode, tier, ttl, start)
-        return ttl, mode
+    def _sync_if_due(self, now: float, kind: bool) -> bool:
+        """Make this worker's round trip when one is due; True when this call made it (or tried).
 
-    def _shared_start(self, now: float) -> float | None:
-        """The agreed panic start: from the local cache within ``refresh_interval_s``, else one round trip."""
-        start, fetched_at = self._cached
-        if start is not None and 0 <= now - fetched_at < self.refresh_interval_s:
-            return start
-        if self.panic_clock is None:
-            self._fail_safe_not_configured()
-            return None
-        if self._backing_off(now):
-            self._count_outage_call()
-            return None
-        # Only one thread goes to Redis; the others answer at once: with the previous start while it
-        # does, or fail-safe when there is none (waiting for the lock would be waiting on the network).
+        Due: ``refresh_interval_s`` after the last one, in every state; at once for a panic call when the last
+        one did not observe the clock (no start known). Only one thread goes to Redis; the others answer from
+        local state meanwhile (waiting for the lock would be waiting on the network).
+        """
+        sync = self._sync
+        if 0 <= now - sync.at < self.refresh_interval_s and not (kind is _PANIC and sync.start is None
+                                                                  and not self._calm_forced(now)):
+            return False
+        if self.panic_clock is None or self._backing_off(now):
+            return False
         if not self._refresh_lock.acquire(blocking=False):
-            if start is not None and 0 <= now - fetched_at < self.refresh_interval_s + self._stale_grace_s:
-                return start
-            self._count_outage_call()  # no start, or one nobody could confirm for too long: fail safe
-            return None
+            return False
         try:
-            start, fetched_at = self._cached
-            if start is not None and 0 <= now - fetched_at < self.refresh_interval_s:
-                return start
+            sync = self._sync
+            if 0 <= now - sync.at < self.refresh_interval_s and not (kind is _PANIC and sync.start is None):
+                return False
             if self._backing_off(now):
-                self._count_outage_call()
-                return None
-            try:
-                observation = self.panic_clock.observe(now)
-            except Exception as exc:
-                self._redis_failed(now, exc)
-                return None
-            if observation.start != self._episode_start:
-                if self._episode_start is not None:
-                    with self._state_lock:
-                        self._last_decision.clear()  # a new panic: log it from its first tier, even tier 1 again
-                self._episode_start = observation.start
-            self._cached = (observation.start, now)
-            self._debug_on = None  # logging may have been reconfigured since: look again at the next decision
+                return False
+            observe = (kind is _PANIC or self._panic_seen) and not self._calm_forced(now)
+            self._round_trip(now, observe=observe, panic_call=kind is _PANIC)
+            return True
         finally:
             self._refresh_lock.release()
-        self._redis_ok()
-        if observation.replaced_raw is not None:
-            self._log.error(
-                "INVALID_PANIC_TIMESTAMP", key=self.panic_clock.start_key, value=_short(observation.replaced_raw),
-                replaced_with=observation.start,
-            )
-        elif observation.initialized:
-            self._log.warning("PANIC_TIMESTAMP_INITIALIZED", key=self.panic_clock.start_key, start=observation.start)
-        return observation.start
 
-    def _end_on_calm(self) -> None:
+    def _calm_forced(self, now: float) -> bool:
+        return self._override_mode(now) is OverrideMode.FORCE_CALM
+
+    def _round_trip(self, now: float, *, observe: bool, panic_call: bool) -> None:
+        calls, fail_safe, tiers = self._answers.take()
+        forced = self._override_mode(now)
+        beat = beat_json(
+            host=socket.gethostname(), pid=os.getpid(), started=self._started if self._started else now,
+            interval_s=self.refresh_interval_s, calls=calls, fail_safe=fail_safe, tiers=tiers,
+            override=forced.value if forced else None, error=self._outage.last_error, version=__version__,
+            overrides_seen=self._overrides_seen,
+        )
+        try:
+            reply = self._exchange(now, observe, beat)
+            observation = observation_of(reply) if observe else None
+        except Exception as exc:
+            self._answers.give_back(calls, fail_safe, tiers)
+            self._failed(now, exc, panic_call=panic_call)
+            return
+        server_offset = reply.server_now - now
+        start = None
+        if observation is not None:
+            start = observation.start
+            if start != self._episode_start:
+                if self._episode_start is not None:
+                    self._decisions.new_episode()  # a new panic: log it from its first tier, even tier 1 again
+                self._episode_start = start
+            if observation.replaced_raw is not None:
+                self._log.error("INVALID_PANIC_TIMESTAMP", key=self.panic_clock.start_key,
+                                value=_short(observation.replaced_raw), replaced_with=start)
+            elif observation.initialized:
+                self._log.warning("PANIC_TIMESTAMP_INITIALIZED", key=self.panic_clock.start_key, start=start)
+        if self._started is None:
+            self._started = reply.server_now
+        self._sync = _Sync(now, server_offset if self.server_time else 0.0, server_offset, start)
+        self._panic_seen = False
+        if reply.beat == refresh.BEAT_NO_HEXPIRE:
+            self._hexpire = False  # detected once: this server prunes nothing itself, readers do
+        self._take_override(reply, reply.server_now)
+        self._decisions.recheck_level()
+        self._outage.recovered(now)
+
+    def _exchange(self, now: float, observe: bool, beat: str) -> refresh.Reply:
+        clock = self.panic_clock
+        at = None if self.server_time else now
+        ttl = beat_ttl_s(self.refresh_interval_s)
+        if not self._separate:
+            try:
+                return clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
+                                        beat_ttl_s=ttl, hexpire=self._hexpire)
+            except NoAtomicCommands as exc:
+                self._separate = True
+                reason = str(exc)
+        else:
+            reason = f"{type(self.redis).__name__} has no evalsha"
+        if not self._warned_separate:
+            self._warned_separate = True
+            self._log.warning(
+                "REDIS_WITHOUT_SCRIPTING", reason=reason[:200],
+                fallback="separate SET NX EX, GET, EXPIRE (first writer still wins; an unusable value is not "
+                         "replaced, it expires)",
+            )
+        return clock.separate_round_trip(observe=observe, now=at, fallback_now=now, worker_id=self.worker_id,
+                                         beat=beat)
+
+    def _take_override(self, reply: refresh.Reply, server_now: float) -> None:
+        """Adopt the override the round trip read; log a change once, an unusable value once."""
+        raw = reply.override_raw
+        if raw == self._override_raw and (self._override is None or self._override.active(server_now)):
+            return
+        self._override_raw = raw
+        seen: Override | None = None
+        if raw is not None:
+            try:
+                if reply.override_len > MAX_RAW_BYTES:
+                    raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
+                seen = parse_override(raw)
+                if not seen.active(server_now):
+                    raise InvalidOverride("expired")
+            except InvalidOverride as exc:
+                seen = None
+                self._log.error("INVALID_PANIC_OVERRIDE", key=self.panic_clock.override_key, reason=str(exc),
+                                value=_short(raw), answer="override ignored")
+        if seen != self._override:
+            self._override = seen
+            self._overrides_seen += 1
+            self._log.warning(
+                "PANIC_OVERRIDE_SEEN", mode=seen.mode.value if seen else None, who=seen.who if seen else None,
+                why=seen.why if seen else None, until=seen.until if seen else None,
+                left_s=round(seen.left_s(server_now), 1) if seen else None,
+            )
+
+    def _end_on_calm(self, now: float) -> None:
         """Seed mode: every calm observation deletes the clock."""
-        now = self.clock()
         # Backing off, or another thread is on the network (perhaps hung): the next calm call deletes.
         if self._backing_off(now) or not self._refresh_lock.acquire(blocking=False):
             return
         try:
             deleted = self.panic_clock.end()
         except Exception as exc:
-            self._redis_failed(now, exc)
+            self._failed(now, exc, panic_call=False)
             return
         finally:
             self._refresh_lock.release()
-        self._cached = _NO_CACHE
-        self._redis_ok()
+        self._sync = self._sync._replace(start=None)
+        self._outage.recovered(now)
         if deleted:
-            with self._state_lock:
-                self._last_decision.clear()  # the next panic is a new episode, logged from tier 1
+            self._decisions.new_episode()  # the next panic is a new episode, logged from tier 1
             self._log.info("PANIC_TIMESTAMP_CLEARED", key=self.panic_clock.start_key)
 
     def _backing_off(self, now: float) -> bool:
         """Inside ``retry_after_s`` of a failure; a wall clock stepped back does not stretch the back-off."""
         return now < self._retry_at <= now + self.retry_after_s
 
-    def _redis_failed(self, now: float, exc: Exception) -> None:
+    def _failed(self, now: float, exc: Exception, *, panic_call: bool) -> None:
         self._retry_at = now + self.retry_after_s
-        self._cached = _NO_CACHE
-        self.last_error = f"{type(exc).__name__}: {exc}"  # redis-py 8's repr drops the message
-        with self._state_lock:
-            first = self._outage is None
-            if first:
-                self._outage = {"since": now, "calls": 1 + self._answered_while_probing, "warned": False}
-                self._answered_while_probing = 0
-            else:
-                self._outage["calls"] += 1
-        if first:
-            event = "REDIS_UNAVAILABLE" if isinstance(exc, (RedisError, OSError)) else "VIX_CIRCUIT_BREAKER_ERROR"
-            self._log.error(
-                event, redis_status="configured_but_error", error=self.last_error,
-                target=describe_client(self.redis), retry_after_s=self.retry_after_s, answer="PANIC_FULL",
-            )
+        self._sync = self._sync._replace(at=-math.inf, start=None)
+        self._outage.failed(now, exc, answered_fail_safe=panic_call)
 
-    def _count_outage_call(self) -> None:
-        with self._state_lock:
-            outage = self._outage
-            if outage is None:
-                self._answered_while_probing += 1
-                return
-            outage["calls"] += 1
-            warn = not outage["warned"]
-            outage["warned"] = True
-        if warn:
-            self._log.warning(
-                "PANIC_WITHOUT_RELIABLE_TIMESTAMP", redis_status="configured_but_error", answer="PANIC_FULL"
-            )
-
-    def _redis_ok(self) -> None:
-        self._answered_while_probing = 0
-        if self._outage is None:
-            return
-        with self._state_lock:
-            outage, self._outage = self._outage, None
-        if outage is not None:
-            self.last_error = None
-            self._log.info(
-                "REDIS_RECOVERED", calls_answered_fail_safe=outage["calls"],
-                outage_s=round(self.clock() - outage["since"], 3),
-            )
-
-    def _fail_safe_not_configured(self) -> None:
-        if not self._warned_not_configured:
-            self._warned_not_configured = True
-            self._log.warning("PANIC_WITHOUT_RELIABLE_TIMESTAMP", redis_status="not_configured", answer="PANIC_FULL")
-
-    def _debug_enabled(self) -> bool:
-        """Whether to build DEBUG lines at all; True when the logger cannot say (it then filters them itself)."""
-        try:
-            return bool(self._log.is_enabled_for(logging.DEBUG))
-        except Exception:
-            return True
-
-    def _note(self, importance: MatchImportance, mode: PanicMode, tier: int, ttl: int, start: float | None) -> None:
-        """Log on change: INFO when a stakes class changes mode or tier, DEBUG otherwise."""
-        state = (mode, tier)
-        previous = self._last_decision.get(importance)
-        if previous == state:
-            debug_on = self._debug_on
-            if debug_on is None:
-                debug_on = self._debug_on = self._debug_enabled()
-            if debug_on:
-                self._log.debug("VIX_TTL_DECISION", match_importance=importance.value, mode=mode.value, tier=tier,
-                                ttl=ttl)
-            return
-        with self._state_lock:
-            previous = self._last_decision.get(importance)
-            if previous == state:
-                return
-            self._last_decision[importance] = state
-        event = {
-            "match_importance": importance.value,
-            "mode": mode.value,
-            "tier": tier,
-            "ttl": ttl,
-            "previous_mode": previous[0].value if previous else None,
-            "previous_tier": previous[1] if previous else None,
-            "panic_start": start,  # which episode: a new start means the previous panic is over
-        }
-        self._log.info("VIX_TTL_STATE_CHANGE", **event)
-        # A listener that writes to the same Redis would wait on it: skip it during an outage, and for any
-        # fail-safe answer of a configured breaker (a refresh may be hanging without an outage declared yet).
-        unreliable = self._outage is not None or (start is None and self.panic_clock is not None)
-        if self.on_state_change is not None and not unreliable:
-            try:
-                self.on_state_change(event)
-            except Exception as exc:  # a listener (the audit trail) must not change the answer
-                self._log.warning("STATE_LISTENER_FAILED", error=repr(exc))
+    # --- the older per-process API ----------------------------------------------------------------------------
 
     def get_adaptive_ttl(self, vix_status: Any, base_ttl: Any = None) -> tuple[int, str]:
         """The older per-process API: a rolling window and hysteresis, no Redis."""

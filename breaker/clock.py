@@ -1,22 +1,27 @@
 """The shared panic clock: every Redis command about the panic start lives here.
 
 Protocol (SPEC section 3): ``{prefix}panic_start_ts`` holds the panic start as a
-decimal Unix timestamp. A panic observation is one MULTI/EXEC round trip: SET NX
-(first writer wins), GET, EXPIRE (the expiry is both the dead man's switch and
-the calm period), plus ``{prefix}panic_last_seen_ts`` so that operators can see
-when the clock was last fed. Errors from the client propagate: deciding what a
-failure means is the breaker's job, not the clock's.
+decimal Unix timestamp in the server's time. A panic observation is one atomic
+round trip (the script of ``breaker.refresh``): set if absent (first writer wins),
+read, (re)set the expiry (both the dead man's switch and the calm period), replace
+an unusable value, plus ``{prefix}panic_last_seen_ts`` so that operators can see
+when the clock was last fed. Without scripting it falls back to the seed's separate
+commands. Errors from the client propagate: deciding what a failure means is the
+breaker's job, not the clock's.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import NoScriptError, ResponseError, WatchError
 
-from . import transaction
+from . import refresh, wire
+from .heartbeat import GONE_AFTER_S, WORKERS_KEY_NAME
+from .override import OVERRIDE_KEY_NAME
 
 DEFAULT_KEY_PREFIX = "brain:"
 DEFAULT_PANIC_KEY_TTL_S = 900
@@ -105,6 +110,26 @@ class ClockReading:
         return max(0.0, self.now - self.last_observed_at)
 
 
+class NoAtomicCommands(Exception):
+    """The server, a proxy, an ACL rule or the client itself offers no script: the protocol's atomic round
+    trip is impossible here, and the caller falls back to the seed's separate commands."""
+
+
+class UnusableStart(ValueError):
+    """The stored start is unusable and could not be replaced atomically; its expiry was not renewed."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__(f"unusable panic start {_describe(raw)!r} (not replaced: no atomic command available)")
+        self.raw = _describe(raw)
+
+
+_NO_SCRIPT_WORDS = ("unknown command", "noperm", "unsupported", "not supported", "no permissions")
+
+
+def _lacks_scripting(exc: Exception) -> bool:
+    return isinstance(exc, ResponseError) and any(word in str(exc).lower() for word in _NO_SCRIPT_WORDS)
+
+
 class PanicClock:
     """The Redis protocol of the shared panic clock for one key prefix."""
 
@@ -117,70 +142,128 @@ class PanicClock:
         self.panic_key_ttl_s = panic_key_ttl_s
         self.start_key = f"{key_prefix}{START_KEY_NAME}"
         self.last_seen_key = f"{key_prefix}{LAST_SEEN_KEY_NAME}"
-        self._packed_keys: tuple[bytes, bytes, bytes] | None = None
-        if transaction.can_pack_by_hand(client):
-            encode = client.connection_pool.get_encoder().encode
-            self._packed_keys = (encode(self.start_key), encode(self.last_seen_key), b"%d" % panic_key_ttl_s)
+        self.override_key = f"{key_prefix}{OVERRIDE_KEY_NAME}"
+        self.workers_key = f"{key_prefix}{WORKERS_KEY_NAME}"
+        self._keys = tuple(k.encode() for k in (self.start_key, self.last_seen_key, self.override_key,
+                                                 self.workers_key))
+        self._bounded = wire.can_bound(client)
+        #: False for a client without scripting (a minimal double with get/set/expire/delete).
+        self.scripting = callable(getattr(client, "evalsha", None))
 
-    def observe(self, now: float) -> Observation:
-        """Record a panic observation in one atomic round trip and return the agreed start."""
-        stamp = format_ts(now)
-        if self._packed_keys is not None:
-            created, raw, _, _ = self._observe_packed(stamp.encode())
-        else:
-            ttl = self.panic_key_ttl_s
-            pipe = self.client.pipeline(transaction=True)
-            pipe.set(self.start_key, stamp, nx=True, ex=ttl)
-            pipe.get(self.start_key)
-            pipe.expire(self.start_key, ttl)
-            pipe.set(self.last_seen_key, stamp, ex=ttl)
-            created, raw, _, _ = pipe.execute(raise_on_error=False)
-        for result in (created, raw):
-            if isinstance(result, Exception) and not _is_wrong_type(result):
-                raise result
-        start = None if isinstance(raw, Exception) else parse_start(raw)
-        if start is not None:
-            return Observation(start, initialized=bool(created) and not isinstance(created, Exception))
-        return self._replace_unusable(now, raw)
+    def round_trip(
+        self,
+        *,
+        observe: bool,
+        now: float | None = None,
+        worker_id: str = "",
+        beat: str = "",
+        beat_ttl_s: int = GONE_AFTER_S,
+        hexpire: bool = True,
+        budget_s: float | None = None,
+    ) -> refresh.Reply:
+        """The worker's one round trip (``refresh.SCRIPT``); ``now=None`` measures in the server's time.
 
-    def _observe_packed(self, stamp: bytes) -> list[Any]:
-        """The same four commands as the pipeline above, in one hand-packed MULTI/EXEC."""
-        key, last_seen_key, ttl = self._packed_keys
-        commands = b"".join((
-            transaction.pack(b"SET", key, stamp, b"NX", b"EX", ttl),
-            transaction.pack(b"GET", key),
-            transaction.pack(b"EXPIRE", key, ttl),
-            transaction.pack(b"SET", last_seen_key, stamp, b"EX", ttl),
-        ))
-        return transaction.execute_transaction(self.client, commands, queued=4)
-
-    def _replace_unusable(self, now: float, seen_raw: Any) -> Observation:
-        """Compare-and-set an unusable value to ``now``; if another worker won, take theirs."""
-        for _ in range(5):
-            with self.client.pipeline(transaction=True) as pipe:
+        ``budget_s`` bounds the whole call (default: the client's read timeout) when the client allows it.
+        Raises ``NoAtomicCommands`` when scripting is unavailable, redis-py errors otherwise.
+        """
+        if not self.scripting:
+            raise NoAtomicCommands(f"{type(self.client).__name__} has no evalsha")
+        args = refresh.arguments(
+            self._keys, observe=observe, now="" if now is None else format_ts(now), ttl_s=self.panic_key_ttl_s,
+            worker_id=worker_id, beat=beat, beat_ttl_s=beat_ttl_s, hexpire=hexpire, ascii_only=not self._bounded,
+        )
+        try:
+            if self._bounded:
+                reply = self._call_bounded(args, wire.timeout_s(self.client) if budget_s is None else budget_s)
+            else:
                 try:
-                    pipe.watch(self.start_key)
-                    raw = pipe.get(self.start_key) if pipe.type(self.start_key) in (b"string", "string") else None
-                    current = parse_start(raw)
-                    if current is not None:
-                        return Observation(current, initialized=False)
-                    pipe.multi()
-                    pipe.delete(self.start_key)  # a hash or list cannot be SET over inside MULTI safely
-                    pipe.set(self.start_key, format_ts(now), ex=self.panic_key_ttl_s)
-                    pipe.execute()
-                    return Observation(now, initialized=True, replaced_raw=_describe(seen_raw))
-                except WatchError:
-                    continue
-        raise RuntimeError(f"{self.start_key}: could not replace an unusable value after 5 attempts")
+                    reply = self.client.evalsha(refresh.SCRIPT_SHA.decode(), *args)
+                except NoScriptError:
+                    reply = self.client.eval(refresh.SCRIPT, *args)
+        except ResponseError as exc:
+            if _lacks_scripting(exc):
+                raise NoAtomicCommands(str(exc)) from exc
+            raise
+        return refresh.parse_reply(reply)
 
-    def read(self, now: float) -> ClockReading:
-        """Snapshot for the console: value, parse, expiry and last observation in one round trip."""
-        pipe = self.client.pipeline(transaction=True)
+    def _call_bounded(self, args: list[bytes], budget_s: float) -> Any:
+        deadline = time.monotonic() + budget_s
+        try:
+            return wire.call(self.client, wire.pack(b"EVALSHA", refresh.SCRIPT_SHA, *args), budget_s=budget_s)
+        except NoScriptError:
+            left = max(0.0, deadline - time.monotonic())
+            return wire.call(self.client, wire.pack(b"EVAL", refresh.SCRIPT_BYTES, *args), budget_s=left)
+
+    def observe(self, now: float | None = None) -> Observation:
+        """Record a panic observation in one atomic round trip and return the agreed start.
+
+        ``now=None`` writes the server's time. Unusable values (garbage, NaN, inf, <= 0, another type, more
+        than 60 s ahead of ``now``) are replaced by ``now`` in the same step.
+        """
+        if not self.scripting:
+            return self.observe_separately(now)
+        return observation_of(self.round_trip(observe=True, now=now))
+
+    def observe_separately(self, now: float | None) -> Observation:
+        """The seed's protocol, for servers, proxies, ACL users or clients without scripting: SET NX EX, GET,
+        EXPIRE as separate commands (still first writer wins). An unusable value cannot be replaced safely
+        without an atomic step: ``UnusableStart`` is raised and its expiry is NOT renewed, so it ends."""
+        if now is None:
+            now = server_time(self.client.time()) if callable(getattr(self.client, "time", None)) else time.time()
+        stamp = format_ts(now)
+        ttl = self.panic_key_ttl_s
+        created = self.client.set(self.start_key, stamp, nx=True, ex=ttl)
+        raw = self.client.get(self.start_key)
+        start = parse_start(raw)
+        if start is None or start > now + refresh.MAX_AHEAD_S:
+            raise UnusableStart(raw)
+        self.client.expire(self.start_key, ttl)
+        return Observation(start, initialized=bool(created))
+
+    def separate_round_trip(
+        self, *, observe: bool, now: float | None, fallback_now: float, worker_id: str = "", beat: str = ""
+    ) -> refresh.Reply:
+        """The round trip without scripting: the seed's separate commands, and the override and beat as far as
+        the client offers them (a minimal client with get/set/expire/delete gets no beat). Server time comes
+        from ``TIME`` when the client has it, else the local clock is all there is."""
+        client = self.client
+        server_now = server_time(client.time()) if now is None and callable(getattr(client, "time", None)) else None
+        measured = now if now is not None else (server_now if server_now is not None else fallback_now)
+        observation = self.observe_separately(measured) if observe else None
+        override = client.get(self.override_key)
+        if isinstance(override, str):
+            override = override.encode("utf-8", "replace")
+        beat_state = refresh.BEAT_NOT_SENT
+        if beat and callable(getattr(client, "hset", None)):
+            try:
+                client.hset(self.workers_key, worker_id, f"{beat}{format_ts(measured)}}}")
+                beat_state = refresh.BEAT_NO_HEXPIRE
+            except ResponseError:
+                beat_state = refresh.BEAT_FAILED
+        return refresh.Reply(
+            server_now=measured if server_now is None else server_now,
+            start_raw=format_ts(observation.start).encode() if observation else None,
+            initialized=bool(observation and observation.initialized),
+            replaced=None,
+            override_raw=override,
+            override_len=len(override) if override is not None else 0,
+            beat=beat_state,
+        )
+
+    def server_now(self) -> float:
+        """The Redis server's time (one ``TIME`` round trip): operators' tools write in the server's clock."""
+        return server_time(self.client.time())
+
+    def queue_read(self, pipe: Any) -> None:
+        """Queue the four commands of a reading on ``pipe`` (for callers that batch it with other reads)."""
         pipe.type(self.start_key)
         pipe.get(self.start_key)
         pipe.pttl(self.start_key)
         pipe.get(self.last_seen_key)
-        kind, raw, pttl, seen = pipe.execute(raise_on_error=False)
+
+    def reading(self, replies: list[Any], now: float) -> ClockReading:
+        """The reading from the four replies of ``queue_read`` (``raise_on_error=False``)."""
+        kind, raw, pttl, seen = replies
         for result in (kind, pttl, seen):
             if isinstance(result, Exception):
                 raise result
@@ -202,8 +285,17 @@ class PanicClock:
             last_observed_at=parse_start(seen),
         )
 
+    def read(self, now: float) -> ClockReading:
+        """Snapshot for the console: value, parse, expiry and last observation in one round trip."""
+        pipe = self.client.pipeline(transaction=True)
+        self.queue_read(pipe)
+        return self.reading(pipe.execute(raise_on_error=False), now)
+
     def end(self) -> bool:
-        """Delete the clock (the panic is over); True when there was one."""
+        """Delete the clock (the panic is over); True when there was one. Bounded like the round trip."""
+        if self._bounded:
+            command = wire.pack(b"DEL", *self._keys[:2])
+            return bool(wire.call(self.client, command, budget_s=wire.timeout_s(self.client)))
         return bool(self.client.delete(self.start_key, self.last_seen_key))
 
     def start_drill(
@@ -239,6 +331,20 @@ class PanicClock:
                     continue
         return False
 
+
+
+def observation_of(reply: refresh.Reply) -> Observation:
+    """The observation a round trip made; ``ValueError`` if the server handed back no usable start."""
+    start = parse_start(reply.start_raw)
+    if start is None:
+        raise ValueError(f"the round trip returned no usable start: {_describe(reply.start_raw)!r}")
+    return Observation(start, initialized=reply.initialized, replaced_raw=reply.replaced)
+
+
+def server_time(reply: Any) -> float:
+    """Seconds since the epoch from a ``TIME`` reply (redis-py gives ``(seconds, microseconds)``)."""
+    seconds, micros = reply
+    return int(seconds) + int(micros) / 1e6
 
 
 def _is_wrong_type(exc: Exception) -> bool:

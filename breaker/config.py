@@ -28,6 +28,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "console"
     operator_password: str | None = None
+    max_override_min: float = 60.0
 
     def __post_init__(self) -> None:
         if self.panic_key_ttl_s is None:
@@ -47,6 +48,7 @@ class Settings:
             log_level=_choice(env, "BREAKER_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=_choice(env, "BREAKER_LOG_FORMAT", "console", LOG_FORMATS),
             operator_password=env.get("BREAKER_OPERATOR_PASSWORD") or None,
+            max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
         )
 
 

@@ -39,7 +39,7 @@ def test_seed_calm_call_is_one_del(real_redis, fake_clock):
 def test_seed_and_ours_agree_on_the_tier(real_redis, fake_clock):
     """Twenty minutes into a low-stakes panic both answer tier 2 (5 s, PANIC_PARTIAL)."""
     seed = SeedBreaker(real_redis, key_prefix="seed:", clock=fake_clock)
-    ours = VIXCircuitBreaker(real_redis, key_prefix="ours:", clock=fake_clock)
+    ours = VIXCircuitBreaker(real_redis, key_prefix="ours:", clock=fake_clock, server_time=False)
     seed.get_ttl(60, "panic")
     ours.get_ttl(60, "panic")
     fake_clock.advance(20 * 60)

@@ -10,6 +10,8 @@ from structlog.testing import capture_logs
 from breaker import PanicMode, VIXCircuitBreaker, redis_client
 from breaker.ops.embedded import start_embedded_server
 
+from .stubs import StubClock, round_trips
+
 FAIL_SAFE = (0, PanicMode.PANIC_FULL)
 
 
@@ -25,7 +27,7 @@ def free_port() -> int:
 
 def test_no_redis_is_fail_safe_and_warns_once(fake_clock):
     """Without Redis every panic answers PANIC_FULL, with one not_configured warning."""
-    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         answers = {breaker.get_ttl(60, "panic", {"stakes": "high"}) for _ in range(100)}
         assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
@@ -46,7 +48,7 @@ def test_refused_port_fails_safe_with_one_attempt_and_one_error(fake_clock):
         return take(*args, **kwargs)
 
     pool.get_connection = counted
-    breaker = VIXCircuitBreaker(client, clock=fake_clock)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         answers = [breaker.get_ttl(60, "panic") for _ in range(200)]
         assert breaker.get_ttl(60, "warning") == (60, "NORMAL")
@@ -66,7 +68,7 @@ def test_outage_then_recovery_logs_once_each(fake_clock):
     server = start_embedded_server()
     port = server.port
     client = redis_client(server.connection_url, timeout_ms=500)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=1.0, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=1.0, refresh_interval_s=0, server_time=False)
     try:
         breaker.get_ttl(60, "panic")
         server.stop()
@@ -92,7 +94,7 @@ def test_unexpected_exception_is_fail_safe(fake_clock):
         def pipeline(self, *a, **k):
             raise RuntimeError("bug in a client wrapper")
 
-    breaker = VIXCircuitBreaker(Broken(), clock=fake_clock)
+    breaker = VIXCircuitBreaker(Broken(), clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "panic") == FAIL_SAFE
     assert events(logs, "VIX_CIRCUIT_BREAKER_ERROR")
@@ -101,12 +103,12 @@ def test_unexpected_exception_is_fail_safe(fake_clock):
 @pytest.mark.parametrize("status", [None, "", "unknown", 42, b"panic", ["panic"], "pan ic"])
 def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock, status):
     """An unknown status answers PANIC_FULL, logs an error and sends no command."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
-    before = real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"]
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
+    before = round_trips(real_redis)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, status) == FAIL_SAFE
     assert events(logs, "UNKNOWN_VIX_STATUS")[0]["log_level"] == "error"
-    assert real_redis.info("commandstats").get("cmdstat_multi", {"calls": 0})["calls"] == before
+    assert round_trips(real_redis) == before
     assert not real_redis.exists("brain:panic_start_ts")
 
 
@@ -119,7 +121,7 @@ def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock
 def test_status_is_case_and_space_insensitive(real_redis, fake_clock, status, expected):
     """Case and surrounding whitespace do not matter (a 20-minute low-stakes panic is tier 2, not fail-safe)."""
     real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, status, {"stakes": "low"}) == expected
     assert not [e for e in logs if e["log_level"] == "error"]
@@ -128,7 +130,7 @@ def test_status_is_case_and_space_insensitive(real_redis, fake_clock, status, ex
 @pytest.mark.parametrize("base_ttl", [-1, float("nan"), float("inf"), "60", True, None])
 def test_bad_base_ttl_is_fail_safe(real_redis, fake_clock, base_ttl):
     """An invalid base_ttl answers PANIC_FULL, logs INVALID_BASE_TTL, touches no clock."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         assert breaker.get_ttl(base_ttl, "normal") == FAIL_SAFE
         assert breaker.get_ttl(base_ttl, "panic") == FAIL_SAFE
@@ -138,7 +140,7 @@ def test_bad_base_ttl_is_fail_safe(real_redis, fake_clock, base_ttl):
 
 def test_steady_panic_logs_info_only_on_tier_change(real_redis, fake_clock):
     """10 000 steady-panic calls over 7 hours log one INFO per tier change per stakes class."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     contexts = [{"stakes": "high"}, {"stakes": "medium"}, {"stakes": "low"}]
     with capture_logs() as logs:
         for i in range(10_000):
@@ -157,7 +159,7 @@ def test_steady_panic_logs_info_only_on_tier_change(real_redis, fake_clock):
 
 def test_calm_markets_between_panics_log_no_change(real_redis, fake_clock):
     """The signal is per market: calm answers between panic answers change no logged state."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         for i in range(1000):
             breaker.get_ttl(60, "panic" if i % 2 else "normal", {"stakes": "low"})
@@ -167,7 +169,9 @@ def test_calm_markets_between_panics_log_no_change(real_redis, fake_clock):
 
 def test_seed_mode_deletion_starts_a_new_logged_episode(real_redis, fake_clock):
     """In seed mode a calm call that deletes the clock resets the logged state: the next panic logs tier 1 anew."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(
+        real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0, server_time=False,
+    )
     assert breaker.panic_key_ttl_s == 86400  # seed mode's usual expiry
     with capture_logs() as logs:
         breaker.get_ttl(60, "panic")
@@ -182,14 +186,14 @@ def test_state_listener_sees_changes_and_cannot_break_answers(real_redis, fake_c
     """on_state_change receives each change; a failing listener is logged and does not change the answer."""
     real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
     seen = []
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=seen.append)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=seen.append, server_time=False)
     breaker.get_ttl(60, "panic", {"stakes": "low"})
     assert seen[0]["mode"] == "PANIC_PARTIAL" and seen[0]["tier"] == 2
 
     def explode(event):
         raise RuntimeError("audit down")
 
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=explode)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=explode, server_time=False)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
     assert events(logs, "STATE_LISTENER_FAILED")
@@ -199,7 +203,7 @@ def test_state_listener_is_not_called_during_an_outage(fake_clock):
     """A listener writing to the same Redis would wait on it: during an outage it is skipped."""
     seen = []
     client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, on_state_change=seen.append)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, on_state_change=seen.append, server_time=False)
     assert breaker.get_ttl(60, "panic") == FAIL_SAFE
     assert seen == []
 
@@ -212,13 +216,13 @@ def test_logging_failure_never_escapes(fake_clock):
         raise RuntimeError("log sink closed")
 
     structlog.configure(processors=[broken])
-    breaker = VIXCircuitBreaker(None, clock=fake_clock)
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic") == FAIL_SAFE
     assert breaker.get_ttl(60, "bogus") == FAIL_SAFE
     assert breaker.get_ttl("x", "normal") == FAIL_SAFE
 
 
-class _StuckClock:
+class _StuckClock(StubClock):
     """A PanicClock stand-in whose observation never returns until released (a client with no read timeout)."""
 
     start_key = "brain:panic_start_ts"
@@ -241,7 +245,7 @@ class _StuckClock:
 
 def test_stale_start_is_not_served_forever_while_a_refresh_hangs(fake_clock):
     """While one thread is stuck refreshing, others use the cached start only briefly, then fail safe."""
-    breaker = VIXCircuitBreaker(None, clock=fake_clock, refresh_interval_s=1.0, retry_after_s=1.0)
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, refresh_interval_s=1.0, retry_after_s=1.0, server_time=False)
     stuck = _StuckClock(fake_clock() - 20 * 60)
     breaker.panic_clock = stuck
     low = {"stakes": "low"}
@@ -261,12 +265,12 @@ def test_stale_start_is_not_served_forever_while_a_refresh_hangs(fake_clock):
 
 def test_clock_stepping_back_does_not_freeze_the_cache(real_redis, fake_clock):
     """A wall clock that steps back does not make the cached start look fresh for longer."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0, server_time=False)
     breaker.get_ttl(60, "panic")
-    before = real_redis.info("commandstats")["cmdstat_exec"]["calls"]
+    before = round_trips(real_redis)
     fake_clock.advance(-3600)
     breaker.get_ttl(60, "panic")
-    assert real_redis.info("commandstats")["cmdstat_exec"]["calls"] == before + 1
+    assert round_trips(real_redis) == before + 1
 
 
 def test_from_settings_wires_the_environment(redis_url):
@@ -286,8 +290,8 @@ def test_from_settings_wires_the_environment(redis_url):
 def test_client_that_may_stall_is_named_once(fake_clock):
     """A passed-in client with long timeouts or retries logs REDIS_CLIENT_MAY_STALL naming the setting."""
     with capture_logs() as logs:
-        VIXCircuitBreaker(redis.Redis(host="127.0.0.1", port=1), clock=fake_clock)
-        VIXCircuitBreaker(redis_client("redis://127.0.0.1:1"), clock=fake_clock)
+        VIXCircuitBreaker(redis.Redis(host="127.0.0.1", port=1), clock=fake_clock, server_time=False)
+        VIXCircuitBreaker(redis_client("redis://127.0.0.1:1"), clock=fake_clock, server_time=False)
     stalls = events(logs, "REDIS_CLIENT_MAY_STALL")
     assert len(stalls) == 1 and stalls[0]["log_level"] == "warning"
     assert any("retry" in s for s in stalls[0]["settings"])
@@ -297,7 +301,7 @@ def test_client_that_may_stall_is_named_once(fake_clock):
 def test_threads_share_one_breaker_safely(real_redis, fake_clock):
     """20 threads hammering one breaker get the real tier, never an error."""
     real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0, server_time=False)
     answers = []
 
     def worker():
@@ -328,7 +332,7 @@ def test_constructor_rejects_bad_intervals(name, value):
 
 def test_a_new_panic_at_the_same_tier_is_logged(real_redis, fake_clock):
     """A panic that ends and a new one that starts at tier 1 again are two logged episodes."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0, server_time=False)
     with capture_logs() as logs:
         breaker.get_ttl(60, "panic")
         real_redis.delete("brain:panic_start_ts")  # the first panic ended (its expiry ran out)
@@ -344,7 +348,7 @@ def test_a_new_panic_at_the_same_tier_is_logged(real_redis, fake_clock):
 def test_listener_skipped_for_fail_safe_answers_while_a_refresh_hangs(fake_clock):
     """A fail-safe answer given because another thread's refresh hangs does not call the listener."""
     seen = []
-    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=seen.append)
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, on_state_change=seen.append, server_time=False)
     stuck = _StuckClock(fake_clock() - 20 * 60)
     breaker.panic_clock = stuck
     low = {"stakes": "low"}
@@ -367,9 +371,7 @@ def test_clock_stepping_back_does_not_stretch_the_back_off(fake_clock):
     """After a failure, a wall clock stepped back an hour does not keep the breaker off Redis for an hour."""
     calls = []
 
-    class Flaky:
-        start_key = "brain:panic_start_ts"
-
+    class Flaky(StubClock):
         def observe(self, now):
             from breaker.clock import Observation
 
@@ -378,7 +380,7 @@ def test_clock_stepping_back_does_not_stretch_the_back_off(fake_clock):
                 raise ConnectionError("down")
             return Observation(now - 20 * 60, initialized=False)
 
-    breaker = VIXCircuitBreaker(None, clock=fake_clock, retry_after_s=1.0)
+    breaker = VIXCircuitBreaker(None, clock=fake_clock, retry_after_s=1.0, server_time=False)
     breaker.panic_clock = Flaky()
     assert breaker.get_ttl(60, "panic") == FAIL_SAFE
     fake_clock.advance(-3600)

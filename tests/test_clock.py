@@ -9,15 +9,10 @@ from structlog.testing import capture_logs
 
 from breaker import PanicClock, VIXCircuitBreaker, redis_client
 from breaker.ops.embedded import start_embedded_server
+from tests.stubs import round_trips
 from tests.workers import panic_at_barrier
 
 KEY = "brain:panic_start_ts"
-
-
-def server_calls(client) -> int:
-    """Commands the server has executed, INFO itself excluded."""
-    stats = client.info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
 
 
 def test_first_writer_wins_among_20_threads(real_redis, redis_url):
@@ -87,47 +82,55 @@ def test_key_without_expiry_gets_one(real_redis, fake_clock):
     assert real_redis.ttl(KEY) > 0
 
 
-def test_observation_is_one_transaction(real_redis, fake_clock):
-    """A panic observation is a single MULTI/EXEC round trip."""
-    before = real_redis.info("commandstats")
+def test_observation_is_one_script_call(real_redis, fake_clock):
+    """A panic observation is a single script call (EVALSHA; EVAL once when the server lacks the script)."""
+    real_redis.script_flush()
+    real_redis.config_resetstat()
     PanicClock(real_redis).observe(fake_clock())
-    after = real_redis.info("commandstats")
-    assert after["cmdstat_exec"]["calls"] - before.get("cmdstat_exec", {"calls": 0})["calls"] == 1
-    assert after["cmdstat_multi"]["calls"] - before.get("cmdstat_multi", {"calls": 0})["calls"] == 1
+    PanicClock(real_redis).observe(fake_clock())
+    stats = real_redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 2 and stats["cmdstat_eval"]["calls"] == 1
+    assert "cmdstat_multi" not in stats  # TIME, SET, GET, EXPIRE run inside the script: no other round trip
 
 
-def test_calm_calls_send_no_command(real_redis, fake_clock):
-    """10 000 calm calls cost the server nothing."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
-    before = server_calls(real_redis)
-    for i in range(10_000):
-        assert breaker.get_ttl(60, "normal" if i % 2 else "warning") == (60, "NORMAL")
-    assert server_calls(real_redis) - before == 0
-
-
-def test_panic_calls_reach_redis_once_per_refresh_interval(real_redis, fake_clock):
-    """Over 10 simulated seconds of 1000 calls/s, a worker makes at most 11 round trips."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0)
-    before = real_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
+@pytest.mark.parametrize("status", ["normal", "panic"])
+def test_steady_calls_reach_redis_once_per_refresh_interval(real_redis, fake_clock, status):
+    """10 000 calls over 10 s of injected time, calm or panic, make at most 11 round trips (server-counted)."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1.0, server_time=False)
+    real_redis.config_resetstat()
     for _ in range(10_000):
-        breaker.get_ttl(60, "panic")
+        breaker.get_ttl(60, status)
         fake_clock.advance(0.001)
-    execs = real_redis.info("commandstats")["cmdstat_exec"]["calls"] - before
-    assert 10 <= execs <= 11
+    assert 10 <= round_trips(real_redis) <= 11
+    assert "cmdstat_multi" not in real_redis.info("commandstats")
+    assert real_redis.hlen("brain:workers") == 1  # every round trip carried the heartbeat
+    assert real_redis.exists(KEY) == (status == "panic")  # calm round trips never observe the clock
+
+
+def test_seed_mode_calm_calls_still_delete_each_time(real_redis, fake_clock):
+    """Seed mode: calm calls delete the clock as before (one DEL per call), beside the beat per interval."""
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, server_time=False)
+    real_redis.config_resetstat()
+    for _ in range(1000):
+        breaker.get_ttl(60, "normal")
+        fake_clock.advance(0.01)
+    stats = real_redis.info("commandstats")
+    assert stats["cmdstat_del"]["calls"] == 1000
+    assert 10 <= round_trips(real_redis) <= 11
 
 
 def test_refresh_interval_zero_reaches_redis_every_call(real_redis, fake_clock):
     """refresh_interval_s=0 sends every panic observation to Redis."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
-    before = real_redis.info("commandstats").get("cmdstat_exec", {"calls": 0})["calls"]
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0, server_time=False)
+    before = round_trips(real_redis)
     for _ in range(50):
         breaker.get_ttl(60, "panic")
-    assert real_redis.info("commandstats")["cmdstat_exec"]["calls"] - before == 50
+    assert round_trips(real_redis) - before == 50
 
 
 def test_duration_derived_locally_between_refreshes(real_redis, fake_clock):
     """Between refreshes the duration still grows: tiers advance on the local clock."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=3600)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=3600, server_time=False)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
     fake_clock.advance(15 * 60)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
@@ -136,7 +139,7 @@ def test_duration_derived_locally_between_refreshes(real_redis, fake_clock):
 def test_tiers_follow_the_shared_start(real_redis, fake_clock):
     """A clock started 46 minutes ago: high tier 1, medium tier 2, low tier 3."""
     real_redis.set(KEY, repr(fake_clock() - 46 * 60), ex=900)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic", {"league": "Champions League"}) == (0, "PANIC_FULL")
     assert breaker.get_ttl(60, "panic", {"league": "Ligue 1"}) == (5, "PANIC_PARTIAL")
     assert breaker.get_ttl(60, "panic", {"league": "Ligue 2"}) == (20, "DEGRADED")
@@ -144,7 +147,9 @@ def test_tiers_follow_the_shared_start(real_redis, fake_clock):
 
 def test_seed_mode_deletes_on_calm(real_redis, fake_clock):
     """end_on_normal=True: a calm observation deletes the clock and logs it."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(
+        real_redis, clock=fake_clock, end_on_normal=True, refresh_interval_s=0, server_time=False,
+    )
     breaker.get_ttl(60, "panic")
     assert real_redis.exists(KEY)
     with capture_logs() as logs:
@@ -157,7 +162,7 @@ def test_seed_mode_deletes_on_calm(real_redis, fake_clock):
 
 def test_default_mode_keeps_clock_through_calm(real_redis, fake_clock):
     """The default calm-period mode: calm calls leave the clock running."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     breaker.get_ttl(60, "panic")
     breaker.get_ttl(60, "normal")
     assert real_redis.exists(KEY)
@@ -167,7 +172,7 @@ def test_default_mode_keeps_clock_through_calm(real_redis, fake_clock):
 def test_unparseable_value_is_replaced_and_answers_tier_one(real_redis, fake_clock, raw):
     """Garbage is replaced by now atomically, logged, and that call answers tier 1."""
     real_redis.set(KEY, raw)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
     assert float(real_redis.get(KEY)) == fake_clock()
@@ -178,17 +183,27 @@ def test_unparseable_value_is_replaced_and_answers_tier_one(real_redis, fake_clo
 def test_wrong_type_value_is_replaced(real_redis, fake_clock):
     """A hash at the key (WRONGTYPE) is replaced by a fresh clock."""
     real_redis.hset(KEY, "a", "1")
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert float(real_redis.get(KEY)) == fake_clock()
 
 
-def test_future_start_counts_as_zero(real_redis, fake_clock):
-    """A start in the future (clock skew) is duration 0: tier 1, never NORMAL."""
-    real_redis.set(KEY, repr(fake_clock() + 3600), ex=900)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+def test_start_up_to_60_s_ahead_counts_as_zero(real_redis, fake_clock):
+    """A start up to 60 s in the future (clock skew) is duration 0: tier 1, never NORMAL, and kept."""
+    real_redis.set(KEY, repr(fake_clock() + 59), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
-    assert float(real_redis.get(KEY)) == fake_clock() + 3600
+    assert float(real_redis.get(KEY)) == fake_clock() + 59
+
+
+def test_start_further_ahead_is_replaced_like_garbage(real_redis, fake_clock):
+    """A start more than 60 s ahead was written by a broken clock: replaced by now and logged."""
+    real_redis.set(KEY, repr(fake_clock() + 3600), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
+    assert float(real_redis.get(KEY)) == fake_clock()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["INVALID_PANIC_TIMESTAMP"]
 
 
 def test_str_and_bytes_values_are_read(fake_clock):
@@ -201,7 +216,7 @@ def test_str_and_bytes_values_are_read(fake_clock):
 
 def test_flushed_server_starts_a_new_clock(real_redis, fake_clock):
     """After FLUSHALL the next panic observation starts a new clock; nothing raises."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=0, server_time=False)
     breaker.get_ttl(60, "panic")
     first = float(real_redis.get(KEY))
     real_redis.flushall()
@@ -216,7 +231,7 @@ def test_restarted_server_starts_a_new_clock(fake_clock):
     port = server.port
     client = redis_client(server.connection_url, timeout_ms=500)
     try:
-        breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, retry_after_s=0)
+        breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, retry_after_s=0, server_time=False)
         breaker.get_ttl(60, "panic")
         server.stop()
         fake_clock.advance(60)

@@ -40,7 +40,7 @@ class SpyLogger:
 
 def test_steady_decisions_at_info_never_build_a_debug_line(real_redis, fake_clock):
     """With DEBUG off, 1000 steady calls make no debug call and ask the level once per refresh."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=60)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=60, server_time=False)
     breaker._log = spy = SpyLogger(debug_on=False)
     for _ in range(1000):
         breaker.get_ttl(60, "panic", {"league": "Ligue 1"})
@@ -50,7 +50,7 @@ def test_steady_decisions_at_info_never_build_a_debug_line(real_redis, fake_cloc
 
 def test_debug_lines_follow_a_reconfigured_level_at_the_next_refresh(real_redis, fake_clock):
     """Turning DEBUG on is seen after the next round trip; steady calls then log VIX_TTL_DECISION."""
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=1, server_time=False)
     breaker._log = spy = SpyLogger(debug_on=False)
     for _ in range(3):
         breaker.get_ttl(60, "panic")
@@ -78,6 +78,6 @@ def test_values_that_cannot_be_cache_keys_still_classify():
 def test_odd_context_values_never_reach_get_ttl_as_errors(real_redis, fake_clock):
     """A hash-raising value in the context does not turn a panic answer into an error."""
     real_redis.set("brain:panic_start_ts", repr(fake_clock() - 20 * 60), ex=900)  # low stakes: tier 2, not fail-safe
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic", {"league": BadHash()}) == (5, "PANIC_PARTIAL")
     assert breaker.get_ttl(60, "normal", {"league": BadHash()}) == (60, "NORMAL")

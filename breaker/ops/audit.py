@@ -68,6 +68,26 @@ class AuditTrail:
         **detail: Any,
     ) -> str:
         """Append one entry (one XADD, trimmed to ``maxlen``) and return its stream id."""
+        fields = self.entry_fields(who=who, action=action, why=why, kind=kind, tier=tier, at=at, **detail)
+        entry_id = self.client.xadd(self.key, fields, maxlen=self.maxlen, approximate=False)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def record_in(self, pipe: Any, **entry: Any) -> None:
+        """Queue the entry's XADD on ``pipe`` (a MULTI): the write it records and the entry land together."""
+        pipe.xadd(self.key, self.entry_fields(**entry), maxlen=self.maxlen, approximate=False)
+
+    def entry_fields(
+        self,
+        *,
+        who: str,
+        action: str,
+        why: str = "",
+        kind: str = "operator",
+        tier: int | None = None,
+        at: float | None = None,
+        **detail: Any,
+    ) -> dict[str, str]:
+        """The stream fields of one entry; raises ``ValueError`` for an entry nobody could read back."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not who or not action:
@@ -82,8 +102,7 @@ class AuditTrail:
         }
         if tier is not None:
             fields["tier"] = str(int(tier))
-        entry_id = self.client.xadd(self.key, fields, maxlen=self.maxlen, approximate=False)
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return fields
 
     def entries(self, count: int = 1000) -> list[AuditEntry]:
         """The newest ``count`` entries, oldest first."""

@@ -39,8 +39,10 @@ def scratch_prefix(key_prefix: str, purpose: str) -> str:
 
 
 def clear_namespace(client: Any, namespace: str) -> None:
-    """Delete the clock keys of a scratch namespace by name (no SCAN over a production keyspace)."""
-    PanicClock(client, key_prefix=namespace).end()
+    """Delete the keys of a scratch namespace by name (no SCAN over a production keyspace): the clock, and
+    the heartbeats and override of the breakers that ran in it."""
+    clock = PanicClock(client, key_prefix=namespace)
+    client.delete(clock.start_key, clock.last_seen_key, clock.workers_key, clock.override_key)
 
 
 def _cleanup_quietly(client: Any, namespace: str) -> None:
@@ -305,8 +307,7 @@ def replay_scenario(
     clock = _ReplayClock(start_at)
     breaker = VIXCircuitBreaker(
         client, key_prefix=namespace, panic_key_ttl_s=key_ttl, end_on_normal=end_on_normal,
-        refresh_interval_s=0, retry_after_s=0, clock=clock,
-    )
+        refresh_interval_s=0, retry_after_s=0, clock=clock, server_time=False)
     panic_clock = PanicClock(client, key_prefix=namespace, panic_key_ttl_s=key_ttl)
     points = []
     last_panic_at: float | None = None

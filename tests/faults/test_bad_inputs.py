@@ -112,7 +112,7 @@ def panicking(module_server):
 def test_bad_input_answer(panicking, base_ttl, vix_status, match_context, answer, error_event):
     """Each row of the table: the documented answer, the documented error event, and no clock touched on error."""
     client, round_trips = panicking
-    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0, server_time=False)
     with capture_logs() as logs:
         got = breaker.get_ttl(base_ttl, vix_status, match_context)
     assert got == answer
@@ -183,7 +183,7 @@ def test_fuzz_get_ttl_never_raises_nor_caches_a_young_panic(module_server, base_
     assume(NOW - start < 15 * 60)  # at 1.8e9 s a float step is 2.4e-7 s: 899.99999999 s ago can round to 900
     module_server.write_raw(repr(start), ex=900)
     client = redis_client(module_server.url, timeout_ms=PATIENT_MS)
-    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0, server_time=False)
     ttl, mode = breaker.get_ttl(base_ttl, vix_status, match_context)
     assert type(ttl) is int and isinstance(mode, PanicMode) and ttl >= 0
     if _is_calm(vix_status) and _is_valid_base(base_ttl):
@@ -204,7 +204,7 @@ def test_fuzz_panic_of_any_age_is_never_normal(module_server, base_ttl, vix_stat
     """A panic of any age (future starts included) answers a panic mode with a TTL no longer than base."""
     module_server.write_raw(repr(NOW - age_s), ex=900)
     client = redis_client(module_server.url, timeout_ms=PATIENT_MS)
-    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=lambda: NOW, refresh_interval_s=0, server_time=False)
     ttl, mode = breaker.get_ttl(base_ttl, vix_status, match_context)
     assert mode is not PanicMode.NORMAL
     assert 0 <= ttl <= int(base_ttl)

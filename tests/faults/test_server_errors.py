@@ -40,7 +40,9 @@ def _configure(server, fault: str) -> str:
 def test_server_error_fails_safe_with_one_error_line(fault_server, fake_clock, fault, error_class):
     """The server refuses the observation: PANIC_FULL, calm unaffected, one ERROR with the server's reason."""
     url = _configure(fault_server, fault)
-    breaker = VIXCircuitBreaker(redis_client(url, timeout_ms=1000), clock=fake_clock, retry_after_s=0.2)
+    breaker = VIXCircuitBreaker(
+        redis_client(url, timeout_ms=1000), clock=fake_clock, retry_after_s=0.2, server_time=False,
+    )
     with capture_logs() as logs:
         panics = {breaker.get_ttl(60, "panic", {"stakes": "low"}) for _ in range(20)}
         calm = breaker.get_ttl(60, "normal")

@@ -24,8 +24,9 @@ CASES = [
     ("inf", b"inf", (0, "PANIC_FULL"), REPLACED),
     ("minus-one", b"-1", (0, "PANIC_FULL"), REPLACED),
     ("zero", b"0", (0, "PANIC_FULL"), REPLACED),
-    ("1e308", b"1e308", (0, "PANIC_FULL"), KEPT),
-    ("one-year-ahead", repr(NOW + YEAR_S).encode(), (0, "PANIC_FULL"), KEPT),
+    ("1e308", b"1e308", (0, "PANIC_FULL"), REPLACED),  # far ahead: a broken clock wrote it (SPEC v2)
+    ("one-year-ahead", repr(NOW + YEAR_S).encode(), (0, "PANIC_FULL"), REPLACED),
+    ("a-minute-ahead", repr(NOW + 59).encode(), (0, "PANIC_FULL"), KEPT),
     ("ten-years-ago", repr(NOW - 10 * YEAR_S).encode(), (45, "NEW_NORMAL"), KEPT),
     ("twenty-minutes-ago", repr(NOW - 1200).encode(), (5, "PANIC_PARTIAL"), KEPT),
     ("underscores", b"1_799_998_800", (0, "PANIC_FULL"), REPLACED),
@@ -53,7 +54,7 @@ def test_stored_value_answer_and_key_afterwards(fault_server, fake_clock, stored
     admin = fault_server.admin
     _store(admin, stored)
     client = redis_client(fault_server.url, timeout_ms=PATIENT_MS)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, server_time=False)
 
     with capture_logs() as logs:
         first = breaker.get_ttl(60, "panic")
@@ -80,7 +81,7 @@ def test_decode_responses_client_reads_str_values(fault_server, fake_clock):
     fault_server.write_raw(repr(NOW - 1200))
     client = redis_client(fault_server.url, timeout_ms=PATIENT_MS)
     client.connection_pool.connection_kwargs["decode_responses"] = True
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, refresh_interval_s=0, server_time=False)
     assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL")
     fault_server.write_raw("１８００００００００")
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
@@ -95,17 +96,21 @@ def test_key_without_expiry_is_a_zombie_until_observed(fault_server, fake_clock)
     before = zombie_verdict(clock.read(NOW))
     assert before.suspect and any(reason.startswith("no expiry") for reason in before.reasons)
 
-    breaker = VIXCircuitBreaker(redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock)
+    breaker = VIXCircuitBreaker(
+        redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock, server_time=False,
+    )
     assert breaker.get_ttl(60, "panic") == (5, "PANIC_PARTIAL")
     after = zombie_verdict(clock.read(NOW))
     assert after == (False, ())
 
 
-def test_far_future_start_stays_a_zombie_suspect(fault_server, fake_clock):
-    """A start a year ahead is kept (tier 1 for everyone), and the console keeps flagging it until cleared."""
+def test_far_future_start_is_replaced_and_no_zombie_is_left(fault_server, fake_clock):
+    """A start a year ahead would pin the fleet at TTL 0: the next observation replaces it, nothing to flag."""
     fake_clock.now = NOW
     fault_server.write_raw(repr(NOW + YEAR_S))
-    breaker = VIXCircuitBreaker(redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock)
+    assert zombie_verdict(PanicClock(fault_server.admin).read(NOW)).suspect
+    breaker = VIXCircuitBreaker(
+        redis_client(fault_server.url, timeout_ms=PATIENT_MS), clock=fake_clock, server_time=False,
+    )
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
-    verdict = zombie_verdict(PanicClock(fault_server.admin).read(NOW))
-    assert verdict.suspect and [r for r in verdict.reasons if r.startswith("starts in the future")]
+    assert zombie_verdict(PanicClock(fault_server.admin).read(NOW)) == (False, ())

@@ -29,7 +29,7 @@ def _attempt(url, fake_clock):
     """A fresh worker: its first panic call (the one that meets the fault), 50 more, a calm call, and its logs."""
     client = redis_client(url, timeout_ms=CONNECT_TIMEOUT_MS)
     round_trips = RoundTrips(client)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2, server_time=False)
     with capture_logs() as logs:
         first = timed_call(breaker.get_ttl, 60, "panic", {"league": "Champions League"})
         more = {breaker.get_ttl(60, "panic") for _ in range(50)}
@@ -86,7 +86,7 @@ def test_unreachable_target_fails_safe_within_connect_timeout(kind, request, fau
 def test_host_name_still_connects(fault_server, fake_clock):
     """A name (not an IP) that resolves reaches the server through the bounded lookup."""
     client = redis_client(f"redis://localhost:{fault_server.port}/0", timeout_ms=1000)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert fault_server.admin.exists("brain:panic_start_ts") == 1
 
@@ -119,7 +119,7 @@ def test_dead_resolver_gets_one_lookup_at_a_time(stuck_resolver, fake_clock):
     """Probe after probe against a dead resolver waits on the same lookup instead of piling up new ones."""
     client = redis_client(f"redis://{STUCK_NAME}:6379/0", timeout_ms=CONNECT_TIMEOUT_MS)
     round_trips = RoundTrips(client)
-    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2)
+    breaker = VIXCircuitBreaker(client, clock=fake_clock, retry_after_s=0.2, server_time=False)
     probes = []
     for _ in range(5):
         probes.append(timed_call(breaker.get_ttl, 60, "panic"))

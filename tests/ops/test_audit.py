@@ -38,7 +38,9 @@ def test_incomplete_entries_are_rejected(real_redis, kwargs):
 def test_breaker_writes_only_on_change(real_redis, fake_clock):
     """A worker with the listener adds one entry per mode/tier change, not one per call."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=state_change_listener(trail, "w1"))
+    breaker = VIXCircuitBreaker(
+        real_redis, clock=fake_clock, on_state_change=state_change_listener(trail, "w1"), server_time=False,
+    )
     for _ in range(50):
         breaker.get_ttl(60, "panic")
     fake_clock.advance(16 * 60)
@@ -113,7 +115,9 @@ def test_worker_episode_ends_when_its_clock_is_gone():
 def test_breaker_reports_the_panic_start(real_redis, fake_clock):
     """The breaker's state-change entries carry the clock's start, so history can tell episodes apart."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, on_state_change=state_change_listener(trail, "w1"))
+    breaker = VIXCircuitBreaker(
+        real_redis, clock=fake_clock, on_state_change=state_change_listener(trail, "w1"), server_time=False,
+    )
     breaker.get_ttl(60, "panic")
     [entry] = trail.entries()
     assert entry.detail["panic_start"] == fake_clock()

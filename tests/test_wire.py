@@ -1,4 +1,4 @@
-"""The hand-packed MULTI/EXEC of a panic observation: same answers and commands as the pipeline, same faults."""
+"""The bounded round trip (``breaker.wire``): same answers as redis-py's own call, one deadline, same faults."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import redis
 
 from breaker import PanicClock, redis_client
 from breaker.ops.embedded import start_embedded_server
-from breaker.transaction import can_pack_by_hand, pack
+from breaker.wire import can_bound, pack
 
 KEY = "brain:panic_start_ts"
 LAST_SEEN = "brain:panic_last_seen_ts"
@@ -16,7 +16,7 @@ NOW = 1_800_000_000.0
 
 
 class Wrapped:
-    """A client wrapper (as in the fault tests): not a plain redis.Redis, so it gets the pipeline."""
+    """A client wrapper (as in the fault tests): not a plain redis.Redis, so it is called the ordinary way."""
 
     def __init__(self, client):
         self._client = client
@@ -34,29 +34,14 @@ def prepare(client, state):
 
 
 @pytest.mark.parametrize("state", [None, "1799999000.0", "garbage", "nan", "hash", b"\xff\xfe"])
-def test_packed_and_pipeline_observations_agree(real_redis, state):
-    """For every stored value, the packed path answers and leaves the key exactly as the pipeline does."""
+def test_bounded_and_ordinary_observations_agree(real_redis, state):
+    """For every stored value, the bounded path answers and leaves the key exactly as redis-py's evalsha does."""
     outcomes = []
     for client in (real_redis, Wrapped(real_redis)):
         prepare(real_redis, state)
         observation = PanicClock(client).observe(NOW)
         outcomes.append((observation, real_redis.get(KEY), real_redis.ttl(KEY) > 0, real_redis.get(LAST_SEEN)))
     assert outcomes[0] == outcomes[1]
-
-
-def test_packed_observation_is_the_same_commands_in_one_multi_exec(real_redis):
-    """MULTI, SET NX EX, GET, EXPIRE, SET EX, EXEC: one transaction, nothing more."""
-    before = real_redis.info("commandstats")
-    PanicClock(real_redis).observe(NOW)
-    after = real_redis.info("commandstats")
-
-    def delta(name):
-        stat = f"cmdstat_{name}"
-        return after.get(stat, {"calls": 0})["calls"] - before.get(stat, {"calls": 0})["calls"]
-
-    assert {name: delta(name) for name in ("multi", "set", "get", "expire", "exec")} == {
-        "multi": 1, "set": 2, "get": 1, "expire": 1, "exec": 1,
-    }
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -79,15 +64,15 @@ def test_non_ascii_prefix_is_packed_with_its_byte_length(real_redis):
     assert float(real_redis.get("drill:é:panic_start_ts")) == NOW
 
 
-def test_only_plain_clients_are_packed_by_hand(real_redis):
-    """A plain redis.Redis is packed by hand; a wrapper keeps redis-py's pipeline."""
-    assert can_pack_by_hand(real_redis)
-    assert not can_pack_by_hand(Wrapped(real_redis))
+def test_only_plain_clients_take_the_bounded_path(real_redis):
+    """A plain redis.Redis is called through wire; a wrapper is called through redis-py."""
+    assert can_bound(real_redis)
+    assert not can_bound(Wrapped(real_redis))
     assert pack(b"GET", b"k") == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 
 
 def test_hung_server_times_out_and_the_connection_is_not_reused_half_read():
-    """A timeout mid-transaction raises; after the server wakes, replies are not shifted by one."""
+    """A timeout mid-reply raises; after the server wakes, replies are not shifted by one."""
     server = start_embedded_server()
     client = redis_client(server.connection_url, timeout_ms=50)
     try:
@@ -105,3 +90,35 @@ def test_hung_server_times_out_and_the_connection_is_not_reused_half_read():
     finally:
         client.close()
         server.stop()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_replies_of_every_shape_are_read(real_redis, redis_url, protocol):
+    """Strings, integers, nulls, arrays and errors come back as redis-py would give them (RESP2 and RESP3)."""
+    from breaker import wire
+
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    try:
+        client.set("k", "v")
+        call = lambda *args: wire.call(client, pack(*args), budget_s=1.0)  # noqa: E731
+        assert call(b"GET", b"k") == b"v"
+        assert call(b"GET", b"missing") is None
+        assert call(b"INCR", b"n") == 1
+        assert call(b"EVAL", b"return {1, 'a', false}", b"0") == [1, b"a", None]
+        with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+            call(b"HGET", b"k", b"f")
+        with pytest.raises(redis.exceptions.NoScriptError):
+            call(b"EVALSHA", b"0" * 40, b"0")
+        assert call(b"PING") == b"PONG"  # the connection is still in step after the error replies
+    finally:
+        client.close()
+
+
+def test_a_reply_larger_than_allowed_is_refused(real_redis):
+    """A reply over max_reply_bytes raises DataError and closes the connection."""
+    from breaker import wire
+
+    real_redis.set("big", b"x" * 100_000)
+    with pytest.raises(redis.exceptions.DataError):
+        wire.call(real_redis, pack(b"GET", b"big"), budget_s=1.0)
+    assert real_redis.get("k") is None  # the pool hands out a clean connection afterwards

@@ -1,0 +1,225 @@
+"""Worker heartbeats (SPEC section 7): one field per worker in the hash ``{prefix}workers``.
+
+A worker writes its beat inside its one round trip per ``refresh_interval_s``; the value is JSON with the
+format version ``v`` (1), who it is, when it was last seen (server time), what it answered since its last
+beat, and what it is honouring. Readers judge a beat's state from ``seen``: a worker unseen for
+``STALE_AFTER_INTERVALS`` intervals is stale, one unseen for ``GONE_AFTER_S`` (or 4 intervals, when that is
+longer) is gone (and pruned).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKERS_KEY_NAME = "workers"
+BEAT_VERSION = 1
+STALE_AFTER_INTERVALS = 3
+GONE_AFTER_S = 60
+MAX_BEAT_BYTES = 8192
+STATES = ("panic", "calm", "fail_safe", "stale", "gone")
+CALM_MODES = ("NORMAL",)
+
+
+class InvalidBeat(ValueError):
+    """A field of the workers hash that is not a heartbeat this version can read."""
+
+
+def new_worker_id() -> str:
+    """``host:pid:<4 hex>``: the random part tells apart a restarted worker that reused a pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """One worker's last heartbeat and the state a reader derives from it at ``now``."""
+
+    worker_id: str
+    host: str
+    pid: int
+    started: float
+    seen: float
+    interval_s: float
+    calls: dict[str, int] = field(default_factory=dict)
+    fail_safe: int = 0
+    tiers: dict[str, int] = field(default_factory=dict)
+    override: str | None = None
+    error: str | None = None
+    version: str = ""
+    state: str = "calm"
+
+    @property
+    def answers(self) -> int:
+        return sum(self.calls.values())
+
+    def age_s(self, now: float) -> float:
+        return max(0.0, now - self.seen)
+
+
+def gone_after_s(interval_s: float) -> float:
+    """60 s, or longer for a worker whose interval is so long that it would look gone between two beats."""
+    return max(float(GONE_AFTER_S), (STALE_AFTER_INTERVALS + 1) * max(interval_s, 0.0))
+
+
+def beat_ttl_s(interval_s: float) -> int:
+    """The per-field expiry of a beat: it disappears when a reader would call it gone."""
+    return math.ceil(gone_after_s(interval_s))
+
+
+def beat_state(seen: float, interval_s: float, calls: dict[str, int], fail_safe: int, now: float) -> str:
+    """gone / stale from the age of the beat; otherwise what the worker answered in its last interval."""
+    age = now - seen
+    if age > gone_after_s(interval_s):
+        return "gone"
+    if age > STALE_AFTER_INTERVALS * max(interval_s, 0.0) and age > 1.0:
+        return "stale"  # a beat is at most about one interval old; 1 s of slack for interval 0
+    if fail_safe > 0:
+        return "fail_safe"
+    if any(count > 0 and mode not in CALM_MODES for mode, count in calls.items()):
+        return "panic"
+    return "calm"
+
+
+def beat_json(
+    *,
+    host: str,
+    pid: int,
+    started: float,
+    interval_s: float,
+    calls: dict[str, int],
+    fail_safe: int,
+    tiers: dict[str, int],
+    override: str | None,
+    error: str | None,
+    version: str,
+    overrides_seen: int = 0,
+    seen: float | None = None,
+) -> str:
+    """The stored value. Without ``seen`` the text ends in ``"seen":`` for the server to complete with its
+    own time (the round trip's script appends the number and the closing brace)."""
+    body = {
+        "v": BEAT_VERSION,
+        "host": host,
+        "pid": pid,
+        "started": started,
+        "interval": interval_s,
+        "calls": calls,
+        "fail_safe": fail_safe,
+        "tiers": tiers,
+        "override": override,
+        "error": error,
+        "version": version,
+        "overrides_seen": overrides_seen,
+    }
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    if seen is None:
+        return text[:-1] + ',"seen":'
+    return text[:-1] + f',"seen":{float(seen)!r}}}'
+
+
+def _number(data: dict[str, Any], name: str) -> float:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidBeat(f"{name} is not a finite number")
+    return float(value)
+
+
+def _counts(value: Any, name: str) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidBeat(f"{name} is not an object")
+    out: dict[str, int] = {}
+    for key, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or not math.isfinite(count):
+            raise InvalidBeat(f"{name}[{key!r}] is not a number")
+        out[str(key)] = int(count)
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)[:500]
+
+
+def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
+    """The beat stored under ``field_name``, with its state at ``now`` (server time); ``InvalidBeat`` else."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_BEAT_BYTES:
+            raise InvalidBeat(f"longer than {MAX_BEAT_BYTES} bytes")
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        raise InvalidBeat(f"not text: {type(raw).__name__}")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidBeat("not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidBeat("not a JSON object")
+    if data.get("v") != BEAT_VERSION:
+        raise InvalidBeat(f"format version {data.get('v')!r}, expected {BEAT_VERSION}")
+    seen = _number(data, "seen")
+    interval = _number(data, "interval") if "interval" in data else 1.0
+    calls = _counts(data.get("calls"), "calls")
+    fail_safe = int(_number(data, "fail_safe")) if data.get("fail_safe") is not None else 0
+    pid = data.get("pid")
+    return WorkerBeat(
+        worker_id=_text(field_name),
+        host=str(data.get("host", "")),
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+        started=_number(data, "started") if "started" in data else seen,
+        seen=seen,
+        interval_s=interval,
+        calls=calls,
+        fail_safe=fail_safe,
+        tiers=_counts(data.get("tiers"), "tiers"),
+        override=_optional_text(data.get("override")),
+        error=_optional_text(data.get("error")),
+        version=str(data.get("version", "")),
+        state=beat_state(seen, interval, calls, fail_safe, now),
+    )
+
+
+class AnswerCounts:
+    """What a worker answered since its last beat: calls by mode, fail-safe answers, last tier per class.
+
+    Thread-safe; ``take`` hands the counts to a beat and starts afresh, ``give_back`` returns them when the
+    beat could not be written (so the next beat still reports them).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._fail_safe = 0
+        self._tiers: dict[str, int] = {}
+
+    def count(self, mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+        with self._lock:
+            self._calls[mode] = self._calls.get(mode, 0) + 1
+            if fail_safe:
+                self._fail_safe += 1
+            if stakes is not None:
+                self._tiers[stakes] = tier
+
+    def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
+        with self._lock:
+            taken = (self._calls, self._fail_safe, self._tiers)
+            self._calls, self._fail_safe, self._tiers = {}, 0, {}
+        return taken
+
+    def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
+        with self._lock:
+            for mode, n in calls.items():
+                self._calls[mode] = self._calls.get(mode, 0) + n
+            self._fail_safe += fail_safe
+            for stakes, tier in tiers.items():
+                self._tiers.setdefault(stakes, tier)

@@ -1,0 +1,181 @@
+"""Setting, extending and clearing the operator override, each atomic with its audit entry.
+
+Times are the Redis server's (``PanicClock.server_now``), as workers measure in it. Every override has an
+end of at most ``max_minutes`` (``BREAKER_MAX_OVERRIDE_MIN``); the key expires with it, so a forgotten
+override ends by itself. Each write and its audit XADD go in one MULTI: both or neither.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.exceptions import WatchError
+
+from ..clock import PanicClock, server_time
+from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
+from .access import WriteAccess
+from .audit import AuditTrail
+
+DEFAULT_MAX_MINUTES = 60.0
+T = TypeVar("T")
+
+
+class OverrideTooLong(ValueError):
+    """An override longer than the allowed maximum was asked for; nothing was written."""
+
+
+class NoActiveOverride(LookupError):
+    """Extending needs an override in force; there is none (or it does not parse)."""
+
+
+@dataclass(frozen=True)
+class OverrideReading:
+    """What is stored at the override key, read at server time ``now``."""
+
+    override: Override | None  # None: none stored, or one that is invalid or over
+    raw: Any
+    invalid_reason: str | None  # why a stored value is ignored (None when absent or valid)
+    left_s: float
+
+
+def override_key(clock: PanicClock) -> str:
+    return f"{clock.key_prefix}{OVERRIDE_KEY_NAME}"
+
+
+def override_reading(raw: Any, now: float) -> OverrideReading:
+    """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``."""
+    if raw is None:
+        return OverrideReading(None, None, None, 0.0)
+    try:
+        override = parse_override(raw)
+    except InvalidOverride as exc:
+        return OverrideReading(None, raw, str(exc), 0.0)
+    if not override.active(now):
+        return OverrideReading(None, raw, "expired", 0.0)
+    return OverrideReading(override, raw, None, override.left_s(now))
+
+
+def read_override(clock: PanicClock) -> OverrideReading:
+    """The override and the server's time in one round trip."""
+    pipe = clock.client.pipeline(transaction=True)
+    pipe.time()
+    pipe.get(override_key(clock))
+    now, raw = pipe.execute()
+    return override_reading(raw, server_time(now))
+
+
+def _check_minutes(minutes: Any, max_minutes: float) -> float:
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
+            or minutes <= 0:
+        raise ValueError(f"minutes must be a finite number > 0, got {minutes!r}")
+    if minutes > max_minutes:
+        raise OverrideTooLong(f"an override lasts at most {max_minutes:g} minutes, asked for {minutes:g}")
+    return float(minutes)
+
+
+class AuditUnwritable(RuntimeError):
+    """The audit stream cannot take an entry (its key holds another type); nothing was written."""
+
+
+def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T]) -> T:
+    """Run ``change(pipe, current, now)`` under WATCH of the override and the audit keys; it queues its write
+    and its audit entry after ``pipe.multi()``. A stream that cannot take the entry stops the write before it
+    is sent (MULTI does not roll back a failed command); a concurrent change retries."""
+    key = override_key(clock)
+    for _ in range(3):
+        with clock.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key, trail.key)
+                kind = pipe.type(trail.key)
+                if (kind.decode() if isinstance(kind, bytes) else kind) not in ("stream", "none"):
+                    raise AuditUnwritable(f"{trail.key} holds a {kind!r}, not a stream: nothing written")
+                now = clock.server_now()
+                result = change(pipe, override_reading(pipe.get(key), now), now)
+                pipe.execute()
+                return result
+            except WatchError:
+                continue
+    raise RuntimeError(f"{key}: changed by someone else during 3 attempts")
+
+
+def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float, action: str, pipe: Any) -> None:
+    pipe.multi()
+    pipe.set(override_key(clock), override.to_json(), px=max(1, math.ceil((override.until - now) * 1000)))
+    trail.record_in(pipe, who=override.who, action=action, why=override.why, at=now, mode=override.mode.value,
+                    until=override.until, since=override.since, key=override_key(clock))
+
+
+def set_override(
+    clock: PanicClock,
+    trail: AuditTrail,
+    access: WriteAccess,
+    *,
+    mode: OverrideMode | str,
+    minutes: float,
+    why: str,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+) -> Override:
+    """Pin the fleet to ``mode`` for ``minutes`` from now (server time), replacing any override."""
+    access.require("setting an override")
+    mode = OverrideMode(mode)
+    length = _check_minutes(minutes, max_minutes)
+
+    def change(pipe: Any, current: OverrideReading, now: float) -> Override:
+        override = Override(mode, access.who, why or "", now, now + length * 60.0)
+        _write(clock, trail, override, now, "override_set", pipe)
+        return override
+
+    return _audited(clock, trail, change)
+
+
+def extend_override(
+    clock: PanicClock,
+    trail: AuditTrail,
+    access: WriteAccess,
+    *,
+    minutes: float,
+    why: str,
+    max_minutes: float = DEFAULT_MAX_MINUTES,
+) -> Override:
+    """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
+    now. Raises ``NoActiveOverride`` when none is in force."""
+    access.require("extending an override")
+    added = _check_minutes(minutes, max_minutes)
+
+    def change(pipe: Any, current: OverrideReading, now: float) -> Override:
+        if current.override is None:
+            raise NoActiveOverride("no override in force to extend")
+        until = current.override.until + added * 60.0
+        if until - now > max_minutes * 60.0:
+            raise OverrideTooLong(
+                f"an override lasts at most {max_minutes:g} minutes from now; extending by {added:g} would "
+                f"leave {(until - now) / 60.0:.1f}"
+            )
+        extended = Override(current.override.mode, access.who, why or "", current.override.since, until)
+        _write(clock, trail, extended, now, "override_extend", pipe)
+        return extended
+
+    return _audited(clock, trail, change)
+
+
+def clear_override(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, why: str) -> bool:
+    """Remove the override (workers go back to their own answers within one interval); True when a value
+    was stored. The audit entry names what was cleared."""
+    access.require("clearing an override")
+    key = override_key(clock)
+
+    def change(pipe: Any, current: OverrideReading, now: float) -> bool:
+        cleared = current.override
+        pipe.multi()
+        pipe.delete(key)
+        trail.record_in(
+            pipe, who=access.who, action="override_clear", why=why or "", at=now,
+            mode=cleared.mode.value if cleared else None, until=cleared.until if cleared else None,
+            existed=current.raw is not None, key=key,
+        )
+        return current.raw is not None
+
+    return _audited(clock, trail, change)

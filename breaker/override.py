@@ -1,0 +1,95 @@
+"""The operator override (SPEC section 7): a JSON value at ``{prefix}panic_override`` that pins workers.
+
+``force_full`` makes every answer ``(0, PANIC_FULL)`` (a known data incident, a drill); ``force_calm`` makes
+panic answers ``(base, NORMAL)`` without observing the clock (a signal stuck in panic). Every override has an
+end. This module only parses and formats: anything that does not parse, names another mode or has no end is
+an ``InvalidOverride``, never read as ``force_calm``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+OVERRIDE_KEY_NAME = "panic_override"
+MAX_RAW_BYTES = 4096  # a well-formed override is a few hundred bytes; workers read at most this much
+
+
+class OverrideMode(StrEnum):
+    FORCE_FULL = "force_full"
+    FORCE_CALM = "force_calm"
+
+
+class InvalidOverride(ValueError):
+    """The stored override cannot be honoured; the message says why."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """An operator's override, times in the Redis server's clock."""
+
+    mode: OverrideMode
+    who: str
+    why: str
+    since: float
+    until: float
+
+    def to_json(self) -> str:
+        """The stored format, exactly ``{"mode","who","why","since","until"}``."""
+        return json.dumps(
+            {"mode": self.mode.value, "who": self.who, "why": self.why, "since": self.since, "until": self.until},
+            ensure_ascii=False,
+        )
+
+    def left_s(self, now: float) -> float:
+        """Seconds until it ends (0 once it has)."""
+        return max(0.0, self.until - now)
+
+    def active(self, now: float) -> bool:
+        return now < self.until
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidOverride(f"{name} must be a finite number, got {value!r}"[:200])
+    return float(value)
+
+
+def parse_override(raw: Any) -> Override:
+    """The override stored in ``raw`` (bytes or str), or ``InvalidOverride`` naming what is wrong."""
+    if raw is None:
+        raise InvalidOverride("no override")
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_RAW_BYTES:
+            raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidOverride("not UTF-8 text") from None
+    if not isinstance(raw, str):
+        raise InvalidOverride(f"not text: {type(raw).__name__}")
+    if len(raw) > MAX_RAW_BYTES:
+        raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidOverride("not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidOverride("not a JSON object")
+    try:
+        mode = OverrideMode(data.get("mode"))
+    except ValueError:
+        raise InvalidOverride(f"unknown mode {data.get('mode')!r}"[:200]) from None
+    if "until" not in data or data["until"] is None:
+        raise InvalidOverride("no end (until)")
+    until = _finite(data["until"], "until")
+    since = _finite(data.get("since"), "since")
+    if until <= since:
+        raise InvalidOverride("ends before it starts")
+    who, why = data.get("who", ""), data.get("why", "")
+    if not isinstance(who, str) or not isinstance(why, str):
+        raise InvalidOverride("who and why must be text")
+    return Override(mode, who, why, since, until)

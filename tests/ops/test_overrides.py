@@ -1,0 +1,132 @@
+"""Operator overrides: set, extend, clear and read, each write atomic with its audit entry, in server time."""
+
+import json
+
+import pytest
+
+from breaker import OverrideMode, PanicClock, Settings
+from breaker.ops import (
+    AuditTrail,
+    NoActiveOverride,
+    OverrideTooLong,
+    WriteAccess,
+    WriteRefused,
+    clear_override,
+    extend_override,
+    read_override,
+    set_override,
+)
+from breaker.ops.overrides import AuditUnwritable
+
+ALICE = WriteAccess(True, "alice")
+KEY = "brain:panic_override"
+
+
+@pytest.fixture
+def tools(real_redis):
+    return PanicClock(real_redis), AuditTrail(real_redis)
+
+
+def test_server_now_is_the_servers_time(real_redis):
+    """server_now reads TIME: it matches the server's clock whatever the local one says."""
+    seconds, micros = real_redis.time()
+    assert abs(PanicClock(real_redis).server_now() - (seconds + micros / 1e6)) < 5
+
+
+def test_set_writes_the_spec_json_with_an_expiry_and_an_audit_entry(real_redis, tools):
+    """set_override stores {mode,who,why,since,until} in server time, expiring at until, audited."""
+    clock, trail = tools
+    override = set_override(clock, trail, ALICE, mode="force_full", minutes=10, why="bad feed")
+    stored = json.loads(real_redis.get(KEY))
+    assert stored == {"mode": "force_full", "who": "alice", "why": "bad feed", "since": override.since,
+                      "until": override.until}
+    assert override.until - override.since == 600
+    assert 599_000 < real_redis.pttl(KEY) <= 600_000
+    [entry] = trail.entries()
+    assert (entry.action, entry.who, entry.why) == ("override_set", "alice", "bad feed")
+    assert entry.detail["mode"] == "force_full" and entry.detail["until"] == override.until
+
+
+def test_longer_than_the_maximum_is_refused_and_writes_nothing(real_redis, tools):
+    """minutes > max_minutes raises OverrideTooLong (the CLI's exit 3); no key, no audit entry."""
+    clock, trail = tools
+    with pytest.raises(OverrideTooLong):
+        set_override(clock, trail, ALICE, mode="force_calm", minutes=61, why="x")
+    with pytest.raises(OverrideTooLong):
+        set_override(clock, trail, ALICE, mode="force_calm", minutes=20, why="x", max_minutes=15)
+    assert not real_redis.exists(KEY) and trail.entries() == []
+    assert Settings.from_env({"BREAKER_MAX_OVERRIDE_MIN": "15"}).max_override_min == 15
+    assert Settings.from_env({}).max_override_min == 60
+
+
+def test_without_the_right_to_write_nothing_is_written(real_redis, tools):
+    """A read-only session is refused before anything is written."""
+    clock, trail = tools
+    with pytest.raises(WriteRefused):
+        set_override(clock, trail, WriteAccess(False, "anonymous", "read-only"), mode="force_full", minutes=1,
+                     why="x")
+    assert not real_redis.exists(KEY)
+
+
+def test_extend_moves_the_end_and_is_bounded_from_now(real_redis, tools):
+    """extend adds minutes to the end in force, at most max_minutes from now; audited as override_extend."""
+    clock, trail = tools
+    first = set_override(clock, trail, ALICE, mode="force_calm", minutes=30, why="stuck")
+    extended = extend_override(clock, trail, WriteAccess(True, "bob"), minutes=20, why="still stuck")
+    assert extended.until == first.until + 1200 and extended.mode is OverrideMode.FORCE_CALM
+    assert extended.who == "bob" and extended.since == first.since
+    with pytest.raises(OverrideTooLong):
+        extend_override(clock, trail, ALICE, minutes=20, why="too long")
+    assert [e.action for e in trail.entries()] == ["override_set", "override_extend"]
+    assert read_override(clock).override == extended
+
+
+def test_extend_without_an_override_in_force_is_refused(real_redis, tools):
+    """Nothing (or only garbage) to extend raises NoActiveOverride and writes nothing."""
+    clock, trail = tools
+    real_redis.set(KEY, "garbage")
+    with pytest.raises(NoActiveOverride):
+        extend_override(clock, trail, ALICE, minutes=5, why="x")
+    assert trail.entries() == [] and real_redis.get(KEY) == b"garbage"
+
+
+def test_clear_deletes_and_audits_what_it_cleared(real_redis, tools):
+    """clear_override deletes the key, True when there was one; the entry names the cleared mode."""
+    clock, trail = tools
+    set_override(clock, trail, ALICE, mode="force_full", minutes=5, why="drill")
+    assert clear_override(clock, trail, ALICE, why="drill over") is True
+    assert not real_redis.exists(KEY)
+    entry = trail.entries()[-1]
+    assert (entry.action, entry.detail["mode"]) == ("override_clear", "force_full")
+    assert clear_override(clock, trail, ALICE, why="again") is False
+
+
+def test_a_write_whose_audit_entry_cannot_be_written_writes_nothing(real_redis, tools):
+    """An audit key of the wrong type stops the override write: both or neither."""
+    clock, trail = tools
+    real_redis.set("brain:audit", "not a stream")
+    with pytest.raises(AuditUnwritable):
+        set_override(clock, trail, ALICE, mode="force_full", minutes=5, why="x")
+    assert not real_redis.exists(KEY)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("garbage", "JSON"), ('{"mode": "force_normal", "since": 1, "until": 2}', "mode"),
+     ('{"mode": "force_calm", "since": 1}', "end"), ('{"mode": "force_calm", "since": 1, "until": 2}', "expired")],
+)
+def test_read_flags_invalid_and_expired_values(real_redis, tools, raw, reason):
+    """read_override returns no override for garbage, another mode, no end or an expired value, with why."""
+    clock, _ = tools
+    real_redis.set(KEY, raw)
+    reading = read_override(clock)
+    assert reading.override is None and reason in reading.invalid_reason and reading.raw == raw.encode()
+
+
+def test_read_reports_time_left(real_redis, tools):
+    """A valid override reads back with its time left in server time."""
+    clock, trail = tools
+    set_override(clock, trail, ALICE, mode="force_calm", minutes=2, why="x")
+    reading = read_override(clock)
+    assert reading.override.mode is OverrideMode.FORCE_CALM and 100 < reading.left_s <= 120
+    assert reading.invalid_reason is None
