@@ -37,6 +37,8 @@ def main() -> int:
         partial(log_volume.log_volume, bench, counter),
         lambda: [console.live_refresh(bench)],
         partial(console.render_times, bench),
+        lambda: [console.fleet_read(bench)],
+        lambda: [console.fleet_render(bench)],
         partial(memory.memory, bench),
     ]
     rows = []

@@ -21,6 +21,8 @@ from redis.backoff import NoBackoff
 from redis.connection import BlockingConnectionPool, Connection, SSLConnection
 from redis.retry import Retry
 
+from .wire import DeadlineSocket
+
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
 STALL_LIMIT_S = 0.1
 
@@ -94,6 +96,14 @@ class BoundedLookupConnection(Connection):
             finally:
                 self.host = host
         raise error
+
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        """The handshake reads through a :class:`breaker.wire.DeadlineSocket`: inside a round trip they stop at
+        its deadline, so a server that trickles its replies cannot stretch a reconnect either."""
+        if not isinstance(self._sock, DeadlineSocket):
+            self._sock = DeadlineSocket(self._sock)
+        super().on_connect_check_health(check_health)
 
 
 class BoundedLookupSSLConnection(SSLConnection, BoundedLookupConnection):

@@ -11,6 +11,7 @@ pool takes this path; a wrapper, a cluster client or fakeredis is called the ord
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -23,6 +24,49 @@ from redis.exceptions import (
 )
 
 MAX_REPLY_BYTES = 16384
+_deadline = threading.local()  # the monotonic deadline of the wire.call running in this thread, if any
+
+
+class DeadlineSocket:
+    """A connected socket whose reads stop at the deadline of the ``wire.call`` running in the calling thread.
+
+    Outside such a call it is the socket itself. ``breaker.redis_client``'s connections wrap their socket in one
+    before the handshake (AUTH, HELLO, CLIENT SETINFO), so a new connection made inside a round trip, e.g. the
+    first after a failure, is bounded too; a host's own connection class keeps per-read timeouts there.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _bounded(self, read: Any, *args: Any) -> Any:
+        at = getattr(_deadline, "at", None)
+        if at is None:
+            return read(*args)
+        left = at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("round-trip deadline passed")
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+        try:
+            return read(*args)
+        finally:
+            self._sock.settimeout(self._timeout)
+
+    def recv(self, *args: Any) -> bytes:
+        return self._bounded(self._sock.recv, *args)
+
+    def recv_into(self, *args: Any) -> int:
+        return self._bounded(self._sock.recv_into, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class _Incomplete(Exception):
@@ -53,7 +97,13 @@ def call(client: redis.Redis, command: bytes, *, budget_s: float, max_reply_byte
     """
     deadline = time.monotonic() + budget_s
     pool = client.connection_pool
-    connection = pool.get_connection()
+    _deadline.at = deadline
+    try:
+        connection = pool.get_connection()  # a new connection's handshake reads against the deadline too
+    except TimeoutError:
+        raise RedisTimeoutError("connection handshake not complete within the deadline") from None
+    finally:
+        _deadline.at = None
     try:
         connection.send_packed_command([command], check_health=False)
         reply = _read(connection, deadline, max_reply_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,12 @@ from plotly.subplots import make_subplots
 
 from breaker import AdaptivePanicQuota, MatchImportance
 from breaker.ops import AuditEntry
-from breaker.ops.audit import CLOCK_UNKNOWN, fleet_tier_steps
+from breaker.ops.audit import CLOCK_UNKNOWN, fleet_tier_steps, override_episodes
 from breaker.ops.drills import Replay
 
+TIER_COLOURS = {0: "#2ca02c", 1: "#d62728", 2: "#ff7f0e", 3: "#9467bd", 4: "#1f77b4"}
+OVERRIDE_COLOURS = {"force_full": "#d62728", "force_calm": "#2ca02c", "unknown": "#7f7f7f"}
+OVERRIDE_SYMBOLS = {"set": "diamond", "extended": "diamond-open", "cleared": "x", "expired": "circle-open"}
 CLASS_COLOURS = {
     MatchImportance.HIGH_STAKES: "#d62728",
     MatchImportance.MEDIUM_STAKES: "#ff7f0e",
@@ -66,7 +70,12 @@ def figure_replay(replays: Sequence[Replay]) -> go.Figure:
 
 
 def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> go.Figure:
-    """The fleet tier over time as steps, with operator actions as markers."""
+    """The fleet tier over time as steps, operator actions as markers, override episodes as bands.
+
+    Each override episode is a shaded band from its set to its end (cleared, replaced, expired, or now while
+    it is on), with markers for set, extended, cleared and expired. Hover texts carry operators' words, so
+    they are escaped: Plotly reads its text as HTML-like markup.
+    """
     steps = fleet_tier_steps(entries, now, clock_start)
     figure = go.Figure()
     if steps:
@@ -78,11 +87,53 @@ def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start:
     if actions:
         figure.add_trace(go.Scatter(
             x=[_when(e.at) for e in actions], y=[-0.3] * len(actions), mode="markers", name="operator actions",
-            text=[f"{e.who}: {e.action} ({e.why})" for e in actions], hoverinfo="text+x",
+            text=[plotly_text(f"{e.who}: {e.action} ({e.why})") for e in actions], hoverinfo="text+x",
             marker={"symbol": "triangle-up", "size": 10, "color": "#555"},
         ))
+    _add_override_episodes(figure, entries, now)
     figure.update_layout(title="Fleet tier over time", yaxis={"range": [-0.6, 4.3], "dtick": 1, "title": "tier"},
                          height=320, margin={"t": 50, "b": 40})
+    return figure
+
+
+def _add_override_episodes(figure: go.Figure, entries: Sequence[AuditEntry], now: float) -> None:
+    episodes = override_episodes(entries, now)
+    for episode in episodes:
+        figure.add_vrect(x0=_when(episode.start), x1=_when(episode.end if episode.end is not None else now),
+                         fillcolor=OVERRIDE_COLOURS[episode.mode], opacity=0.12, line_width=0, layer="below")
+    events = [event for episode in episodes for event in episode.events]
+    for what, symbol in OVERRIDE_SYMBOLS.items():
+        chosen = [event for event in events if event.what == what]
+        if not chosen:
+            continue
+        figure.add_trace(go.Scatter(
+            x=[_when(event.at) for event in chosen], y=[4.0] * len(chosen), mode="markers",
+            name=f"override {what}", text=[_event_text(event) for event in chosen], hoverinfo="text+x",
+            marker={"symbol": symbol, "size": 11, "color": [OVERRIDE_COLOURS[event.mode] for event in chosen]},
+        ))
+
+
+def _event_text(event: Any) -> str:
+    if event.entry is None:
+        return plotly_text(f"{event.mode} expired")
+    return plotly_text(f"{event.mode} {event.what} by {event.entry.who} ({event.entry.why})")
+
+
+def plotly_text(text: str) -> str:
+    """Text that Plotly shows as written: its labels are HTML-like (``<b>``, ``<a href>``, ``<br>``)."""
+    return html.escape(text, quote=False)
+
+
+def figure_tier_distribution(matrix: dict[str, dict[int, int]]) -> go.Figure:
+    """Workers per tier for each stakes class (``console.fleet_view.tier_matrix``) as stacked bars."""
+    classes = list(matrix)
+    figure = go.Figure()
+    for tier in range(5):
+        counts = [matrix[stakes].get(tier, 0) for stakes in classes]
+        figure.add_trace(go.Bar(x=[stakes.replace("_", " ") for stakes in classes], y=counts, name=f"tier {tier}",
+                                marker_color=TIER_COLOURS[tier]))
+    figure.update_layout(barmode="stack", title="Last answered tier, per stakes class",
+                         yaxis_title="workers", legend_title="tier", height=320, margin={"t": 50, "b": 40})
     return figure
 
 

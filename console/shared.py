@@ -239,6 +239,7 @@ def console_pages() -> list[Any]:
     """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
     return [
         st.Page("pages/live.py", title="Live", icon=":material/monitor_heart:", default=True),
+        st.Page("pages/fleet.py", title="Fleet", icon=":material/dns:"),
         st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
         st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
@@ -287,6 +288,8 @@ def start_page() -> Any:
         health_slot = st.empty()
         _render_login(target)
     st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
+    from console.banners import override_banner  # imported here: banners uses this module's helpers
+    override_banner()  # every page shows the operator override while one is stored
     return health_slot
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import AuditEntry, PanicEpisode, panic_episodes
-from breaker.ops.audit import CLOCK_UNKNOWN, KINDS
+from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
 from console.shared import (
     audit_trail,
@@ -48,12 +48,28 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
     episodes = panic_episodes(entries, now, clock_start)
     if not episodes:
         st.caption("No panic episode in the history.")
+    else:
+        st.dataframe(
+            [{"start": fmt_ts(ep.start), "end": _end_label(ep, now), "peak tier": ep.peak_tier,
+              "duration": fmt_duration(ep.duration_s(now))} for ep in reversed(episodes)],
+            hide_index=True,
+        )
+    render_override_episodes(override_episodes(entries, now), now)
+
+
+def render_override_episodes(episodes: list[OverrideEpisode], now: float) -> None:
+    st.header("Override episodes")
+    if not episodes:
+        st.caption("No override in the history.")
         return
     st.dataframe(
-        [{"start": fmt_ts(ep.start), "end": _end_label(ep, now), "peak tier": ep.peak_tier,
-          "duration": fmt_duration(ep.duration_s(now))} for ep in reversed(episodes)],
+        [{"mode": ep.mode, "set by": ep.who, "why": ep.why, "start": fmt_ts(ep.start),
+          "end": "on" if ep.end is None else fmt_ts(ep.end), "ended": ep.ended_by,
+          "extended": sum(ev.what == "extended" for ev in ep.events),
+          "lasted": fmt_duration((now if ep.end is None else ep.end) - ep.start)} for ep in reversed(episodes)],
         hide_index=True,
     )
+    st.caption("An expiry is not written by anyone: it is derived from the end the override was set or extended to.")
 
 
 def _end_label(episode: PanicEpisode, now: float) -> str:

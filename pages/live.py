@@ -6,6 +6,9 @@ from breaker import AdaptivePanicQuota
 from breaker.ops import zombie_verdict
 from breaker.ops.status import class_statuses
 from breaker.policy import ALERT_OF_TIER
+from console.banners import MODE_EFFECTS
+from console.fleet_data import read_fleet_view
+from console.fleet_view import fleet_summary, live_workers, state_counts
 from console.shared import (
     base_ttl_input,
     finish_page,
@@ -13,7 +16,6 @@ from console.shared import (
     fmt_ts,
     last_health,
     observed_caption,
-    read_clock,
     show_redis_error,
     stale_min_input,
     start_page,
@@ -31,7 +33,8 @@ stale_min = stale_min_input(right, "live_stale_min", "Zombie threshold: not refr
 
 @st.fragment(run_every=REFRESH_S)
 def live_panel() -> None:
-    reading = read_clock()
+    view = read_fleet_view()  # the clock and the workers' heartbeats in one round trip
+    reading = view.reading if view is not None else None
     health = last_health()
     if reading is None:
         show_redis_error("reading the panic clock")
@@ -47,6 +50,13 @@ def live_panel() -> None:
     elif top == 3:
         st.warning(f"Tier 3: {ALERT_OF_TIER[3]}. The panic has lasted long enough to review the markets.",
                    icon=":material/warning:")
+    if view.override.override is not None:
+        mode = view.override.override.mode.value
+        st.info(f"The cards show what the clock implies. While the {mode} override is on, workers answer "
+                f"differently: {MODE_EFFECTS[mode]}.", icon=":material/info:")
+    counts = state_counts(live_workers(view.workers))
+    st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
+                 icon=":material/dns:")
     for column, status in zip(st.columns(3), statuses):
         with column.container(border=True):
             st.subheader(status.importance.value.replace("_", " "))
@@ -74,7 +84,7 @@ def live_panel() -> None:
     elif reading.exists:
         st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC) · "
+        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: clock and heartbeats) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 

@@ -70,3 +70,16 @@ def test_table_shows_a_missed_goal():
     table = render([Row("1", "x", "1/s", "2/s", times(0.5), "≥ 2×", False), Row("2", "y", "0")])
     assert "**MISSED**" in table and table.count("\n") == 3
     assert times(1 / 440) == "1/440" and times(286.4) == "286×" and times(4.666) == "4.67×"
+
+
+def test_bench_heartbeats_are_a_readable_fleet_of_1000(real_redis):
+    """The Fleet bench reads 1000 beats the reader accepts, stale and failing ones among them, in one round trip."""
+    from bench.console import write_heartbeats
+    from breaker.ops.fleet import read_fleet
+
+    write_heartbeats(real_redis)
+    with counting_round_trips() as trips:
+        view = read_fleet(PanicClock(real_redis))
+    assert trips.count == 1
+    assert len(view.workers) == 1000 and not view.invalid
+    assert (view.counts["stale"], view.counts["fail_safe"]) == (100, 40)

@@ -272,3 +272,100 @@ def panic_episodes(entries: Iterable[AuditEntry], now: float, clock_start: Any =
     if start is not None:
         episodes.append(PanicEpisode(start, None, peak))
     return episodes
+
+
+OVERRIDE_ACTIONS = ("override_set", "override_extend", "override_clear")
+OVERRIDE_MODES = ("force_full", "force_calm")
+
+
+class OverrideEvent(NamedTuple):
+    """One moment of an override's life: ``set``, ``extended``, ``cleared`` or ``expired`` (derived from
+    ``until``: nobody writes an entry when an override runs out); ``entry`` is None for an expiry."""
+
+    at: float
+    what: str
+    mode: str
+    entry: AuditEntry | None = None
+
+
+@dataclass(frozen=True)
+class OverrideEpisode:
+    """An override from the entry that set it until it was cleared, replaced or ran out.
+
+    ``end`` is None while it is still on at ``now``; ``ended_by`` is ``cleared``, ``replaced``, ``expired``
+    or ``on``. ``mode`` is ``unknown`` when the entry named no mode this version knows.
+    """
+
+    mode: str
+    who: str
+    why: str
+    start: float
+    until: float | None
+    end: float | None
+    ended_by: str
+    events: tuple[OverrideEvent, ...]
+
+
+def _override_mode(entry: AuditEntry) -> str:
+    mode = entry.detail.get("mode")
+    return mode if mode in OVERRIDE_MODES else "unknown"
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def override_episodes(entries: Iterable[AuditEntry], now: float) -> list[OverrideEpisode]:
+    """Override episodes from the audit trail, oldest first.
+
+    ``override_set`` opens one (closing a running one as ``replaced``); ``override_extend`` moves its end;
+    ``override_clear`` closes it; an episode whose ``until`` passed before the next entry (or before ``now``)
+    ended ``expired`` at ``until``. An extend or clear with no episode open (its set was trimmed from the
+    stream) starts from that entry.
+    """
+    episodes: list[OverrideEpisode] = []
+    current: dict[str, Any] | None = None
+
+    def close(at: float, ended_by: str, event: OverrideEvent | None = None) -> None:
+        nonlocal current
+        if current is None:
+            return
+        events = (*current["events"], event) if event is not None else tuple(current["events"])
+        episodes.append(OverrideEpisode(current["mode"], current["who"], current["why"], current["start"],
+                                        current["until"], at, ended_by, events))
+        current = None
+
+    def expire_before(at: float) -> None:
+        if current is not None and current["until"] is not None and current["until"] <= at:
+            until = current["until"]
+            close(until, "expired", OverrideEvent(until, "expired", current["mode"]))
+
+    for entry in sorted((e for e in entries if e.action in OVERRIDE_ACTIONS), key=lambda e: e.at):
+        expire_before(entry.at)
+        mode = _override_mode(entry)
+        until = _number_or_none(entry.detail.get("until"))
+        if entry.action == "override_set":
+            close(entry.at, "replaced")
+            current = {"mode": mode, "who": entry.who, "why": entry.why, "start": entry.at, "until": until,
+                       "events": [OverrideEvent(entry.at, "set", mode, entry)]}
+        elif entry.action == "override_extend":
+            if current is None:
+                since = _number_or_none(entry.detail.get("since"))
+                current = {"mode": mode, "who": entry.who, "why": entry.why,
+                           "start": since if since is not None else entry.at, "until": until, "events": []}
+            current["until"] = until
+            current["events"].append(OverrideEvent(entry.at, "extended", current["mode"], entry))
+        elif current is not None:
+            close(entry.at, "cleared", OverrideEvent(entry.at, "cleared", current["mode"], entry))
+        elif entry.detail.get("mode") is not None:  # the set was trimmed away: the clear still ends something
+            episodes.append(OverrideEpisode(mode, entry.who, entry.why, entry.at, until, entry.at, "cleared",
+                                            (OverrideEvent(entry.at, "cleared", mode, entry),)))
+    expire_before(now)
+    if current is not None:
+        episodes.append(OverrideEpisode(current["mode"], current["who"], current["why"], current["start"],
+                                        current["until"], None, "on", tuple(current["events"])))
+    return episodes

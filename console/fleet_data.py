@@ -1,0 +1,32 @@
+"""The fleet read for pages: ``read_fleet`` (workers, clock and override in one round trip), timed.
+
+Its timing is the sidebar's Redis health for the page (as ``read_clock`` is elsewhere), so a page that
+reads the fleet makes no second round trip for the badge.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from breaker.ops.fleet import FleetView, read_fleet
+from console.shared import HEALTH_KEY, Health, get_target
+
+
+def read_fleet_view() -> FleetView | None:
+    """One timed MULTI/EXEC read of the fleet; None (and an unhealthy Health) when Redis fails."""
+    target = get_target()
+    checked_at = time.time()
+    began = time.perf_counter()
+    try:
+        view = read_fleet(target.panic_clock(), interval_s=target.settings.refresh_interval_s)
+    except Exception as exc:
+        st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
+        return None
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=checked_at)
+    return view
+
+
+def _ms_since(began: float) -> float:
+    return (time.perf_counter() - began) * 1000.0

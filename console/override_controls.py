@@ -1,0 +1,138 @@
+"""The Fleet page's override controls: set, extend and clear ``force_full`` / ``force_calm``.
+
+Every write goes through ``breaker.ops.overrides`` (the right to write is checked there, and each write
+lands atomically with its audit entry); this module only collects the operator's input. Setting
+``force_calm`` goes through ``submit_force_calm``, the one place where a "request a second operator's
+approval" step slots in (the two-person rule of SPEC section 6) without touching the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from breaker.ops import WriteAccess
+from breaker.ops.overrides import (
+    NoActiveOverride,
+    OverrideReading,
+    clear_override,
+    extend_override,
+    read_override,
+    set_override,
+)
+from breaker.override import Override, OverrideMode
+from console.shared import audit_trail, current_access, fmt_duration, get_target, guarded
+
+FLASH = "overrides_flash"
+MODE_HELP = {
+    OverrideMode.FORCE_FULL: "force_full: every call, calm or panic, answers (0, PANIC_FULL). For a known data "
+                             "incident or a drill.",
+    OverrideMode.FORCE_CALM: "force_calm: panic calls answer (base TTL, NORMAL) and stop feeding the clock, which "
+                             "then ends after its calm period. For a signal stuck in panic.",
+}
+
+
+def max_override_min() -> float:
+    """``BREAKER_MAX_OVERRIDE_MIN``: the longest override (and extension) an operator may set."""
+    return float(get_target().settings.max_override_min)
+
+
+def submit_force_full(minutes: float, why: str) -> Override | None:
+    return _set(OverrideMode.FORCE_FULL, minutes, why)
+
+
+def submit_force_calm(minutes: float, why: str) -> Override | None:
+    """Today a direct, audited set. The two-person rule replaces this body on a real target with a request
+    that a second operator approves (and that approval then calls the same ``set_override``)."""
+    return _set(OverrideMode.FORCE_CALM, minutes, why)
+
+
+SUBMIT = {OverrideMode.FORCE_FULL: submit_force_full, OverrideMode.FORCE_CALM: submit_force_calm}
+
+
+def _set(mode: OverrideMode, minutes: float, why: str) -> Override | None:
+    return guarded(f"setting {mode.value}", lambda: set_override(
+        get_target().panic_clock(), audit_trail(), current_access(), mode=mode, minutes=minutes, why=why,
+        max_minutes=max_override_min()))
+
+
+def render_override_controls(access: WriteAccess, reading: OverrideReading | None) -> None:
+    """Set / extend / clear, each with a reason; ``reading`` is the override as the page last read it
+    (None when Redis did not answer)."""
+    if FLASH in st.session_state:
+        st.success(st.session_state.pop(FLASH))
+    if reading is None:
+        reading = guarded("reading the override", lambda: read_override(get_target().panic_clock()))
+    locked = not access.allowed
+    longest = max_override_min()
+    on = reading is not None and reading.override is not None
+    stored = reading is not None and reading.raw is not None
+    st.caption(f"Workers honour an override within one refresh interval; every override ends by itself, after at "
+               f"most {longest:g} min (BREAKER_MAX_OVERRIDE_MIN). Each change is audited with your reason.")
+
+    set_col, change_col = st.columns(2)
+    with set_col.container(border=True):
+        st.subheader("Set an override")
+        mode = OverrideMode(st.radio("Mode", [m.value for m in OverrideMode], key="overrides_mode",
+                                     horizontal=True, disabled=locked))
+        st.caption(MODE_HELP[mode])
+        minutes = st.number_input("Length (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
+                                  step=1.0, format="%g", key="overrides_minutes", disabled=locked)
+        why = st.text_input("Why (required, goes into the audit trail)", key="overrides_why", disabled=locked)
+        if on:
+            st.caption(f"Setting replaces the {reading.override.mode.value} override that is on.")
+        if st.button(f"Set {mode.value}", key="overrides_set", type="primary", disabled=locked) \
+                and _reason_given(why):
+            done = SUBMIT[mode](float(minutes), why.strip())
+            if done is not None:
+                _flash(f"Override {done.mode.value} set for {fmt_duration(done.until - done.since)}.")
+
+    with change_col.container(border=True):
+        st.subheader("Extend or clear")
+        if on:
+            st.caption(f"{reading.override.mode.value} is on, {fmt_duration(reading.left_s)} left.")
+        elif stored:
+            st.caption("A stored override that workers ignore: clear it.")
+        else:
+            st.caption("No override is on.")
+        more = st.number_input("Extend by (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
+                               step=1.0, format="%g", key="overrides_extend_minutes",
+                               disabled=locked or not on)
+        change_why = st.text_input("Why (required)", key="overrides_change_why", disabled=locked or not stored)
+        e, c = st.columns(2)
+        if e.button("Extend", key="overrides_extend", disabled=locked or not on) and _reason_given(change_why):
+            extended = _extend(float(more), change_why.strip())
+            if extended is not None:
+                _flash(f"Override {extended.mode.value} extended by {more:g} min.")
+        if c.button("Clear override", key="overrides_clear", disabled=locked or not stored) \
+                and _reason_given(change_why):
+            cleared = guarded("clearing the override", lambda: clear_override(
+                get_target().panic_clock(), audit_trail(), current_access(), why=change_why.strip()))
+            if cleared is not None:
+                _flash("Override cleared: workers answer on their own again within one interval."
+                       if cleared else "There was no override to clear.")
+
+
+def _extend(minutes: float, why: str) -> Any:
+    def extend() -> Override | None:
+        try:
+            return extend_override(get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes,
+                                   why=why, max_minutes=max_override_min())
+        except NoActiveOverride:
+            st.warning("No override is on any more (it ended or was cleared): nothing was extended.")
+            return None
+
+    return guarded("extending the override", extend)
+
+
+def _reason_given(why: str) -> bool:
+    if why.strip():
+        return True
+    st.error("Say why: the reason goes into the audit trail with your name.")
+    return False
+
+
+def _flash(message: str) -> None:
+    st.session_state[FLASH] = message
+    st.rerun()

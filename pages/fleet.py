@@ -1,0 +1,129 @@
+"""Fleet: what every worker answered in its last interval, read from their heartbeats; the override controls."""
+
+import streamlit as st
+
+from breaker import AdaptivePanicQuota
+from breaker.ops.fleet import expected_tier
+from console.figures import figure_tier_distribution
+from console.fleet_data import read_fleet_view
+from console.fleet_view import (
+    SORT_ORDERS,
+    STATE_LABELS,
+    STATES,
+    WorkerFilter,
+    disagreement_rows,
+    filter_workers,
+    live_workers,
+    sort_workers,
+    state_counts,
+    tier_matrix,
+    worker_rows,
+)
+from console.override_controls import render_override_controls
+from console.shared import (
+    access_notice,
+    current_access,
+    finish_page,
+    fmt_ts,
+    get_target,
+    last_health,
+    show_redis_error,
+    start_page,
+)
+
+REFRESH_S = 3
+VIEW_KEY = "fleet_view"
+WORKER_EXAMPLE = """\
+from breaker import Settings, VIXCircuitBreaker, configure_logging
+
+settings = Settings.from_env()                        # the variables below; a bad value raises ConfigError
+configure_logging(settings.log_level, settings.log_format)   # once, in the worker's main
+breaker = VIXCircuitBreaker.from_settings(settings)   # client from REDIS_URL: 50 ms timeouts, retries off
+
+ttl, mode = breaker.get_ttl(60, vix_status, {"league": "Ligue 1", "competition": "Le Classique"})
+cache.set(market_key, odds, ttl=ttl)                  # ttl 0 means: do not cache
+"""
+
+sidebar = start_page()
+st.title("Fleet")
+
+
+def empty_state(prefix: str) -> None:
+    st.info(f"No worker reports heartbeats under this key prefix yet. A worker reports from its first `get_ttl` "
+            f"call, once per refresh interval, when it uses the same Redis and prefix as this console "
+            f"({prefix!r}). The worker example from the README:", icon=":material/dns:")
+    st.code(WORKER_EXAMPLE, language="python")
+
+
+@st.fragment(run_every=REFRESH_S)
+def fleet_panel() -> None:
+    view = read_fleet_view()
+    st.session_state[VIEW_KEY] = view  # the override controls below use this run's reading, not a second read
+    health = last_health()
+    if view is None:
+        show_redis_error("reading the fleet")
+        return
+    workers = live_workers(view.workers)
+    counts = state_counts(workers)
+    if not workers:
+        empty_state(get_target().settings.key_prefix)
+    else:
+        cols = st.columns(6)
+        cols[0].metric("Workers", len(workers), help="Not gone: seen in the last 60 s.")
+        for col, state in zip(cols[1:5], STATES):
+            col.metric(STATE_LABELS[state].capitalize(), counts[state])
+        cols[5].metric("Answers/s", f"{view.answers_per_s:,.1f}", help="Workers that are not stale.")
+        _alerts(view, counts)
+        matrix = tier_matrix(view.tiers)
+        if any(any(row.values()) for row in matrix.values()):
+            st.plotly_chart(figure_tier_distribution(matrix), key="fleet_tiers_chart")
+        else:
+            st.caption("No worker answered a panic tier in its last interval (calm answers and answers under an "
+                       "override report none): no tier distribution to draw.")
+        _worker_table(view, workers)
+    if view.invalid:
+        st.warning(f"{len(view.invalid)} field(s) of the workers hash are not heartbeats this console can read "
+                   "(another format version?):", icon=":material/help:")
+        st.dataframe([{"field": name, "why": why} for name, why in sorted(view.invalid.items())], hide_index=True)
+    if health is not None:
+        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: heartbeats, clock, "
+                   f"override) · refreshes every {REFRESH_S} s · {fmt_ts(view.now)} (server time)")
+
+
+def _alerts(view, counts) -> None:
+    if view.disagreeing:
+        st.warning(f"{len(view.disagreeing)} worker(s) answer a tier the clock does not imply: a worker on another "
+                   "key prefix or Redis, a stale build, or a clock it cannot read. Compare their version and "
+                   "settings:", icon=":material/compare_arrows:")
+        quota = AdaptivePanicQuota()
+        st.dataframe(disagreement_rows(
+            view.disagreeing, lambda beat, stakes: expected_tier(beat, stakes, view.reading, view.override, quota),
+            view.now), hide_index=True, key="fleet_disagreeing")
+    if counts["fail_safe"]:
+        st.error(f"{counts['fail_safe']} worker(s) answered fail-safe (0, PANIC_FULL) in their last interval: "
+                 "their Redis round trip failed. See “last error” in the table.", icon=":material/cloud_off:")
+    if counts["stale"]:
+        st.warning(f"{counts['stale']} worker(s) stale: no heartbeat for 3 of their intervals (stopped, hung, or "
+                   "cut off from Redis). They are dropped after 60 s.", icon=":material/hourglass_disabled:")
+
+
+def _worker_table(view, workers) -> None:
+    f1, f2, f3, f4 = st.columns([2, 2, 1, 1])
+    states = f1.multiselect("State", STATES, default=list(STATES), format_func=STATE_LABELS.get,
+                            key="fleet_states")
+    text = f2.text_input("Worker, host, error or version contains", key="fleet_text")
+    order = f3.selectbox("Sort by", SORT_ORDERS, key="fleet_sort")
+    errors_only = f4.checkbox("With an error only", key="fleet_errors_only")
+    shown = sort_workers(filter_workers(workers, WorkerFilter(frozenset(states), text, errors_only)), order)
+    st.dataframe(worker_rows(shown, view.now), hide_index=True, key="fleet_workers")
+    st.caption(f"{len(shown)} of {len(workers)} workers shown. Click a column header to sort by it.")
+
+
+fleet_panel()
+
+st.header("Overrides")
+access = current_access()
+access_notice(access)
+view = st.session_state.get(VIEW_KEY)
+render_override_controls(access, view.override if view is not None else None)
+finish_page(sidebar)

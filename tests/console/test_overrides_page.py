@@ -1,0 +1,188 @@
+"""Overrides in AppTest against a real server: the banner on every page, set / extend / clear of each mode with its
+audit entry, refusals, a stored override that does not parse, and override episodes on History's timeline."""
+
+import json
+
+import pytest
+
+from breaker import PanicClock
+from breaker.ops import AuditTrail, WriteAccess
+from breaker.ops.overrides import read_override, set_override
+from tests.console.conftest import login, open_console
+from tests.console.test_fleet_page import server_now, write_beat
+
+PAGES = ("pages/live.py", "pages/fleet.py", "pages/drills.py", "pages/tiers.py", "pages/history.py")
+WRITE_BUTTONS = ("overrides_set", "overrides_extend", "overrides_clear")
+
+
+def put_override(client, mode="force_full", *, who="carol", why="feed incident 7", minutes=20.0):
+    return set_override(PanicClock(client), AuditTrail(client), WriteAccess(True, who), mode=mode, minutes=minutes,
+                        why=why)
+
+
+def banner(at) -> str:
+    texts = [e.value for e in (*at.error, *at.warning, *at.info)
+             if e.value.startswith(("Override **", "The stored override", "A stored override"))]
+    assert len(texts) <= 1, texts
+    return texts[0] if texts else ""
+
+
+def fleet(**_):
+    return open_console("pages/fleet.py")
+
+
+@pytest.mark.parametrize("mode", ["force_full", "force_calm"])
+def test_banner_on_every_page(console_env, mode):
+    """While an override is on, every page shows its mode, time left and honour count, and who and why as text."""
+    put_override(console_env, mode)
+    now = server_now(console_env)
+    write_beat(console_env, "w1:1:aaaa", now=now, override=mode)
+    write_beat(console_env, "w2:2:bbbb", now=now, override=None)
+    write_beat(console_env, "w3:3:cccc", now=now, override=mode, age_s=30)  # stale: not counted
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        text = banner(at)
+        assert f"Override **{mode}** is on" in text, page
+        assert "1 of 2 reporting workers already honour it" in text
+        assert any(t.value == "by: carol\nwhy: feed incident 7" for t in at.text), page
+        assert "min" in text and "left" in text
+    assert (mode == "force_full") == any("is on" in e.value for e in at.error)
+
+
+def test_live_says_its_cards_are_the_clock_while_an_override_is_on(console_env):
+    """Under force_full Live's cards still show what the clock implies, and Live says workers answer otherwise."""
+    put_override(console_env, "force_full")
+    at = open_console()
+    assert any(i.value.startswith("The cards show what the clock implies. While the force_full override is on")
+               for i in at.info)
+
+
+def test_no_banner_without_an_override(console_env):
+    """No override stored: no banner on any page."""
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert banner(at) == "", page
+
+
+@pytest.mark.parametrize("mode", ["force_full", "force_calm"])
+def test_set_extend_clear_each_mode_is_audited(console_env, mode):
+    """Logged in on a real target: set, extend and clear write the key and one audit entry each, with who and why."""
+    at = login(fleet())
+    at.radio(key="overrides_mode").set_value(mode).run()
+    at.number_input(key="overrides_minutes").set_value(10.0)
+    at.text_input(key="overrides_why").input("odds feed replaying stale prices")
+    at.button(key="overrides_set").click().run()
+    assert not at.exception
+    assert any(s.value.startswith(f"Override {mode} set for 10 min") for s in at.success)
+    reading = read_override(PanicClock(console_env))
+    assert reading.override.mode.value == mode and 9.5 * 60 < reading.left_s <= 600
+    assert f"Override **{mode}** is on" in banner(at)
+
+    at.number_input(key="overrides_extend_minutes").set_value(5.0)
+    at.text_input(key="overrides_change_why").input("still replaying")
+    at.button(key="overrides_extend").click().run()
+    assert any(s.value == f"Override {mode} extended by 5 min." for s in at.success)
+    assert 14.5 * 60 < read_override(PanicClock(console_env)).left_s <= 900
+
+    at.text_input(key="overrides_change_why").input("feed fixed")
+    at.button(key="overrides_clear").click().run()
+    assert any(s.value.startswith("Override cleared") for s in at.success)
+    assert not console_env.exists("brain:panic_override")
+    assert banner(at) == ""
+    entries = [(e.who, e.action, e.why, e.detail.get("mode")) for e in AuditTrail(console_env).entries()]
+    assert entries[-3:] == [
+        ("alice", "override_set", "odds feed replaying stale prices", mode),
+        ("alice", "override_extend", "still replaying", mode),
+        ("alice", "override_clear", "feed fixed", mode),
+    ]
+
+
+def test_read_only_without_login_on_a_real_target(console_env):
+    """Against REDIS_URL without login the override controls are disabled and the page says read-only."""
+    put_override(console_env)
+    at = fleet()
+    assert all(at.button(key=key).disabled for key in WRITE_BUTTONS)
+    assert any(w.value.startswith("Read-only") for w in at.warning)
+
+
+def test_click_after_login_lapsed_writes_nothing(console_env):
+    """A set clicked after the login is gone writes nothing (no key, no audit entry) and the page says read-only.
+
+    The breaker-level refusal (WriteRefused from set_override) is covered in tests/ops/test_overrides.py."""
+    at = login(fleet())
+    at.text_input(key="overrides_why").input("should not land")
+    button = at.button(key="overrides_set")
+    del at.session_state["operator"]
+    button.click().run()
+    assert any(w.value.startswith("Read-only") for w in at.warning)
+    assert not console_env.exists("brain:panic_override")
+    assert [e.action for e in AuditTrail(console_env).entries()] == ["login"]
+
+
+def test_a_reason_is_required(console_env):
+    """Set, extend and clear without a reason write nothing and say why."""
+    put_override(console_env)
+    at = login(fleet())
+    for key in WRITE_BUTTONS:
+        at.button(key=key).click().run()
+        assert any(e.value.startswith("Say why") for e in at.error), key
+    assert [e.action for e in AuditTrail(console_env).entries()] == ["override_set", "login"]
+
+
+def test_extending_past_the_maximum_is_refused(monkeypatch, console_env):
+    """An extension that would leave more than BREAKER_MAX_OVERRIDE_MIN is refused with the reason; nothing written."""
+    monkeypatch.setenv("BREAKER_MAX_OVERRIDE_MIN", "30")
+    put_override(console_env, minutes=25)
+    at = login(fleet())
+    assert at.number_input(key="overrides_minutes").max == 30
+    at.number_input(key="overrides_extend_minutes").set_value(10.0)
+    at.text_input(key="overrides_change_why").input("longer please")
+    at.button(key="overrides_extend").click().run()
+    assert any("lasts at most 30 minutes" in e.value for e in at.error)
+    assert AuditTrail(console_env).entries()[-1].action == "login"
+
+
+@pytest.mark.parametrize("raw", [
+    b"**force_calm** <b>not json</b> [x](http://e)",
+    json.dumps({"mode": "force_calm", "who": "x", "why": "y", "since": 1.0}).encode(),  # no end
+    json.dumps({"mode": "force_nap", "who": "x", "why": "y", "since": 1.0, "until": 9e9}).encode(),
+    b"\xff\xfe",
+])
+def test_an_override_that_does_not_parse_is_shown_as_text_on_every_page(console_env, raw):
+    """A stored value workers ignore is flagged on every page with the reason and the raw value as code, never as
+    markdown, and can be cleared."""
+    console_env.set("brain:panic_override", raw, ex=600)
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert banner(at).startswith("The stored override does not parse"), page
+        shown = raw.decode("utf-8", "replace")
+        assert any(c.value == shown for c in at.code), page
+        assert any(t.value.startswith("reason: ") for t in at.text)
+        assert not any(shown in m.value for m in (*at.markdown, *at.error, *at.warning))
+    at = login(fleet())
+    at.text_input(key="overrides_change_why").input("garbage from a script")
+    at.button(key="overrides_clear").click().run()
+    assert not console_env.exists("brain:panic_override")
+    assert AuditTrail(console_env).entries()[-1].action == "override_clear"
+
+
+def test_sandbox_writes_open_and_history_shows_the_episode(sandbox_env):
+    """In the sandbox anyone sets an override; History's timeline then draws its episode and events."""
+    at = fleet()
+    at.text_input(key="overrides_why").input("drill")
+    at.button(key="overrides_set").click().run()
+    at.text_input(key="overrides_change_why").input("drill over")
+    at.button(key="overrides_clear").click().run()
+    at.switch_page("pages/history.py").run()
+    assert not at.exception
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = {trace.get("name") for trace in chart["data"]}
+    assert {"override set", "override cleared"} <= names
+    assert len(chart["layout"]["shapes"]) == 1
+    [episode] = [d.value for d in at.dataframe if "ended" in d.value.columns]
+    assert episode.iloc[0][["mode", "set by", "why", "ended"]].tolist() == ["force_full", "sandbox", "drill", "cleared"]
