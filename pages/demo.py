@@ -22,7 +22,7 @@ marker = guarded("reading the demo marker", lambda: read_marker(target.client, p
 
 
 def _control(action: str, **options) -> None:
-    if action == "play" and not fleet_running():
+    if action == "play" and target.embedded and not fleet_running():
         start_fleet(target)  # idle; it plays the queued command on its first tick
     sent = guarded(f"demo {action}", lambda: control_demo(
         target.client, audit_trail(), current_access(), embedded=target.embedded, prefix=prefix, action=action,

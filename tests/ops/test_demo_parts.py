@@ -192,7 +192,7 @@ def test_playback_advances_at_speed_pauses_and_loops():
 def test_conductor_tick_accelerates_the_clock_and_writes_marker_and_load(real_redis):
     """One conductor tick at 120×: the start moves 119 s back, the marker says playing, a load point lands."""
     clock = StepClock()
-    conductor = Conductor(real_redis, "d:", FleetShape(processes=1, identities=1), clock=clock)
+    conductor = Conductor(real_redis, "d:", FleetShape(processes=1, identities=1), clock=clock, server_clock=clock)
     send_command(real_redis, "d:", "play", scenario="long_panic", speed=120)
     conductor.tick(0.0)
     real_redis.set("d:panic_start_ts", repr(clock.now), ex=900)

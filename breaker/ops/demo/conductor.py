@@ -97,7 +97,7 @@ class Conductor:
 
     def __init__(self, client: Any, prefix: str, shape: FleetShape, *, spawn: Callable[[int], Any] | None = None,
                  parent_pid: int | None = None, panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, server_clock: Callable[[], float] | None = None) -> None:
         self.client = client
         self.prefix = prefix
         self.shape = shape
@@ -106,6 +106,8 @@ class Conductor:
         self.panic_clock = PanicClock(client, key_prefix=prefix, panic_key_ttl_s=panic_key_ttl_s)
         self.calm_period_s = float(panic_key_ttl_s)
         self.clock = clock
+        # Workers write the clock in the server's time (SPEC 3): judge its age and duration in the same clock.
+        self.server_clock = server_clock or self.panic_clock.server_now
         self.quota = AdaptivePanicQuota()
         self.playback = Playback()
         self.workers: list[Any] = []
@@ -141,14 +143,15 @@ class Conductor:
             move_start(self.panic_clock, (playback.speed - 1.0) * dt)
         elif playback.state == "paused":
             move_start(self.panic_clock, -dt)  # hold the duration still
+        server_now = self.server_clock()
         if playback.played and playback.state != "paused":
             calm_period_s = max(MIN_CALM_PERIOD_S, self.calm_period_s / playback.speed)
-            if end_if_unobserved(self.panic_clock, now, calm_period_s):
+            if end_if_unobserved(self.panic_clock, server_now, calm_period_s):
                 log.warning("DEMO_CLOCK_ENDED: no panic observed for %.1f s (the calm period at %g×)",
                             calm_period_s, playback.speed)
         self.write_marker(now)
         if now - self._last_load >= LOAD_EVERY_S:
-            self.write_load(now, now - self._last_load)
+            self.write_load(now, now - self._last_load, server_now)
             self._last_load = now
 
     def marker(self) -> DemoMarker:
@@ -169,22 +172,22 @@ class Conductor:
         pipe.expire(demo_key(self.prefix), MARKER_TTL_S)
         pipe.execute()
 
-    def clock_tiers(self, now: float) -> dict[str, int]:
+    def clock_tiers(self, server_now: float) -> dict[str, int]:
         """The tier each class is in by the clock (0 without one): what Live shows at that moment."""
-        reading = self.panic_clock.read(now)
+        reading = self.panic_clock.read(server_now)
         if reading.start is None:
             return {stakes: 0 for stakes in CLASSES}
         minutes = (reading.duration_s or 0.0) / 60.0
         return {s.value: self.quota.decide(0, minutes, s, True).tier for s in MatchImportance}
 
-    def write_load(self, now: float, elapsed: float) -> None:
+    def write_load(self, now: float, elapsed: float, server_now: float) -> None:
         counts = take_pending(self.client, self.prefix)
         playback = self.playback
         phase, _ = playback.shares()
         rates = {side: {c: counts.get(miss_field(side, c), 0.0) / elapsed for c in CLASSES} for side in SIDES}
         append_point(self.client, self.prefix, LoadPoint(
             at=now, run=playback.run, minute=playback.scenario_s / 60.0, phase=phase, ours=rates["ours"],
-            seed=rates["seed"], tiers=self.clock_tiers(now), answers=counts.get("answers", 0.0) / elapsed,
+            seed=rates["seed"], tiers=self.clock_tiers(server_now), answers=counts.get("answers", 0.0) / elapsed,
         ))
 
     def start_workers(self) -> None:
