@@ -65,6 +65,7 @@ def calm_path(bench: BenchServer) -> list[Row]:
     return [
         Row("2", "calm path, 1 thread", rate(rounds.median("ours")), rate(rounds.median("seed")), times(ratio),
             "≥ 50×", ratio >= 50),
-        Row("2", "calm path: server commands per 10 000 calls", f"{commands['ours']:,}", f"{commands['seed']:,}", "—",
-            "≤ heartbeats (none built: 0)", commands["ours"] <= 0),
+        Row("2", "calm path: server commands per 10 000 calls (ours: at most one heartbeat round trip, ≤ 8 "
+            "commands inside it)", f"{commands['ours']:,}", f"{commands['seed']:,}", "—", "≤ 8",
+            commands["ours"] <= 8),
     ]

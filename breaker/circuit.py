@@ -31,6 +31,7 @@ from .clock import (
     SEED_KEY_TTL_S,
     NoAtomicCommands,
     PanicClock,
+    UnusableStart,
     check_key_ttl,
     default_key_ttl_s,
     observation_of,
@@ -39,7 +40,7 @@ from .config import Settings
 from .decisions import DecisionLog, StateListener
 from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
 from .outage import Outage
-from .override import MAX_RAW_BYTES, InvalidOverride, Override, OverrideMode, parse_override
+from .override import OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
 from .policy import AdaptivePanicQuota, PanicMode, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -49,7 +50,6 @@ PANIC_TS_TTL_SECONDS = SEED_KEY_TTL_S
 _PANIC, _CALM = True, False
 _STATUS_KIND = {"panic": _PANIC, "normal": _CALM, "warning": _CALM}
 _FAIL_SAFE = (0, PanicMode.PANIC_FULL)
-_FULL, _NORMAL = PanicMode.PANIC_FULL.value, PanicMode.NORMAL.value
 
 __all__ = ["PANIC_START_TS_KEY", "PANIC_TS_TTL_SECONDS", "StateListener", "VIXCircuitBreaker"]
 
@@ -82,6 +82,7 @@ class _Sync(NamedTuple):
 
 
 _NEVER = _Sync(-math.inf, 0.0, 0.0, None)
+BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
 def _wall_clock() -> float:
@@ -153,11 +154,11 @@ class VIXCircuitBreaker:
         self._retry_at = -math.inf
         self._panic_seen = False  # a panic call since the last round trip: the next one observes the clock
         self._episode_start: float | None = None  # the start this worker's logged state belongs to
-        self._override: Override | None = None
-        self._override_raw: Any = None
-        self._overrides_seen = 0
+        self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}")
         self._started: float | None = None
         self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
+        self._host = socket.gethostname()
+        self._beat_at = -math.inf
         self._separate = self.panic_clock is not None and not self.panic_clock.scripting
         self._warned_separate = False
         self._warned_not_configured = False
@@ -212,17 +213,19 @@ class VIXCircuitBreaker:
             now = self._now()
             if now is None:  # a broken local clock: nothing is measured or written with it
                 return (base, PanicMode.NORMAL) if kind is _CALM else self._counted_fail_safe()
-            tried = self._sync_if_due(now, kind)
+            sync = self._sync
+            due = not 0 <= now - sync.at < self.refresh_interval_s or (kind is _PANIC and sync.start is None)
+            tried = due and self._sync_if_due(now, kind)
             if kind is _CALM and self.end_on_normal and self.panic_clock is not None:
                 self._end_on_calm(now)
-            forced = self._override_mode(now)
+            forced = self._override_mode(now) if self._override.current is not None else None
             if forced is OverrideMode.FORCE_FULL:
                 if kind is _PANIC:
                     self._panic_seen = True  # the clock keeps being observed under the override
-                self._answers.count(_FULL)
+                self._answers.count(PanicMode.PANIC_FULL)
                 return _FAIL_SAFE
             if kind is _CALM or forced is OverrideMode.FORCE_CALM:
-                self._answers.count(_NORMAL)
+                self._answers.count(PanicMode.NORMAL)
                 return base, PanicMode.NORMAL
             return self._panic(now, base, match_context, tried)
         except Exception as exc:  # the promise is "never raises"; the answer is still safe
@@ -238,13 +241,13 @@ class VIXCircuitBreaker:
             self._unreliable(tried)
             self._decisions.note(importance, PanicMode.PANIC_FULL, 1, 0, None,
                                  reliable=self.panic_clock is None and not self._outage.active)
-            self._answers.count(_FULL, fail_safe=True, stakes=importance.value, tier=1)
+            self._answers.count(PanicMode.PANIC_FULL, fail_safe=True, stakes=importance, tier=1)
             return _FAIL_SAFE
         measured = now + sync.offset
         duration_min = (measured - start) / 60.0 if measured > start else 0.0
         ttl, mode, tier = self.quota.decide(base, duration_min, importance, True)
         self._decisions.note(importance, mode, tier, ttl, start, reliable=not self._outage.active)
-        self._answers.count(mode.value, stakes=importance.value, tier=tier)
+        self._answers.count(mode, stakes=importance, tier=tier)
         return ttl, mode
 
     def _now(self) -> float | None:
@@ -261,13 +264,10 @@ class VIXCircuitBreaker:
 
     def _override_mode(self, now: float) -> OverrideMode | None:
         """The override in force (the last one seen, until its end in server time), or None."""
-        override = self._override
-        if override is None or now + self._sync.server_offset >= override.until:
-            return None
-        return override.mode
+        return self._override.mode_at(now + self._sync.server_offset)
 
     def _counted_fail_safe(self) -> tuple[int, PanicMode]:
-        self._answers.count(_FULL, fail_safe=True)
+        self._answers.count(PanicMode.PANIC_FULL, fail_safe=True)
         return _FAIL_SAFE
 
     def _unreliable(self, tried: bool) -> None:
@@ -318,20 +318,22 @@ class VIXCircuitBreaker:
         return self._override_mode(now) is OverrideMode.FORCE_CALM
 
     def _round_trip(self, now: float, *, observe: bool, panic_call: bool) -> None:
-        calls, fail_safe, tiers = self._answers.take()
+        beating = not 0 <= now - self._beat_at < BEAT_MIN_SPACING_S  # refresh_interval_s=0: not one beat per call
+        calls, fail_safe, tiers = self._answers.take() if beating else ({}, 0, {})
         forced = self._override_mode(now)
         beat = beat_json(
-            host=socket.gethostname(), pid=os.getpid(), started=self._started if self._started else now,
-            interval_s=self.refresh_interval_s, calls=calls, fail_safe=fail_safe, tiers=tiers,
-            override=forced.value if forced else None, error=self._outage.last_error, version=__version__,
-            overrides_seen=self._overrides_seen,
-        )
+            host=self._host, pid=os.getpid(), started=self._started,  # None until the server said when
+            interval_s=max(self.refresh_interval_s, BEAT_MIN_SPACING_S), calls=calls, fail_safe=fail_safe,
+            tiers=tiers, override=forced.value if forced else None, error=self._outage.last_error,
+            version=__version__, overrides_seen=self._override.changes,
+        ) if beating else ""
         try:
             reply = self._exchange(now, observe, beat)
             observation = observation_of(reply) if observe else None
-        except Exception as exc:
+        except Exception as exc:  # an UnusableStart (no script to replace it) is logged as what it is
             self._answers.give_back(calls, fail_safe, tiers)
-            self._failed(now, exc, panic_call=panic_call)
+            self._failed(now, exc, panic_call=panic_call,
+                         event="INVALID_PANIC_TIMESTAMP" if isinstance(exc, UnusableStart) else None)
             return
         server_offset = reply.server_now - now
         start = None
@@ -348,18 +350,20 @@ class VIXCircuitBreaker:
                 self._log.warning("PANIC_TIMESTAMP_INITIALIZED", key=self.panic_clock.start_key, start=start)
         if self._started is None:
             self._started = reply.server_now
+        if beating:
+            self._beat_at = now
         self._sync = _Sync(now, server_offset if self.server_time else 0.0, server_offset, start)
         self._panic_seen = False
         if reply.beat == refresh.BEAT_NO_HEXPIRE:
             self._hexpire = False  # detected once: this server prunes nothing itself, readers do
-        self._take_override(reply, reply.server_now)
+        self._override.adopt(reply.override_raw, reply.override_len, reply.server_now)
         self._decisions.recheck_level()
         self._outage.recovered(now)
 
     def _exchange(self, now: float, observe: bool, beat: str) -> refresh.Reply:
         clock = self.panic_clock
         at = None if self.server_time else now
-        ttl = beat_ttl_s(self.refresh_interval_s)
+        ttl = beat_ttl_s(max(self.refresh_interval_s, BEAT_MIN_SPACING_S))
         if not self._separate:
             try:
                 return clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
@@ -378,33 +382,6 @@ class VIXCircuitBreaker:
             )
         return clock.separate_round_trip(observe=observe, now=at, fallback_now=now, worker_id=self.worker_id,
                                          beat=beat)
-
-    def _take_override(self, reply: refresh.Reply, server_now: float) -> None:
-        """Adopt the override the round trip read; log a change once, an unusable value once."""
-        raw = reply.override_raw
-        if raw == self._override_raw and (self._override is None or self._override.active(server_now)):
-            return
-        self._override_raw = raw
-        seen: Override | None = None
-        if raw is not None:
-            try:
-                if reply.override_len > MAX_RAW_BYTES:
-                    raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
-                seen = parse_override(raw)
-                if not seen.active(server_now):
-                    raise InvalidOverride("expired")
-            except InvalidOverride as exc:
-                seen = None
-                self._log.error("INVALID_PANIC_OVERRIDE", key=self.panic_clock.override_key, reason=str(exc),
-                                value=_short(raw), answer="override ignored")
-        if seen != self._override:
-            self._override = seen
-            self._overrides_seen += 1
-            self._log.warning(
-                "PANIC_OVERRIDE_SEEN", mode=seen.mode.value if seen else None, who=seen.who if seen else None,
-                why=seen.why if seen else None, until=seen.until if seen else None,
-                left_s=round(seen.left_s(server_now), 1) if seen else None,
-            )
 
     def _end_on_calm(self, now: float) -> None:
         """Seed mode: every calm observation deletes the clock."""
@@ -428,10 +405,10 @@ class VIXCircuitBreaker:
         """Inside ``retry_after_s`` of a failure; a wall clock stepped back does not stretch the back-off."""
         return now < self._retry_at <= now + self.retry_after_s
 
-    def _failed(self, now: float, exc: Exception, *, panic_call: bool) -> None:
+    def _failed(self, now: float, exc: Exception, *, panic_call: bool, event: str | None = None) -> None:
         self._retry_at = now + self.retry_after_s
         self._sync = self._sync._replace(at=-math.inf, start=None)
-        self._outage.failed(now, exc, answered_fail_safe=panic_call)
+        self._outage.failed(now, exc, answered_fail_safe=panic_call, event=event)
 
     # --- the older per-process API ----------------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ longer) is gone (and pruned).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import secrets
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 WORKERS_KEY_NAME = "workers"
@@ -46,9 +47,9 @@ class WorkerBeat:
     started: float
     seen: float
     interval_s: float
-    calls: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)
     fail_safe: int = 0
-    tiers: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = dataclasses.field(default_factory=dict)
     override: str | None = None
     error: str | None = None
     version: str = ""
@@ -90,7 +91,7 @@ def beat_json(
     *,
     host: str,
     pid: int,
-    started: float,
+    started: float | None,
     interval_s: float,
     calls: dict[str, int],
     fail_safe: int,
@@ -151,8 +152,8 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)[:500]
 
 
-def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
-    """The beat stored under ``field_name``, with its state at ``now`` (server time); ``InvalidBeat`` else."""
+def parse_beat(field: Any, raw: Any, now: float) -> WorkerBeat:
+    """The beat stored under ``field``, with its state at ``now`` (server time); ``InvalidBeat`` else."""
     if isinstance(raw, bytes):
         if len(raw) > MAX_BEAT_BYTES:
             raise InvalidBeat(f"longer than {MAX_BEAT_BYTES} bytes")
@@ -173,10 +174,10 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
     fail_safe = int(_number(data, "fail_safe")) if data.get("fail_safe") is not None else 0
     pid = data.get("pid")
     return WorkerBeat(
-        worker_id=_text(field_name),
+        worker_id=_text(field),
         host=str(data.get("host", "")),
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
-        started=_number(data, "started") if "started" in data else seen,
+        started=_number(data, "started") if data.get("started") is not None else seen,
         seen=seen,
         interval_s=interval,
         calls=calls,
@@ -187,6 +188,10 @@ def parse_beat(field_name: Any, raw: Any, now: float) -> WorkerBeat:
         version=str(data.get("version", "")),
         state=beat_state(seen, interval, calls, fail_safe, now),
     )
+
+
+def _texts(counts: dict[Any, int]) -> dict[str, int]:
+    return {getattr(key, "value", key): n for key, n in counts.items()}
 
 
 class AnswerCounts:
@@ -202,7 +207,8 @@ class AnswerCounts:
         self._fail_safe = 0
         self._tiers: dict[str, int] = {}
 
-    def count(self, mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
+    def count(self, mode: Any, *, fail_safe: bool = False, stakes: Any = None, tier: int = 0) -> None:
+        """One answer; ``mode`` and ``stakes`` may be str enums (turned into their text only at ``take``)."""
         with self._lock:
             self._calls[mode] = self._calls.get(mode, 0) + 1
             if fail_safe:
@@ -212,9 +218,9 @@ class AnswerCounts:
 
     def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
         with self._lock:
-            taken = (self._calls, self._fail_safe, self._tiers)
+            calls, fail_safe, tiers = self._calls, self._fail_safe, self._tiers
             self._calls, self._fail_safe, self._tiers = {}, 0, {}
-        return taken
+        return _texts(calls), fail_safe, _texts(tiers)
 
     def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
         with self._lock:

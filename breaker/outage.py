@@ -31,7 +31,8 @@ class Outage:
     def active(self) -> bool:
         return self._since is not None
 
-    def failed(self, now: float, exc: BaseException, *, answered_fail_safe: bool = True) -> None:
+    def failed(self, now: float, exc: BaseException, *, answered_fail_safe: bool = True,
+               event: str | None = None) -> None:
         """A round trip failed: the first failure of an outage logs one ERROR. ``answered_fail_safe`` is False
         when the call that made it answers calm (calm calls carry the round trip too)."""
         self.last_error = f"{type(exc).__name__}: {exc}"  # redis-py 8's repr drops the message
@@ -44,7 +45,8 @@ class Outage:
             else:
                 self._calls += counted
         if first:
-            event = "REDIS_UNAVAILABLE" if isinstance(exc, (RedisError, OSError)) else "VIX_CIRCUIT_BREAKER_ERROR"
+            if event is None:
+                event = "REDIS_UNAVAILABLE" if isinstance(exc, (RedisError, OSError)) else "VIX_CIRCUIT_BREAKER_ERROR"
             self._log().error(
                 event, redis_status="configured_but_error", error=self.last_error, target=self._target(),
                 retry_after_s=self.retry_after_s, answer="PANIC_FULL",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -93,3 +94,48 @@ def parse_override(raw: Any) -> Override:
     if not isinstance(who, str) or not isinstance(why, str):
         raise InvalidOverride("who and why must be text")
     return Override(mode, who, why, since, until)
+
+
+class HonouredOverride:
+    """The override one worker honours: adopted from each round trip's read, kept through failed ones until
+    its end. Logs each change once (``PANIC_OVERRIDE_SEEN``) and each unusable value once
+    (``INVALID_PANIC_OVERRIDE``), through ``log()`` (the breaker's logger, looked up at each use)."""
+
+    def __init__(self, log: Callable[[], Any], key: str) -> None:
+        self._log = log
+        self.key = key
+        self.current: Override | None = None
+        self.changes = 0
+        self._raw: Any = None
+
+    def mode_at(self, server_now: float) -> OverrideMode | None:
+        """The mode in force at ``server_now`` (the worker's estimate of the server's time), or None."""
+        current = self.current
+        return current.mode if current is not None and server_now < current.until else None
+
+    def adopt(self, raw: Any, stored_len: int, server_now: float) -> None:
+        """Take the value a round trip read (``stored_len``: bytes stored, of which ``raw`` is the start)."""
+        if raw == self._raw and (self.current is None or self.current.active(server_now)):
+            return
+        self._raw = raw
+        seen: Override | None = None
+        if raw is not None:
+            try:
+                if stored_len > MAX_RAW_BYTES:
+                    raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
+                seen = parse_override(raw)
+                if not seen.active(server_now):
+                    raise InvalidOverride("expired")
+            except InvalidOverride as exc:
+                seen = None
+                text = repr(raw)
+                self._log().error("INVALID_PANIC_OVERRIDE", key=self.key, reason=str(exc),
+                                  value=text if len(text) <= 80 else text[:77] + "...", answer="override ignored")
+        if seen != self.current:
+            self.current = seen
+            self.changes += 1
+            self._log().warning(
+                "PANIC_OVERRIDE_SEEN", mode=seen.mode.value if seen else None, who=seen.who if seen else None,
+                why=seen.why if seen else None, until=seen.until if seen else None,
+                left_s=round(seen.left_s(server_now), 1) if seen else None,
+            )

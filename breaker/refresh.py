@@ -40,15 +40,17 @@ end
 local start, created, replaced = false, 0, false
 if ARGV[1] == '1' then
   local ttl = tonumber(ARGV[3])
-  local kind = redis.call('TYPE', KEYS[1])['ok']
-  local raw, value = false, nil
-  if kind == 'string' then
-    if redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[10]) then
-      raw = redis.call('GET', KEYS[1])
-      if string.match(raw, '^%s*%+?[%d%.]+[eE]?[%+%-]?%d*%s*$') then value = tonumber(raw) end
-    else
-      raw = redis.call('GETRANGE', KEYS[1], 0, 31) .. '...'
-    end
+  local len = redis.pcall('STRLEN', KEYS[1])
+  local kind, raw, value = 'string', false, nil
+  if type(len) == 'table' then
+    kind = redis.call('TYPE', KEYS[1])['ok']  -- WRONGTYPE: a hash, a list...
+  elseif len == 0 then
+    kind, raw = redis.call('TYPE', KEYS[1])['ok'], ''  -- no key, or an empty string
+  elseif len <= tonumber(ARGV[10]) then
+    raw = redis.call('GET', KEYS[1])
+    if string.match(raw, '^%s*%+?[%d%.]+[eE]?[%+%-]?%d*%s*$') then value = tonumber(raw) end
+  else
+    raw = redis.call('GETRANGE', KEYS[1], 0, 31) .. '...'
   end
   if kind == 'none' then
     redis.call('SET', KEYS[1], now_text, 'EX', ttl)
@@ -66,12 +68,11 @@ if ARGV[1] == '1' then
   redis.call('SET', KEYS[2], now_text, 'EX', ttl)
 end
 local override, override_len = false, 0
-local okind = redis.call('TYPE', KEYS[3])['ok']
-if okind == 'string' then
-  override_len = redis.call('STRLEN', KEYS[3])
-  override = shown(redis.call('GETRANGE', KEYS[3], 0, tonumber(ARGV[11]) - 1))
-elseif okind ~= 'none' then
-  override, override_len = '<' .. okind .. '>', -1
+local read = redis.pcall('GETRANGE', KEYS[3], 0, tonumber(ARGV[11]) - 1)
+if type(read) == 'table' then
+  override, override_len = '<' .. redis.call('TYPE', KEYS[3])['ok'] .. '>', -1
+elseif read ~= '' then
+  override, override_len = shown(read), string.len(read)
 end
 local beat = 0
 if ARGV[5] ~= '' then
@@ -101,7 +102,7 @@ class Reply(NamedTuple):
     initialized: bool  # this call wrote the start (first writer, or it replaced an unusable value)
     replaced: str | None  # a printable description of the unusable value it replaced
     override_raw: bytes | None
-    override_len: int  # bytes stored at the override key (-1: another type)
+    override_len: int  # bytes read at the override key, at most MAX_RAW_BYTES + 1 (-1: another type)
     beat: int  # BEAT_*
 
 

@@ -30,7 +30,7 @@ def test_values_are_parsed():
         ("BREAKER_PANIC_KEY_TTL_S", "0"), ("BREAKER_PANIC_KEY_TTL_S", "15m"), ("BREAKER_END_ON_NORMAL", "maybe"),
         ("BREAKER_REFRESH_INTERVAL_S", "-1"), ("BREAKER_REFRESH_INTERVAL_S", "nan"),
         ("BREAKER_REDIS_TIMEOUT_MS", "0"), ("BREAKER_LOG_LEVEL", "loud"), ("BREAKER_LOG_FORMAT", "xml"),
-        ("BREAKER_KEY_PREFIX", "has space:"),
+        ("BREAKER_KEY_PREFIX", "has space:"), ("BREAKER_MAX_OVERRIDE_MIN", "0"), ("BREAKER_MAX_OVERRIDE_MIN", "inf"),
     ],
 )
 def test_bad_values_name_the_variable(name, value):

@@ -69,9 +69,12 @@ def test_fallback_never_renews_an_unusable_value(real_redis, no_multi_no_scripts
     real_redis.set(KEY, "garbage", ex=100)
     real_redis.expire(KEY, 30)
     breaker = VIXCircuitBreaker(no_multi_no_scripts, refresh_interval_s=0, retry_after_s=0)
-    for _ in range(3):
-        assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
     assert real_redis.get(KEY) == b"garbage" and real_redis.ttl(KEY) <= 30
+    [error] = [e for e in logs if e["log_level"] == "error"]  # once, not once per call
+    assert error["event"] == "INVALID_PANIC_TIMESTAMP" and "not replaced" in error["error"]
 
 
 def test_acl_user_without_watch_and_multi_replaces_garbage(real_redis, redis_url):

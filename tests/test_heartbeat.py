@@ -74,3 +74,10 @@ def test_unreadable_beats_raise(raw):
     """A field that is not a version-1 beat raises InvalidBeat (the reader lists it apart)."""
     with pytest.raises(InvalidBeat):
         parse_beat("w", raw, now=1.0)
+
+
+def test_a_first_beat_without_a_start_reads_as_started_when_seen():
+    """A worker's first beat has started=null (it learns the server's time from that round trip)."""
+    text = beat_json(host="h", pid=1, started=None, interval_s=1.0, calls={}, fail_safe=0, tiers={},
+                     override=None, error=None, version="x", seen=50.0)
+    assert parse_beat("w", text, now=50.0).started == 50.0

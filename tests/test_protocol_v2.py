@@ -214,9 +214,12 @@ def test_fifty_breakers_report_and_a_killed_one_goes_stale_then_gone(real_redis,
     for process in processes:
         process.start()
     try:
-        ids = [ready.get(timeout=30) for _ in processes]
-        threads = [threading.Thread(target=lambda: VIXCircuitBreaker(redis_client(redis_url)).get_ttl(60, "panic"))
-                   for _ in range(40)]
+        id_of = dict(ready.get(timeout=30) for _ in processes)
+        ids = [id_of[process.pid] for process in processes]  # ids[0] is the process killed below
+        def one_breaker() -> None:
+            VIXCircuitBreaker(redis_client(redis_url, timeout_ms=2000)).get_ttl(60, "panic")
+
+        threads = [threading.Thread(target=one_breaker) for _ in range(40)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -19,13 +19,14 @@ def panic_at_barrier(url: str, prefix: str, barrier, now: float, results) -> Non
 
 def beat_until_killed(url: str, prefix: str, interval_s: float, ready) -> None:
     """One worker process that answers calm calls (and so beats) until it is killed."""
+    import os
     import time
 
     from breaker import VIXCircuitBreaker, redis_client
 
     breaker = VIXCircuitBreaker(redis_client(url, timeout_ms=2000), key_prefix=prefix, refresh_interval_s=interval_s)
     breaker.get_ttl(60, "normal")
-    ready.put(breaker.worker_id)
+    ready.put((os.getpid(), breaker.worker_id))
     while True:
         breaker.get_ttl(60, "normal")
         time.sleep(interval_s / 2)

@@ -152,9 +152,9 @@ def module_server():
 class RoundTrips:
     """Counts the connections a worker client takes from its pool: one per round trip.
 
-    (A WATCH ... EXEC repair keeps one connection for its few commands and counts once.) The client stays a
-    plain ``redis.Redis``, so the breaker takes its production path, the hand-packed transaction, and not the
-    pipeline a wrapper object would get. ``before_each(n)`` runs before the n-th round trip.
+    The client stays a plain ``redis.Redis``, so the breaker takes its production path, the script read through
+    ``breaker.wire`` against one deadline, and not the redis-py call a wrapper object would get.
+    ``before_each(n)`` runs before the n-th round trip.
     """
 
     def __init__(self, client: redis.Redis, before_each=None) -> None:
