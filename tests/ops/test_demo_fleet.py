@@ -23,7 +23,7 @@ minutes = 2
 
 [[phase]]
 name = "long panic"
-minutes = 440
+minutes = 480
 panic_share = 0.15
 
 [[phase]]

@@ -123,7 +123,8 @@ def test_seed_model_resets_on_every_calm_answer():
 def test_cache_miss_is_one_get_ttl_and_a_signal_change_invalidates():
     """A backend read misses when its entry expired or the market's signal changed; TTL 0 misses every read."""
     market = make_markets(1, random.Random(0))[0]
-    backend = SimulatedBackend(VIXCircuitBreaker(None), SeedModel())
+    market.base_ttl = 60
+    backend = SimulatedBackend(VIXCircuitBreaker(None), SeedModel(), random.Random(0))  # first entry: 51 s left
     backend.read(market, 0.0, 0.0)
     backend.read(market, 1.0, 0.0)
     assert backend.take_counts() == {"ours:high_stakes": 1, "seed:high_stakes": 1, "answers": 1}
@@ -131,6 +132,21 @@ def test_cache_miss_is_one_get_ttl_and_a_signal_change_invalidates():
     for t in (2.0, 3.0, 4.0):
         backend.read(market, t, t)
     assert backend.take_counts() == {"ours:high_stakes": 3, "seed:high_stakes": 3, "answers": 3}
+
+
+def test_first_entries_expire_at_spread_moments():
+    """A fresh backend's first entries expire at random moments of their TTL, not all in the same second."""
+    markets = make_markets(8, random.Random(1))
+    backend = SimulatedBackend(VIXCircuitBreaker(None), SeedModel(), random.Random(2))
+    for market in markets:
+        backend.read(market, 0.0, 0.0)
+    backend.take_counts()
+    missed_by_second = []
+    for second in range(1, 61):
+        for market in markets:
+            backend.read(market, float(second), 0.0)
+        missed_by_second.append(backend.take_counts().get("answers", 0))
+    assert sum(missed_by_second) >= len(markets) and max(missed_by_second) < len(markets) / 2
 
 
 def test_marker_commands_and_load_round_trip(real_redis):

@@ -11,6 +11,7 @@ backend loads come from the same reads of the same signal.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
@@ -19,17 +20,14 @@ from .load import miss_field
 from .market import SyntheticMarket
 from .seed_model import SeedModel
 
-BASE_TTL_S = 60
-_MISSING = (0.0, "")
-
 
 class SimulatedBackend:
     """One worker identity: its breaker, its cache, the seed's shadow cache, and what it counted."""
 
-    def __init__(self, breaker: VIXCircuitBreaker, seed: SeedModel, *, base_ttl: int = BASE_TTL_S) -> None:
+    def __init__(self, breaker: VIXCircuitBreaker, seed: SeedModel, rng: random.Random | None = None) -> None:
         self.breaker = breaker
         self.seed = seed
-        self.base_ttl = base_ttl
+        self.rng = rng or random.Random(0)
         self._expires: dict[str, tuple[float, str]] = {}  # market -> (expires at, signal when written)
         self._seed_expires: dict[str, tuple[float, str]] = {}
         self.counts: Counter[str] = Counter()
@@ -37,17 +35,22 @@ class SimulatedBackend:
     def read(self, market: SyntheticMarket, now: float, scenario_now: float) -> None:
         """One read of ``market`` at real time ``now``; misses count as backend requests."""
         key, status = market.key, market.status
-        expires, written_on = self._expires.get(key, _MISSING)
-        if expires <= now or written_on != status:
-            ttl, _ = self.breaker.get_ttl(self.base_ttl, status, market.context)
-            self._expires[key] = (now + ttl, status)
+        entry = self._expires.get(key)
+        if entry is None or entry[0] <= now or entry[1] != status:
+            ttl, _ = self.breaker.get_ttl(market.base_ttl, status, market.context)
+            self._expires[key] = (now + ttl * self._age(entry), status)
             self.counts[miss_field("ours", market.stakes.value)] += 1
             self.counts["answers"] += 1
-        expires, written_on = self._seed_expires.get(key, _MISSING)
-        if expires <= now or written_on != status:
-            ttl, _ = self.seed.get_ttl(self.base_ttl, status, market.context, scenario_now)
-            self._seed_expires[key] = (now + ttl, status)
+        entry = self._seed_expires.get(key)
+        if entry is None or entry[0] <= now or entry[1] != status:
+            ttl, _ = self.seed.get_ttl(market.base_ttl, status, market.context, scenario_now)
+            self._seed_expires[key] = (now + ttl * self._age(entry), status)
             self.counts[miss_field("seed", market.stakes.value)] += 1
+
+    def _age(self, entry: tuple[float, str] | None) -> float:
+        """A first entry is taken as written at a random moment of its TTL, as in a backend that has run for a
+        while: otherwise every market of a fresh process would expire in the same second, in lockstep."""
+        return self.rng.random() if entry is None else 1.0
 
     def take_counts(self) -> dict[str, int]:
         counts, self.counts = dict(self.counts), Counter()

@@ -21,6 +21,9 @@ from ...importance import MatchImportance
 from ...signal import VIXCalculator
 
 QUIET_NOISE = 0.0005  # fraction of the odds, per tick
+# Base TTLs from in-play (odds move every few seconds) to pre-match: a backend caches them differently. The
+# short ones also keep every worker calling get_ttl, so its heartbeat (which rides on its calls) never stops.
+BASE_TTLS_S = (5, 10, 30, 60)
 SHOCK = 0.08
 
 CONTEXTS = {
@@ -37,6 +40,7 @@ class SyntheticMarket:
     stakes: MatchImportance
     context: dict[str, str]
     home: float
+    base_ttl: int = 60
     level: float = 0.0  # where the odds sit between shocks; each tick adds a little noise around it
     odds: float = 0.0
     status: str = "normal"
@@ -48,10 +52,10 @@ class SyntheticMarket:
 
 
 def make_markets(per_class: int, rng: random.Random, *, tag: str = "m") -> list[SyntheticMarket]:
-    """``per_class`` markets of each stakes class, with the contexts a feed would send."""
+    """``per_class`` markets of each stakes class, with the contexts a feed would send and a base TTL each."""
     return [
         SyntheticMarket(f"{tag}:{stakes.value}:{i}", stakes, dict(contexts[i % len(contexts)]),
-                        home=round(rng.uniform(1.4, 4.5), 2))
+                        home=round(rng.uniform(1.4, 4.5), 2), base_ttl=BASE_TTLS_S[i % len(BASE_TTLS_S)])
         for stakes, contexts in CONTEXTS.items()
         for i in range(per_class)
     ]

@@ -54,7 +54,8 @@ class SimulatedWorkerProcess:
         self.counts_ready = False
         seed_model = SeedModel()
         self.backends = [
-            SimulatedBackend(VIXCircuitBreaker(client, key_prefix=prefix), seed_model) for _ in range(identities)
+            SimulatedBackend(VIXCircuitBreaker(client, key_prefix=prefix), seed_model, random.Random(rng.random()))
+            for _ in range(identities)
         ]
 
     def tick(self, marker: DemoMarker | None, now: float) -> None:
