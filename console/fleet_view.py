@@ -145,10 +145,15 @@ def fleet_summary(counts: dict[str, int], answers_per_s: float, disagreeing: int
 
 
 def tier_matrix(tiers: dict[str, dict[Any, int]]) -> dict[str, dict[int, int]]:
-    """Workers per tier for each stakes class (stakes order, tiers 0–4 with zeros); JSON keys become ints."""
+    """Workers per tier for each stakes class (stakes order, tiers 0–4 with zeros); JSON keys become ints.
+
+    Only the policy's classes: a class name a worker made up is its text, not a bar to label.
+    """
     matrix = {stakes: dict.fromkeys(range(5), 0) for stakes in STAKES}
     for stakes, by_tier in tiers.items():
-        row = matrix.setdefault(str(stakes), dict.fromkeys(range(5), 0))
+        row = matrix.get(str(stakes))
+        if row is None:
+            continue
         for tier, count in by_tier.items():
             try:
                 row[int(tier)] = row.get(int(tier), 0) + int(count)

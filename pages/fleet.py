@@ -25,7 +25,6 @@ from console.shared import (
     current_access,
     finish_page,
     fmt_ts,
-    get_target,
     last_health,
     show_redis_error,
     start_page,
@@ -48,10 +47,10 @@ sidebar = start_page()
 st.title("Fleet")
 
 
-def empty_state(prefix: str) -> None:
-    st.info(f"No worker reports heartbeats under this key prefix yet. A worker reports from its first `get_ttl` "
-            f"call, once per refresh interval, when it uses the same Redis and prefix as this console "
-            f"({prefix!r}). The worker example from the README:", icon=":material/dns:")
+def empty_state() -> None:
+    st.info("No worker reports heartbeats under this key prefix yet. A worker reports from its first `get_ttl` "
+            "call, once per refresh interval, when it uses the same Redis and key prefix as this console (both "
+            "in the sidebar). The worker example from the README:", icon=":material/dns:")
     st.code(WORKER_EXAMPLE, language="python")
 
 
@@ -66,7 +65,7 @@ def fleet_panel() -> None:
     workers = live_workers(view.workers)
     counts = state_counts(workers)
     if not workers:
-        empty_state(get_target().settings.key_prefix)
+        empty_state()
     else:
         cols = st.columns(6)
         cols[0].metric("Workers", len(workers), help="Not gone: seen in the last 60 s.")

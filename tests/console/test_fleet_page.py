@@ -154,13 +154,15 @@ def test_worker_supplied_text_never_reaches_markdown(console_env):
 
 
 def test_redis_down_shows_an_error_not_a_traceback(monkeypatch, console_env):
-    """Unreachable Redis: the Fleet page says so (workers fail safe meanwhile) and renders no exception."""
+    """Unreachable Redis: the Fleet page says so (workers fail safe meanwhile), the banner says the override is
+    unknown, and nothing raises."""
     from breaker.ops.drills import unreachable_loopback_url
 
     monkeypatch.setenv("REDIS_URL", unreachable_loopback_url())
     at = fleet()
     assert not at.exception
     assert any("Redis unreachable while reading the fleet" in e.value for e in at.error)
+    assert any(c.value.startswith("Override: unknown, Redis did not answer") for c in at.caption)  # the banner
 
 
 def test_live_has_a_one_line_fleet_summary_linking_to_fleet(console_env):

@@ -108,9 +108,9 @@ def test_state_counts_and_summary():
 
 def test_tier_matrix_fills_zeros_and_reads_json_keys():
     """Every class and tier 0–4 appear; tiers that came as JSON strings count as numbers."""
-    matrix = tier_matrix({"high_stakes": {1: 3, "2": 1}, "low_stakes": {}})
+    matrix = tier_matrix({"high_stakes": {1: 3, "2": 1}, "low_stakes": {}, "<b>cup</b>": {1: 1}})
     assert matrix["high_stakes"] == {0: 0, 1: 3, 2: 1, 3: 0, 4: 0}
-    assert list(matrix) == ["high_stakes", "medium_stakes", "low_stakes"]
+    assert list(matrix) == ["high_stakes", "medium_stakes", "low_stakes"]  # a made-up class labels no bar
 
 
 def test_tier_distribution_figure_stacks_one_bar_trace_per_tier():
