@@ -5,7 +5,7 @@ PYTHON ?= python3
 CHROMIUM ?= /usr/bin/chromium
 REDIS_SERVER ?= redis-server
 
-.PHONY: run test lint bench chromium redis-server clean
+.PHONY: run demo test lint bench chromium redis-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(PY)
 
 run: $(VENV)/.run-deps
 	$(PY) -m streamlit run app.py --server.headless true
+
+# The console plus a simulated fleet playing the tour scenario on its embedded server (docs/demo.md).
+# The console starts the fleet and stops it when it stops (Ctrl-C): no process is left behind.
+demo: $(VENV)/.run-deps
+	env -u REDIS_URL BREAKER_DEMO=$${BREAKER_DEMO:-tour} $(PY) -m streamlit run app.py --server.headless true
 
 # Browser tests use Debian's Chromium: install it when missing and we can (root + apt-get).
 chromium:

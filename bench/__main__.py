@@ -10,7 +10,7 @@ from functools import partial
 
 import redis
 
-from . import cluster, console, fleet, log_volume, memory, micro, protocol, single_thread
+from . import cluster, console, demo_fleet, fleet, log_volume, memory, micro, protocol, single_thread
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
 from .table import Row, render
 
@@ -42,6 +42,7 @@ def main() -> int:
         lambda: [console.fleet_render(bench)],
         partial(memory.memory, bench),
         partial(protocol.protocol, bench),
+        partial(demo_fleet.demo_fleet, bench),
     ]
     rows = []
     began = time.perf_counter()

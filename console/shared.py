@@ -20,6 +20,7 @@ import streamlit as st
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
 from breaker.ops import AuditTrail, WriteAccess, WriteRefused
 from breaker.ops.target import Target, connect_target
+from console.demo_banner import show_demo_banner
 from console.text import code_span, md_text
 
 HEALTH_KEY = "redis_health"
@@ -204,6 +205,7 @@ def console_pages() -> list[Any]:
         st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
         st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/demo.py", title="Demo", icon=":material/theaters:"),
     ]
 
 
@@ -239,6 +241,7 @@ def start_page() -> Any:
     _leave_legacy_multipage_mode()
     st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
     target = get_target()
+    show_demo_banner(target)
     with st.sidebar:
         st.caption("Target")
         st.markdown(code_span(target.display))  # st.code would cut a long URL off at the sidebar's edge

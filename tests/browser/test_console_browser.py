@@ -82,13 +82,14 @@ def test_backdated_drill_shows_on_live_and_every_page_renders(page: Page, consol
 
 def test_sandbox_console_renders_every_page(page: Page, sandbox_url):
     """Without REDIS_URL the console runs on its embedded server: a first request deep-linked to Drills shows the
-    five pages (not every file of pages/), says sandbox with writes open, and every page renders."""
+    six pages (not every file of pages/), says sandbox with writes open, and every page renders."""
     page.set_viewport_size({"width": 1440, "height": 1000})
     page.goto(f"{sandbox_url}/drills")
     wait_for_run(page)
     expect(page.get_by_role("heading", name="Drills", exact=True)).to_be_visible(timeout=30_000)
     nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
-    expect(nav).to_have_text([re.compile(f"{title}$") for title in ("Live", "Fleet", "Drills", "Tiers", "History")])
+    titles = ("Live", "Fleet", "Drills", "Tiers", "History", "Demo")
+    expect(nav).to_have_text([re.compile(f"{title}$") for title in titles])
     expect(page.get_by_test_id("stSidebar").get_by_text("sandbox: writes open")).to_be_visible()
     expect(page.get_by_text("Sandbox: the console runs on its own embedded server")).to_be_visible()
     expect(page.get_by_role("button", name="Start panic")).to_be_enabled()

@@ -14,7 +14,7 @@ from tests.browser.conftest import KEY_PREFIX, PASSWORD, ROOT
 from tests.browser.test_console_browser import open_page, wait_for_run
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ("Live", "Fleet", "Drills", "Tiers", "History")
+PAGES = ("Live", "Fleet", "Drills", "Tiers", "History", "Demo")
 pytestmark = pytest.mark.browser
 
 

@@ -12,7 +12,8 @@ from breaker.ops.overrides import read_override, set_override
 from tests.console.conftest import login, open_console
 from tests.console.test_fleet_page import server_now, write_beat
 
-PAGES = ("pages/live.py", "pages/fleet.py", "pages/drills.py", "pages/tiers.py", "pages/history.py")
+PAGES = ("pages/live.py", "pages/fleet.py", "pages/drills.py", "pages/tiers.py", "pages/history.py",
+         "pages/demo.py")
 WRITE_BUTTONS = ("overrides_set", "overrides_extend", "overrides_clear")
 
 

@@ -1,0 +1,44 @@
+"""Every page says when a demo is playing; under ``make demo`` the first page view starts the fleet."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import streamlit as st
+
+from breaker.ops.demo import InvalidScenario, autoplay_scenario, read_marker
+from breaker.ops.target import Target
+
+from .demo_fleet import start_fleet
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: Any) -> str:
+    """Text from the marker (scenario names, phases) shown as text, never as markdown."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def show_demo_banner(target: Target) -> None:
+    """Start ``BREAKER_DEMO``'s fleet once (sandbox only); then one HGETALL of the marker and a banner."""
+    try:
+        autoplay = autoplay_scenario()
+    except InvalidScenario as exc:
+        st.error(f"BREAKER_DEMO: {plain(exc)}")
+        autoplay = None
+    if autoplay and target.embedded:
+        start_fleet(target, scenario=autoplay)  # once per console process: no-op while it runs
+    try:
+        marker = read_marker(target.client, target.settings.key_prefix)
+    except Exception:
+        return  # the page's own clock read reports Redis trouble
+    if marker is None:
+        return
+    what = {"playing": "Demo playing", "paused": "Demo paused", "starting": "Demo fleet starting"}.get(
+        marker.state, "Demo fleet idle")
+    detail = (f": {plain(marker.title or marker.scenario)} at {marker.speed:g}×, scenario minute "
+              f"{marker.minute:.0f} of {marker.total_minutes:.0f} ({plain(marker.phase)})"
+              if marker.state in ("playing", "paused") else "")
+    st.info(f"{what}{detail}. {marker.workers} simulated workers: the panic, the workers and the backend load "
+            "on these pages are a simulation (see Demo).", icon=":material/theaters:")
