@@ -7,6 +7,7 @@ from console.demo_banner import plain
 from console.demo_figures import figure_backend_load
 from console.demo_fleet import fleet_running, start_fleet
 from console.shared import audit_trail, current_access, finish_page, get_target, guarded, start_page
+from console.text import md_text
 
 REFRESH_S = 2
 
@@ -65,7 +66,7 @@ def load_panel() -> None:
         now_marker = read_marker(target.client, prefix)
         points = read_points(target.client, prefix, run=now_marker.run if now_marker else None)
     except Exception as exc:
-        st.error(f"Redis error while reading the backend load: {type(exc).__name__}: {exc}")
+        st.error(f"Redis error while reading the backend load: {type(exc).__name__}: {md_text(exc)}")
         return
     if now_marker is None:
         st.info("No demo fleet is running." + (" Pick a scenario and press Start." if target.embedded else ""),

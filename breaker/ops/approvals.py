@@ -21,7 +21,7 @@ from ..override import Override, OverrideMode
 from .access import SELF_DECLARED, WriteAccess, WriteRefused
 from .audit import AuditTrail
 from .audited_write import Planned, audited_write
-from .overrides import DEFAULT_MAX_MINUTES, OverrideTooLong, override_key, set_override
+from .overrides import DEFAULT_MAX_MINUTES, check_minutes, override_key, set_override
 
 PENDING_KEY_NAME = "pending_force_calm"
 REQUEST_TTL_S = 600
@@ -64,15 +64,6 @@ def same_person(a: str, b: str) -> bool:
     return base(a) == base(b)
 
 
-def _check_minutes(minutes: Any, max_minutes: float) -> float:
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
-            or minutes <= 0:
-        raise ValueError(f"minutes must be a finite number > 0, got {minutes!r}")
-    if minutes > max_minutes:
-        raise OverrideTooLong(f"an override lasts at most {max_minutes:g} minutes, asked for {minutes:g}")
-    return float(minutes)
-
-
 def _parse(raw: Any, left_ms: Any) -> PendingRequest | None:
     if raw is None:
         return None
@@ -99,7 +90,7 @@ def request_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
 
     A request pending from another operator is not replaced (they may be about to get it approved)."""
     access.require("requesting force_calm")
-    length = _check_minutes(minutes, max_minutes)
+    length = check_minutes(minutes, max_minutes)
     reason = (why or "").strip()
     if not reason:
         raise ValueError("a force_calm request needs a reason: the approving operator reads it")
@@ -136,7 +127,7 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
             raise NoPendingRequest("that force_calm request is no longer pending (expired or answered)")
         if same_person(request.requester, access.who):
             raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
-        length = _check_minutes(request.minutes, max_minutes)
+        length = check_minutes(request.minutes, max_minutes)
         now = clock.server_now()
         override = Override(OverrideMode.FORCE_CALM, f"{request.requester}, approved by {access.who}", request.why,
                             now, now + length * 60.0)

@@ -68,7 +68,8 @@ def read_override(clock: PanicClock) -> OverrideReading:
     return override_reading(raw, server_time(now))
 
 
-def _check_minutes(minutes: Any, max_minutes: float) -> float:
+def check_minutes(minutes: Any, max_minutes: float) -> float:
+    """Minutes of an override (or a request for one): a finite number > 0, at most ``max_minutes``."""
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) \
             or minutes <= 0:
         raise ValueError(f"minutes must be a finite number > 0, got {minutes!r}")
@@ -122,7 +123,7 @@ def set_override(
     """Pin the fleet to ``mode`` for ``minutes`` from now (server time), replacing any override."""
     access.require("setting an override")
     mode = OverrideMode(mode)
-    length = _check_minutes(minutes, max_minutes)
+    length = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         override = Override(mode, access.who, why or "", now, now + length * 60.0)
@@ -144,7 +145,7 @@ def extend_override(
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
     now. Raises ``NoActiveOverride`` when none is in force."""
     access.require("extending an override")
-    added = _check_minutes(minutes, max_minutes)
+    added = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         if current.override is None:
