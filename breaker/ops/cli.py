@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -174,14 +175,21 @@ def _confirm(session: Session, action: str, yes: bool) -> None:
 @click.pass_context
 def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_json: bool) -> None:
     """Read and operate the shared panic clock, overrides and fleet (SPEC section 10)."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+    # The options stand in for their variables and go through the same checks and defaults: a cluster URL
+    # given as --redis-url gets the cluster's {brain}: prefix, a bad one a usage error rather than a traceback.
+    env = dict(os.environ)
+    named = {}
     if redis_url:
-        settings = dataclasses.replace(settings, redis_url=redis_url)
+        env["REDIS_URL"], named["REDIS_URL"] = redis_url, "--redis-url"
     if key_prefix:
-        settings = dataclasses.replace(settings, key_prefix=key_prefix)
+        env["BREAKER_KEY_PREFIX"], named["BREAKER_KEY_PREFIX"] = key_prefix, "--key-prefix"
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        message = str(exc)
+        for variable, option in named.items():
+            message = message.replace(variable, option)
+        raise CliError(message, EXIT_USAGE) from exc
     configure_logging("WARNING", settings.log_format)  # stderr; stdout is the command's output
     ctx.obj = Session(settings, json=as_json)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -167,3 +168,20 @@ def test_worker_round_trip_beats_and_honours_the_override_on_the_cluster(cluster
     fleet = read_fleet(clock)
     assert [beat.worker_id for beat in fleet.workers] == [breaker.worker_id]
     assert fleet.override.override is not None and fleet.override.override.mode == "force_full"
+
+
+def test_cli_with_a_cluster_url_option_uses_the_cluster_prefix(cluster_url, cluster_redis, monkeypatch):
+    """`vix-breaker --redis-url redis+cluster://…` (no REDIS_URL) writes and reads under {brain}:, as with REDIS_URL."""
+    from click.testing import CliRunner
+
+    from breaker.ops.cli import cli
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("BREAKER_KEY_PREFIX", raising=False)
+    runner = CliRunner()
+    written = runner.invoke(cli, ["--redis-url", cluster_url, "override", "set", "force_full", "--minutes", "5",
+                                  "--why", "cluster drill", "--who", "alice", "--yes"])
+    assert written.exit_code == 0, written.output
+    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice"
+    status = runner.invoke(cli, ["--redis-url", cluster_url, "--json", "status"])
+    assert status.exit_code == 0 and "(prefix {brain}:)" in json.loads(status.stdout)["target"]

@@ -282,3 +282,18 @@ def test_force_calm_is_a_request_under_the_two_person_rule(run, real_redis):
     assert direct.exit_code == 0 and doc(direct)["override"]["mode"] == "force_calm"
     assert actions(real_redis) == ["force_calm_requested", "override_set"]
 
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:99999", "redis+sentinel://h:26379/mymaster"])
+def test_a_bad_redis_url_option_is_a_usage_error_like_a_bad_redis_url(url):
+    """--redis-url is checked as REDIS_URL is: exit 2 naming the option, never a traceback (exit 1)."""
+    result = CliRunner().invoke(cli, ["--redis-url", url, "status"], env={"REDIS_URL": None})
+    assert result.exit_code == 2, result.output
+    assert "--redis-url" in result.stderr and not isinstance(result.exception, ValueError)
+
+
+def test_key_prefix_option_is_checked_as_the_setting_is():
+    """--key-prefix with spaces is refused as BREAKER_KEY_PREFIX would be (exit 2), before touching Redis."""
+    result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1", "--key-prefix", "a b", "status"],
+                                env={"REDIS_URL": None})
+    assert result.exit_code == 2 and "--key-prefix" in result.stderr
