@@ -118,8 +118,9 @@ def _text(value: Any) -> str:
 
 #: Latest time an entry may carry: the last second of year 9999, the end of Python's calendar.
 MAX_ENTRY_TS = 253_402_300_799.0
-#: Detail fields that history computes with: each must be a timestamp when present.
-TIMESTAMP_DETAILS = ("panic_start", "hold_until")
+#: Detail fields that history computes with (panic episodes; override episodes' since/until): each must be a
+#: timestamp when present.
+TIMESTAMP_DETAILS = ("panic_start", "hold_until", "since", "until")
 
 
 def _timestamp(value: Any) -> float | None:
