@@ -393,13 +393,15 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
 @write_options
 @click.pass_context
 def override_extend(ctx: click.Context, minutes: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
-    """Move the end of the override in force --minutes later (exit 3 when none is in force)."""
+    """Move the end of the override in force --minutes later (exit 3 when none is in force, or for force_calm
+    under the two-person rule: its length was approved, a longer one is a new request)."""
     session: Session = ctx.obj
     _check_length(minutes, session)
     access = _access(who)
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
-                             max_minutes=session.settings.max_override_min)
+                             max_minutes=session.settings.max_override_min,
+                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule, embedded=False))
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 

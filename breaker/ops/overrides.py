@@ -17,7 +17,7 @@ from redis.exceptions import WatchError
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
-from .access import WriteAccess
+from .access import WriteAccess, WriteRefused
 from .audit import AuditTrail
 
 DEFAULT_MAX_MINUTES = 60.0
@@ -140,15 +140,20 @@ def extend_override(
     minutes: float,
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
+    two_person_rule: bool = False,
 ) -> Override:
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
-    now. Raises ``NoActiveOverride`` when none is in force."""
+    now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
+    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request."""
     access.require("extending an override")
     added = _check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         if current.override is None:
             raise NoActiveOverride("no override in force to extend")
+        if two_person_rule and current.override.mode is OverrideMode.FORCE_CALM:
+            raise WriteRefused("extending force_calm refused under the two-person rule: a second operator approved "
+                               "its length; request force_calm again for longer (BREAKER_TWO_PERSON_RULE)")
         until = current.override.until + added * 60.0
         if until - now > max_minutes * 60.0:
             raise OverrideTooLong(

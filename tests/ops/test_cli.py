@@ -297,3 +297,20 @@ def test_key_prefix_option_is_checked_as_the_setting_is():
     result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1", "--key-prefix", "a b", "status"],
                                 env={"REDIS_URL": None})
     assert result.exit_code == 2 and "--key-prefix" in result.stderr
+
+
+def test_extending_force_calm_under_the_two_person_rule_is_refused(run, real_redis):
+    """An approved force_calm is not lengthened by one operator alone: `override extend` exits 3, nothing written;
+    force_full still extends (the rule is about force_calm)."""
+    from breaker.ops.access import WriteAccess
+    from breaker.ops.overrides import read_override, set_override
+
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    approved = set_override(clock, trail, WriteAccess(True, "alice, approved by bob", verified=True),
+                            mode="force_calm", minutes=5, why="stuck signal")
+    refused = run("override", "extend", "--minutes", "30", "--why", "longer", "--yes", "--json")
+    assert refused.exit_code == 3, refused.output
+    assert "two-person" in doc(refused)["error"]
+    assert read_override(clock).override.until == approved.until and actions(real_redis) == ["override_set"]
+    set_override(clock, trail, WriteAccess(True, "alice"), mode="force_full", minutes=5, why="data incident")
+    assert run("override", "extend", "--minutes", "30", "--why", "longer", "--yes").exit_code == 0
