@@ -141,7 +141,7 @@ def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
     problems = []
     try:
         detail = json.loads(fields.get("detail", "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than json follows
         detail = {"unparsed": fields.get("detail")}
         problems.append("detail is not JSON")
     detail = detail if isinstance(detail, dict) else {"value": detail}

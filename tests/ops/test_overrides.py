@@ -113,7 +113,8 @@ def test_a_write_whose_audit_entry_cannot_be_written_writes_nothing(real_redis, 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [("garbage", "JSON"), ('{"mode": "force_normal", "since": 1, "until": 2}', "mode"),
-     ('{"mode": "force_calm", "since": 1}', "end"), ('{"mode": "force_calm", "since": 1, "until": 2}', "expired")],
+     ('{"mode": "force_calm", "since": 1}', "end"), ('{"mode": "force_calm", "since": 1, "until": 2}', "expired"),
+     pytest.param("[" * 2000 + "]" * 2000, "nested", id="nested")],
 )
 def test_read_flags_invalid_and_expired_values(real_redis, tools, raw, reason):
     """read_override returns no override for garbage, another mode, no end or an expired value, with why."""
