@@ -114,7 +114,7 @@ class CliGroup(click.Group):
                 return super().invoke(ctx)
             except REFUSALS as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from exc
-            except ConfigError as exc:
+            except ValueError as exc:  # ConfigError, and the shared checks' bad values (--minutes nan passes click)
                 raise CliError(str(exc), EXIT_USAGE) from exc
             except (RedisError, OSError) as exc:
                 url = redact_url(ctx.obj.settings.redis_url or "")

@@ -19,6 +19,7 @@ from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
 from .access import WriteAccess, WriteRefused
 from .audit import AuditTrail
+from .audited_write import AuditUnavailable
 
 DEFAULT_MAX_MINUTES = 60.0
 T = TypeVar("T")
@@ -77,8 +78,9 @@ def _check_minutes(minutes: Any, max_minutes: float) -> float:
     return float(minutes)
 
 
-class AuditUnwritable(RuntimeError):
-    """The audit stream cannot take an entry (its key holds another type); nothing was written."""
+#: The audit stream cannot take an entry (its key holds another type); nothing was written. The same error
+#: as the clock writes' (a RedisError, which the CLI reports as a failed command, exit 1).
+AuditUnwritable = AuditUnavailable
 
 
 def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T]) -> T:

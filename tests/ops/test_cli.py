@@ -314,3 +314,20 @@ def test_extending_force_calm_under_the_two_person_rule_is_refused(run, real_red
     assert read_override(clock).override.until == approved.until and actions(real_redis) == ["override_set"]
     set_override(clock, trail, WriteAccess(True, "alice"), mode="force_full", minutes=5, why="data incident")
     assert run("override", "extend", "--minutes", "30", "--why", "longer", "--yes").exit_code == 0
+
+
+def test_nan_lengths_are_usage_errors_not_tracebacks(run, real_redis):
+    """`--minutes nan` / `--back-date-min nan` pass click's ranges; the shared checks' ValueError is exit 2."""
+    for args in (("override", "set", "force_full", "--minutes", "nan"), ("panic", "start", "--back-date-min", "nan")):
+        result = run(*args, "--why", "w", "--yes")
+        assert result.exit_code == 2 and "finite" in result.stderr, (args, result.output, result.exception)
+    assert actions(real_redis) == [] and not real_redis.exists("brain:panic_start_ts")
+
+
+def test_an_audit_stream_that_cannot_take_the_entry_fails_cleanly(run, real_redis):
+    """The audit key holding another type: every write exits 1 with the reason and writes nothing."""
+    real_redis.set("brain:audit", "not a stream")
+    for args in (("override", "set", "force_full", "--minutes", "5"), ("panic", "start")):
+        result = run(*args, "--why", "w", "--yes")
+        assert result.exit_code == 1 and "not a stream" in result.stderr, (args, result.output, result.exception)
+    assert not real_redis.exists("brain:panic_override") and not real_redis.exists("brain:panic_start_ts")
