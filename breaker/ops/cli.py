@@ -114,7 +114,7 @@ class CliGroup(click.Group):
                 return super().invoke(ctx)
             except REFUSALS as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from exc
-            except ValueError as exc:  # ConfigError, and the shared checks' bad values (--minutes nan passes click)
+            except ConfigError as exc:
                 raise CliError(str(exc), EXIT_USAGE) from exc
             except (RedisError, OSError) as exc:
                 url = redact_url(ctx.obj.settings.redis_url or "")
@@ -125,6 +125,18 @@ class CliGroup(click.Group):
         finally:
             if isinstance(ctx.obj, Session):
                 ctx.obj.close()
+
+
+class Minutes(click.FloatRange):
+    """A FloatRange that also refuses nan (click's range checks compare, and nan passes every comparison)."""
+
+    name = "minutes"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -285,8 +297,8 @@ def panic() -> None:
 
 
 @panic.command("start")
-@click.option("--back-date-min", default=0.0, type=click.FloatRange(min=0), help="Start the panic N minutes ago.")
-@click.option("--hold-min", default=None, type=click.FloatRange(min=1 / 60, max=7 * 24 * 60),
+@click.option("--back-date-min", default=0.0, type=Minutes(min=0), help="Start the panic N minutes ago.")
+@click.option("--hold-min", default=None, type=Minutes(min=1 / 60, max=7 * 24 * 60),
               help="Minutes it lasts unless workers observe it (default: the calm period).")
 @click.option("--overwrite", is_flag=True, help="Replace a running panic.")
 @write_options
@@ -328,7 +340,7 @@ def panic_end(ctx: click.Context, why: str, who: str | None, yes: bool, as_json:
 
 @cli.command()
 @click.option("--stale-after-min", default=DEFAULT_STALE_AFTER_S / 60, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Zombie threshold for the audit entry's verdict.")
+              type=Minutes(min=0, min_open=True), help="Zombie threshold for the audit entry's verdict.")
 @write_options
 @click.pass_context
 def clear(ctx: click.Context, stale_after_min: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
@@ -361,7 +373,7 @@ def _check_length(minutes: float, session: Session) -> None:
 
 @override.command("set")
 @click.argument("mode", type=click.Choice([m.value for m in OverrideMode]))
-@click.option("--minutes", required=True, type=click.FloatRange(min=0, min_open=True), help="How long it lasts.")
+@click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="How long it lasts.")
 @write_options
 @click.pass_context
 def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: str | None, yes: bool,
@@ -389,7 +401,7 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
 
 
 @override.command("extend")
-@click.option("--minutes", required=True, type=click.FloatRange(min=0, min_open=True), help="Minutes to add.")
+@click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="Minutes to add.")
 @write_options
 @click.pass_context
 def override_extend(ctx: click.Context, minutes: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:

@@ -17,7 +17,10 @@ from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
 def when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a stored start like 1e20 (a zombie): no calendar has it
+        return f"{ts:.6g} (out of range)"
 
 
 def text(value: Any) -> Any:

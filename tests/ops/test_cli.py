@@ -331,3 +331,12 @@ def test_an_audit_stream_that_cannot_take_the_entry_fails_cleanly(run, real_redi
         result = run(*args, "--why", "w", "--yes")
         assert result.exit_code == 1 and "not a stream" in result.stderr, (args, result.output, result.exception)
     assert not real_redis.exists("brain:panic_override") and not real_redis.exists("brain:panic_start_ts")
+
+
+@pytest.mark.parametrize("stored", ["1e20", "99999999999999", "1e300"])
+def test_status_shows_a_start_beyond_the_calendar(run, real_redis, stored):
+    """A zombie start far in the future (the case an on-call runs `status` for) is shown, not a crash."""
+    real_redis.set("brain:panic_start_ts", stored)
+    result = run("status")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "(out of range)" in result.stdout and "in the future" in result.stdout
