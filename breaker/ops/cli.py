@@ -34,7 +34,17 @@ from .audit import AuditTrail
 from .credentials import hash_password
 from .fleet import read_fleet
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
-from .report import clock_doc, clock_line, fleet_doc, override_doc, override_json, override_line, table, when
+from .report import (
+    clock_doc,
+    clock_line,
+    fleet_doc,
+    override_doc,
+    override_json,
+    override_line,
+    printable,
+    table,
+    when,
+)
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S
 
@@ -102,7 +112,9 @@ def _dumps(doc: Any) -> str:
 
 
 def emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
-    click.echo(_dumps({"ok": True, **doc}) if _json_mode(ctx) else human)
+    """One JSON document, or the human text with any control character a value brought escaped (the values in
+    tables and override lines are escaped where they are put, line breaks included)."""
+    click.echo(_dumps({"ok": True, **doc}) if _json_mode(ctx) else printable(human, keep_newlines=True))
 
 
 class CliGroup(click.Group):

@@ -340,3 +340,19 @@ def test_status_shows_a_start_beyond_the_calendar(run, real_redis, stored):
     result = run("status")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "(out of range)" in result.stdout and "in the future" in result.stdout
+
+
+def test_human_output_shows_control_characters_as_escapes(run, real_redis):
+    """Worker- and operator-supplied text (ids, errors, who, why) reaches the terminal as text: an escape
+    sequence or a line break is printed escaped, never acted on (no cleared screen, no forged table row)."""
+    now = float(real_redis.time()[0])
+    hostile = "web-1\x1b[2J\x1b]52;c;ZXZpbA==\x07"
+    beat = beat_json(host="h", pid=42, started=now - 60, interval_s=1.0, calls={"NORMAL": 1}, fail_safe=0, tiers={},
+                     override=None, error="boom\nweb-9:1:ffff  calm  0.1 s", version="0.1.0", seen=now)
+    real_redis.hset(f"brain:{WORKERS_KEY_NAME}", hostile, beat)
+    run("override", "set", "force_full", "--minutes", "5", "--who", "mallory\x1b[31m", "--why", "a\rb", "--yes")
+    for command in ("fleet", "status", "history"):
+        out = run(command).stdout
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out, command
+    fleet = run("fleet").stdout
+    assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
