@@ -473,7 +473,10 @@ def exporter(ctx: click.Context, port: int, host: str) -> None:
     session: Session = ctx.obj
     clock = session.clock()
     clock.client.ping()  # fail now (exit 1) rather than serve vix_breaker_up 0 from the first scrape
-    server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s)
+    try:
+        server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s)
+    except OSError as exc:  # not Redis's fault: the listening address
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     click.echo(f"vix-breaker exporter: http://{host}:{server.server_port}/metrics for {session.target}", err=True)
     try:
         threading.Event().wait()
