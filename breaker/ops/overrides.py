@@ -19,7 +19,7 @@ from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
 from .access import WriteAccess, WriteRefused
 from .audit import AuditTrail
-from .audited_write import AuditUnavailable
+from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
 
 DEFAULT_MAX_MINUTES = 60.0
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
     and its audit entry after ``pipe.multi()``. A stream that cannot take the entry stops the write before it
     is sent (MULTI does not roll back a failed command); a concurrent change retries."""
     key = override_key(clock)
-    for _ in range(3):
+    for _ in attempts():
         with clock.client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key, trail.key)
@@ -101,7 +101,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
                 return result
             except WatchError:
                 continue
-    raise RuntimeError(f"{key}: changed by someone else during 3 attempts")
+    raise RuntimeError(f"{key}: changed by someone else during {RETRY_BUDGET_S:g} s of attempts; nothing written")
 
 
 def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float, action: str, pipe: Any) -> None:
