@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
@@ -47,8 +47,22 @@ def override_key(clock: PanicClock) -> str:
     return f"{clock.key_prefix}{OVERRIDE_KEY_NAME}"
 
 
+#: What a reader shows as the raw value when the override key holds a list, a hash... (GET answers WRONGTYPE).
+OTHER_TYPE_RAW = b"<not a string>"
+
+
+def is_wrong_type(reply: Any) -> bool:
+    """A command's error reply saying the key holds another type (a reader flags that, it is no outage)."""
+    return isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
+
+
 def override_reading(raw: Any, now: float) -> OverrideReading:
-    """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``."""
+    """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``. ``raw`` may be
+    GET's error reply: a key of another type is an unusable override too (workers log INVALID_PANIC_OVERRIDE)."""
+    if isinstance(raw, Exception):
+        if is_wrong_type(raw):
+            return OverrideReading(None, OTHER_TYPE_RAW, "the key holds another type than a string", 0.0)
+        raise raw
     if raw is None:
         return OverrideReading(None, None, None, 0.0)
     try:
@@ -65,7 +79,9 @@ def read_override(clock: PanicClock) -> OverrideReading:
     pipe = clock.client.pipeline(transaction=True)
     queue_time(pipe, override_key(clock))
     pipe.get(override_key(clock))
-    now, raw = pipe.execute()
+    now, raw = pipe.execute(raise_on_error=False)
+    if isinstance(now, Exception):
+        raise now
     return override_reading(raw, server_time(now))
 
 

@@ -221,3 +221,15 @@ def test_extending_an_approved_force_calm_is_refused_under_the_rule(console_env)
     assert any("two-person" in e.value for e in at.error)
     assert read_override(clock).override.until == approved.until
     assert [e.action for e in AuditTrail(console_env).entries()] == ["override_set", "login"]
+
+
+def test_an_override_key_of_another_type_is_flagged_and_the_fleet_page_stands(console_env):
+    """An override key holding a list: every page's banner flags it (workers ignore it), the Fleet page still reads
+    the fleet instead of saying Redis is unreachable."""
+    console_env.rpush("brain:panic_override", "force_calm")
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert banner(at).startswith("The stored override does not parse"), page
+        assert not any(e.value.startswith("Redis unreachable") for e in at.error), page

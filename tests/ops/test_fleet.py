@@ -84,3 +84,16 @@ def test_a_hostile_beat_is_listed_apart_never_failing_the_read(real_redis, fleet
     view = read_fleet(PanicClock(real_redis), prune=False)
     assert f"x:{name}" in view.invalid
     assert len(view.workers) == 6 and view.counts["panic"] == 2
+
+
+def test_keys_of_another_type_are_flagged_not_raised(real_redis, fleet):
+    """An override key holding a list (workers ignore it, INVALID_PANIC_OVERRIDE) and a workers key holding a
+    string are flagged in the view; the clock and the rest are still read."""
+    real_redis.rpush("brain:panic_override", "force_calm")
+    view = read_fleet(PanicClock(real_redis), prune=False)
+    assert view.override.override is None and "type" in view.override.invalid_reason
+    assert len(view.workers) == 6 and view.reading.start is not None
+    real_redis.delete("brain:workers")
+    real_redis.set("brain:workers", "not a hash")
+    view = read_fleet(PanicClock(real_redis), prune=False)
+    assert view.workers == [] and "type" in view.invalid["brain:workers"] and view.reading.start is not None

@@ -131,3 +131,11 @@ def test_read_reports_time_left(real_redis, tools):
     reading = read_override(clock)
     assert reading.override.mode is OverrideMode.FORCE_CALM and 100 < reading.left_s <= 120
     assert reading.invalid_reason is None
+
+
+def test_read_flags_a_key_of_another_type(real_redis, tools):
+    """An override key holding a hash is an unusable override (as workers judge it), not a failed read."""
+    clock, _ = tools
+    real_redis.hset(KEY, "mode", "force_calm")
+    reading = read_override(clock)
+    assert reading.override is None and "type" in reading.invalid_reason and reading.raw is not None
