@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..clock import DEFAULT_KEY_PREFIX
+from ..clock import client_key_prefix
 
 AUDIT_KEY_NAME = "audit"
 DEFAULT_MAXLEN = 10_000
@@ -47,14 +47,14 @@ class AuditTrail:
         self,
         client: Any,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
+        key_prefix: str | None = None,  # None: the client's production prefix ({brain}: on a cluster)
         maxlen: int = DEFAULT_MAXLEN,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
             raise ValueError(f"maxlen must be a whole number >= 1, got {maxlen!r}")
         self.client = client
-        self.key = f"{key_prefix}{AUDIT_KEY_NAME}"
+        self.key = f"{client_key_prefix(client) if key_prefix is None else key_prefix}{AUDIT_KEY_NAME}"
         self.maxlen = maxlen
         self.clock = clock
 

@@ -185,3 +185,16 @@ def test_cli_with_a_cluster_url_option_uses_the_cluster_prefix(cluster_url, clus
     assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice"
     status = runner.invoke(cli, ["--redis-url", cluster_url, "--json", "status"])
     assert status.exit_code == 0 and "(prefix {brain}:)" in json.loads(status.stdout)["target"]
+
+
+def test_defaults_follow_the_cluster_client(cluster_redis):
+    """PanicClock and AuditTrail built on a cluster client without a prefix use {brain}: as the breaker does, so
+    a worker's state-change listener (docs/console.md's example) lands where the console reads History."""
+    from breaker.ops import state_change_listener
+
+    breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0,
+                                on_state_change=state_change_listener(AuditTrail(cluster_redis)))
+    assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
+    assert any(e.kind == "state_change" for e in AuditTrail(cluster_redis, key_prefix=PREFIX).entries())
+    clock = PanicClock(cluster_redis)
+    assert clock.key_prefix == PREFIX and clock.read(time.time()).exists
