@@ -198,3 +198,24 @@ def test_defaults_follow_the_cluster_client(cluster_redis):
     assert any(e.kind == "state_change" for e in AuditTrail(cluster_redis, key_prefix=PREFIX).entries())
     clock = PanicClock(cluster_redis)
     assert clock.key_prefix == PREFIX and clock.read(time.time()).exists
+
+
+def test_approvals_login_throttle_and_exporter_on_the_cluster(cluster_redis):
+    """The operator tools that had only standalone tests: the two-person flow, the Redis-kept login delays and
+    the exporter's one-round-trip scrape, all under {brain}: on the cluster."""
+    from prometheus_client import generate_latest
+
+    from breaker.ops import LoginThrottle, Operator
+    from breaker.ops.approvals import approve_force_calm, pending_request, request_force_calm
+    from breaker.ops.exporter import exporter_registry
+
+    clock, trail = PanicClock(cluster_redis, key_prefix=PREFIX), AuditTrail(cluster_redis, key_prefix=PREFIX)
+    alice = write_access(embedded=False, operator=Operator("alice", "password"))
+    bob = write_access(embedded=False, operator=Operator("bob", "oidc"))
+    request = request_force_calm(clock, trail, alice, minutes=5, why="signal stuck")
+    assert pending_request(clock).id == request.id
+    assert approve_force_calm(clock, trail, bob, request_id=request.id).who == "alice, approved by bob"
+    throttle = LoginThrottle(cluster_redis, key_prefix=PREFIX)
+    assert [throttle.begin("10.0.0.1", "mallory") is None for _ in range(5)] == [True] * 4 + [False]
+    scraped = generate_latest(exporter_registry(clock)).decode()
+    assert "vix_breaker_up 1.0" in scraped and 'vix_breaker_override{mode="force_calm"} 1.0' in scraped
