@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError, WatchError
 from . import refresh, wire
 from .client import is_cluster_client
 from .heartbeat import GONE_AFTER_S, WORKERS_KEY_NAME
-from .keyspace import default_key_prefix
+from .keyspace import default_key_prefix, queue_time
 from .override import OVERRIDE_KEY_NAME
 
 DEFAULT_KEY_PREFIX = "brain:"
@@ -299,6 +299,17 @@ class PanicClock:
         pipe = self.client.pipeline(transaction=True)
         self.queue_read(pipe)
         return self.reading(pipe.execute(raise_on_error=False), now)
+
+    def read_now(self) -> ClockReading:
+        """``read`` at the server's time (TIME in the same MULTI, one round trip): what operator tools show, as
+        workers measure in it (a console host's own clock may be off by hours)."""
+        pipe = self.client.pipeline(transaction=True)
+        queue_time(pipe, self.start_key)
+        self.queue_read(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        return self.reading(replies[1:], server_time(replies[0]))
 
     def end(self) -> bool:
         """Delete the clock (the panic is over); True when there was one. Bounded like the round trip."""
