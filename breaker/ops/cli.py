@@ -65,7 +65,7 @@ class CliError(click.ClickException):
     def show(self, file: Any = None) -> None:
         if self.as_json:
             click.echo(_dumps({"ok": False, "error": self.message, "exit_status": self.exit_code, **self.detail}))
-        click.echo(f"vix-breaker: {self.message}", err=True)
+        click.echo(f"vix-breaker: {printable(self.message)}", err=True)  # may quote a stored name
 
 
 @dataclasses.dataclass
