@@ -356,7 +356,8 @@ def test_human_output_shows_control_characters_as_escapes(run, real_redis):
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out, command
     fleet = run("fleet").stdout
     assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
-    refused = run("override", "set", "force_calm", "--minutes", "5", "--who", "eve\x1b[2J", "--why", "w", "--yes")
-    assert run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes").exit_code == 3
-    assert refused.exit_code == 0 and "\x1b" not in run("override", "set", "force_calm", "--minutes", "5",
-                                                          "--why", "w", "--yes").stderr
+    requested = run("override", "set", "force_calm", "--minutes", "5", "--who", "eve\x1b]0;pwned\x07", "--why", "w",
+                    "--yes")
+    refused = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes")  # eve's request waits
+    assert requested.exit_code == 0 and refused.exit_code == 3
+    assert "\x1b" not in refused.stderr and "\\x1b]0;pwned" in refused.stderr  # OSC: click strips only CSI
