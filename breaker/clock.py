@@ -20,10 +20,18 @@ from typing import Any, NamedTuple
 from redis.exceptions import NoScriptError, ResponseError, WatchError
 
 from . import refresh, wire
+from .client import is_cluster_client
 from .heartbeat import GONE_AFTER_S, WORKERS_KEY_NAME
+from .keyspace import default_key_prefix, queue_time
 from .override import OVERRIDE_KEY_NAME
 
 DEFAULT_KEY_PREFIX = "brain:"
+
+
+def client_key_prefix(client: Any) -> str:
+    """The production prefix for ``client``: ``{brain}:`` on a Redis Cluster client (one hash slot), else
+    ``brain:``. What every tool built on a client without a prefix uses, as the breaker does."""
+    return default_key_prefix(is_cluster_client(client))
 DEFAULT_PANIC_KEY_TTL_S = 900
 SEED_KEY_TTL_S = 86400
 START_KEY_NAME = "panic_start_ts"
@@ -134,9 +142,10 @@ class PanicClock:
     """The Redis protocol of the shared panic clock for one key prefix."""
 
     def __init__(
-        self, client: Any, *, key_prefix: str = DEFAULT_KEY_PREFIX, panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S
+        self, client: Any, *, key_prefix: str | None = None, panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S
     ) -> None:
         check_key_ttl(panic_key_ttl_s)
+        key_prefix = client_key_prefix(client) if key_prefix is None else key_prefix
         self.client = client
         self.key_prefix = key_prefix
         self.panic_key_ttl_s = panic_key_ttl_s
@@ -290,6 +299,17 @@ class PanicClock:
         pipe = self.client.pipeline(transaction=True)
         self.queue_read(pipe)
         return self.reading(pipe.execute(raise_on_error=False), now)
+
+    def read_now(self) -> ClockReading:
+        """``read`` at the server's time (TIME in the same MULTI, one round trip): what operator tools show, as
+        workers measure in it (a console host's own clock may be off by hours)."""
+        pipe = self.client.pipeline(transaction=True)
+        queue_time(pipe, self.start_key)
+        self.queue_read(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        return self.reading(replies[1:], server_time(replies[0]))
 
     def end(self) -> bool:
         """Delete the clock (the panic is over); True when there was one. Bounded like the round trip."""

@@ -24,6 +24,10 @@ BEAT_VERSION = 1
 STALE_AFTER_INTERVALS = 3
 GONE_AFTER_S = 60
 MAX_BEAT_BYTES = 8192
+#: Larger than any count a worker reports in one interval, small enough that a beat's sum of counts (a few
+#: hundred entries fit in MAX_BEAT_BYTES) stays exact in a float and fits a 64-bit integer column.
+MAX_COUNT = 2**40
+MAX_PID = 2**31
 STATES = ("panic", "calm", "fail_safe", "stale", "gone")
 CALM_MODES = ("NORMAL",)
 
@@ -138,10 +142,17 @@ def _counts(value: Any, name: str) -> dict[str, int]:
         raise InvalidBeat(f"{name} is not an object")
     out: dict[str, int] = {}
     for key, count in value.items():
-        if isinstance(count, bool) or not isinstance(count, (int, float)) or not math.isfinite(count):
-            raise InvalidBeat(f"{name}[{key!r}] is not a number")
-        out[str(key)] = int(count)
+        out[str(key)] = _count(count, f"{name}[{key!r}]")
     return out
+
+
+def _count(value: Any, name: str) -> int:
+    """A count as a worker reports it: a whole number from 0 to ``MAX_COUNT`` (anything else was not written
+    by a worker, and would overflow the readers' sums and tables)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_COUNT:
+        raise InvalidBeat(f"{name} is not a count from 0 to {MAX_COUNT}")
+    return int(value)
 
 
 def _text(value: Any) -> str:
@@ -160,10 +171,14 @@ def parse_beat(field: Any, raw: Any, now: float) -> WorkerBeat:
         raw = raw.decode("utf-8", "replace")
     if not isinstance(raw, str):
         raise InvalidBeat(f"not text: {type(raw).__name__}")
+    if len(raw) > MAX_BEAT_BYTES:  # a client with decode_responses hands over str
+        raise InvalidBeat(f"longer than {MAX_BEAT_BYTES} characters")
     try:
         data = json.loads(raw)
     except ValueError:
         raise InvalidBeat("not JSON") from None
+    except RecursionError:  # a few KiB of brackets: json gives up with RecursionError, not ValueError
+        raise InvalidBeat("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidBeat("not a JSON object")
     if data.get("v") != BEAT_VERSION:
@@ -171,12 +186,12 @@ def parse_beat(field: Any, raw: Any, now: float) -> WorkerBeat:
     seen = _number(data, "seen")
     interval = _number(data, "interval") if "interval" in data else 1.0
     calls = _counts(data.get("calls"), "calls")
-    fail_safe = int(_number(data, "fail_safe")) if data.get("fail_safe") is not None else 0
+    fail_safe = _count(data["fail_safe"], "fail_safe") if data.get("fail_safe") is not None else 0
     pid = data.get("pid")
     return WorkerBeat(
         worker_id=_text(field),
         host=str(data.get("host", "")),
-        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid < MAX_PID else -1,
         started=_number(data, "started") if data.get("started") is not None else seen,
         seen=seen,
         interval_s=interval,

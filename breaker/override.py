@@ -78,6 +78,8 @@ def parse_override(raw: Any) -> Override:
         data = json.loads(raw)
     except ValueError:
         raise InvalidOverride("not JSON") from None
+    except RecursionError:  # 4 KiB of brackets: json gives up with RecursionError, not ValueError
+        raise InvalidOverride("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidOverride("not a JSON object")
     try:

@@ -126,10 +126,12 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
 
 
 def _extend(minutes: float, why: str) -> Any:
+    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
+
     def extend() -> Override | None:
         try:
             return extend_override(get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes,
-                                   why=why, max_minutes=max_override_min())
+                                   why=why, max_minutes=max_override_min(), two_person_rule=two_person_rule_on())
         except NoActiveOverride:
             st.warning("No override is on any more (it ended or was cleared): nothing was extended.")
             return None

@@ -71,12 +71,13 @@ class Health:
 
 
 def read_clock() -> ClockReading | None:
-    """One timed MULTI/EXEC read of the panic clock; None (and an unhealthy Health) when Redis fails."""
+    """One timed MULTI/EXEC read of the panic clock at the server's time; None (and an unhealthy Health) when
+    Redis fails."""
     target = get_target()
     checked_at = time.time()
     began = time.perf_counter()
     try:
-        reading = target.panic_clock().read(checked_at)
+        reading = target.panic_clock().read_now()  # judged at the server's time, as workers measure
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None

@@ -1,6 +1,5 @@
 """Drills: start and end simulated panics, clear a zombie clock, prove fail-safe and first-writer-wins."""
 
-import time
 
 import streamlit as st
 
@@ -41,6 +40,14 @@ sidebar = start_page()
 if not st.session_state.pop(CLEAR_KEEP, False):
     st.session_state[CLEAR_OPEN] = False
 st.title("Drills")
+
+
+def server_now() -> float:
+    """Writes are stamped in the server's time, as workers measure (the CLI does the same): a console host
+    whose clock is off would otherwise start a drill hours back or ahead."""
+    return get_target().panic_clock().server_now()
+
+
 target = get_target()
 access = current_access()
 access_notice(access)
@@ -66,7 +73,7 @@ overwrite = st.checkbox("Overwrite a running panic", key="drills_overwrite", dis
 b1, b2 = st.columns(2)
 if b1.button("Start panic", key="drills_start", type="primary", disabled=locked):
     result = guarded("starting the panic", lambda: start_panic(
-        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=why,
+        target.panic_clock(), audit_trail(), current_access(), now=server_now(), why=why,
         backdate_s=backdate_min * 60.0, hold_s=int(hold_min * 60), overwrite=overwrite,
     ))
     if result is not None and result.started:
@@ -80,7 +87,7 @@ if b1.button("Start panic", key="drills_start", type="primary", disabled=locked)
                    "Tick “Overwrite a running panic” to replace it.")
 if b2.button("End panic", key="drills_end", disabled=locked):
     ended = guarded("ending the panic", lambda: end_panic(
-        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=why))
+        target.panic_clock(), audit_trail(), current_access(), now=server_now(), why=why))
     if ended is not None:
         st.session_state[FLASH] = "Panic clock deleted." if ended else "There was no panic clock to end."
         st.rerun()
@@ -117,7 +124,7 @@ def clear_dialog() -> None:
         st.error(f"The reason needs at least {MIN_CLEAR_REASON_CHARS} characters.")
         return
     cleared = guarded("clearing the clock", lambda: force_clear(
-        target.panic_clock(), audit_trail(), current_access(), now=time.time(), why=reason,
+        target.panic_clock(), audit_trail(), current_access(), now=server_now(), why=reason,
         stale_after_s=stale_min * 60.0))
     if cleared is not None:
         st.session_state[CLEAR_OPEN] = False

@@ -16,6 +16,7 @@ from console.shared import (
     fmt_ts,
     last_health,
     observed_caption,
+    read_clock,
     show_redis_error,
     stale_min_input,
     start_page,
@@ -35,7 +36,13 @@ stale_min = stale_min_input(right, "live_stale_min", "Zombie threshold: not refr
 @st.fragment(run_every=REFRESH_S)
 def live_panel() -> None:
     view = read_fleet_view()  # the clock and the workers' heartbeats in one round trip
-    reading = view.reading if view is not None else None
+    fleet_error = None
+    if view is not None:
+        reading = view.reading
+    else:  # the heartbeats may be what failed (a workers hash too big for the timeout): the clock alone
+        failed = last_health()
+        fleet_error = failed.error if failed is not None else None
+        reading = read_clock()
     health = last_health()
     if reading is None:
         show_redis_error("reading the panic clock")
@@ -51,13 +58,17 @@ def live_panel() -> None:
     elif top == 3:
         st.warning(f"Tier 3: {ALERT_OF_TIER[3]}. The panic has lasted long enough to review the markets.",
                    icon=":material/warning:")
-    if view.override.override is not None:
+    if view is not None and view.override.override is not None:
         mode = view.override.override.mode.value
         st.info(f"The cards show what the clock implies. While the {mode} override is on, workers answer "
                 f"differently: {MODE_EFFECTS[mode]}.", icon=":material/info:")
-    counts = state_counts(live_workers(view.workers))
-    st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
-                 icon=":material/dns:")
+    if view is not None:
+        counts = state_counts(live_workers(view.workers))
+        st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
+                     icon=":material/dns:")
+    else:
+        st.caption(f"Fleet: the workers' heartbeats could not be read ({md_text(fleet_error or 'no answer')}); "
+                   "the clock below was read on its own.")
     for column, status in zip(st.columns(3), statuses):
         with column.container(border=True):
             st.subheader(status.importance.value.replace("_", " "))
@@ -85,7 +96,8 @@ def live_panel() -> None:
     elif reading.exists:
         st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: clock and heartbeats) · "
+        read = "clock and heartbeats" if view is not None else "clock"
+        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: {read}) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 

@@ -31,3 +31,20 @@ def test_every_file_in_pages_is_a_registered_page():
     registered = set(re.findall(r'st\.Page\(\s*"(pages/[^"]+\.py)"', (ROOT / "console" / "shared.py").read_text()))
     on_disk = {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
     assert on_disk == registered
+
+
+def test_every_import_the_docs_show_exists():
+    """Each `from breaker… import …` line in README.md and docs/*.md names things that module has: a worker
+    copying an example gets no ImportError (names moved between breaker and breaker.ops in v2)."""
+    import importlib
+
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            found = re.match(r"\s*from (breaker(?:\.\w+)*) import ([\w, ]+)", line)
+            if not found:
+                continue
+            module = importlib.import_module(found.group(1))
+            missing += [f"{doc.name}: {found.group(1)}.{name.strip()}" for name in found.group(2).split(",")
+                        if name.strip() and not hasattr(module, name.strip())]
+    assert missing == []

@@ -136,6 +136,7 @@ def test_force_calm_answers_base_and_stops_observing_so_the_clock_ends(real_redi
         (json.dumps({"mode": "force_normal", "who": "x", "why": "", "since": 1.0, "until": 9e9}), "mode"),
         (json.dumps({"mode": "force_calm", "who": "x", "why": "", "since": 1.0}), "end"),
         (json.dumps({"mode": "force_calm", "who": "x", "why": "", "since": 1.0, "until": 2.0}), "expired"),
+        pytest.param("[" * 2000 + "]" * 2000, "nested", id="nested"),  # in the 4 KiB read, too deep for json
     ],
 )
 def test_unusable_overrides_are_ignored_and_logged_once(real_redis, fake_clock, raw, reason):

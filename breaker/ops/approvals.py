@@ -71,7 +71,7 @@ def _parse(raw: Any, left_ms: Any) -> PendingRequest | None:
         data = json.loads(raw)
         return PendingRequest(str(data["id"]), str(data["requester"]), float(data["minutes"]), str(data["why"]),
                               float(data["at"]), max(0.0, (left_ms or 0) / 1000.0))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None  # not ours to honour: an approval needs a request that parses
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..clock import DEFAULT_KEY_PREFIX
+from ..clock import client_key_prefix
 
 AUDIT_KEY_NAME = "audit"
 DEFAULT_MAXLEN = 10_000
@@ -47,14 +47,14 @@ class AuditTrail:
         self,
         client: Any,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
+        key_prefix: str | None = None,  # None: the client's production prefix ({brain}: on a cluster)
         maxlen: int = DEFAULT_MAXLEN,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
             raise ValueError(f"maxlen must be a whole number >= 1, got {maxlen!r}")
         self.client = client
-        self.key = f"{key_prefix}{AUDIT_KEY_NAME}"
+        self.key = f"{client_key_prefix(client) if key_prefix is None else key_prefix}{AUDIT_KEY_NAME}"
         self.maxlen = maxlen
         self.clock = clock
 
@@ -118,8 +118,9 @@ def _text(value: Any) -> str:
 
 #: Latest time an entry may carry: the last second of year 9999, the end of Python's calendar.
 MAX_ENTRY_TS = 253_402_300_799.0
-#: Detail fields that history computes with: each must be a timestamp when present.
-TIMESTAMP_DETAILS = ("panic_start", "hold_until")
+#: Detail fields that history computes with (panic episodes; override episodes' since/until): each must be a
+#: timestamp when present.
+TIMESTAMP_DETAILS = ("panic_start", "hold_until", "since", "until")
 
 
 def _timestamp(value: Any) -> float | None:
@@ -140,7 +141,7 @@ def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
     problems = []
     try:
         detail = json.loads(fields.get("detail", "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than json follows
         detail = {"unparsed": fields.get("detail")}
         problems.append("detail is not JSON")
     detail = detail if isinstance(detail, dict) else {"value": detail}

@@ -9,7 +9,9 @@ makes a concurrent change retry the decision instead of overwriting it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +20,23 @@ from redis.exceptions import ResponseError, WatchError
 from .audit import AuditTrail
 
 T = TypeVar("T")
-ATTEMPTS = 5
+#: How long a write keeps retrying when a WATCHed key changes. The audit stream is WATCHed, so every concurrent
+#: XADD (a fleet's state-change listeners at a tier change: hundreds a second) spoils an attempt; a handful of
+#: attempts made in a millisecond would fail exactly when operators act.
+RETRY_BUDGET_S = 2.0
+
+
+def attempts(budget_s: float = RETRY_BUDGET_S) -> Iterator[int]:
+    """Attempt numbers for an optimistic (WATCH) transaction: as many as fit in ``budget_s``, with a short random
+    pause between them so that operators writing at once do not keep spoiling each other's attempts."""
+    deadline = time.monotonic() + budget_s
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(random.uniform(0.0, min(0.0005 * attempt, 0.01)))
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,7 @@ def audited_write(
 
     ``plan`` returns a ``Planned`` to write, or any other value to write nothing and return it.
     """
-    for _ in range(ATTEMPTS):
+    for _ in attempts():
         with client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(trail.key, *watch)
@@ -59,4 +77,4 @@ def audited_write(
                 return planned.result
             except WatchError:
                 continue
-    raise RuntimeError(f"{', '.join(watch)}: changed by others during {ATTEMPTS} attempts; nothing written")
+    raise RuntimeError(f"{', '.join(watch)}: changed by others for {RETRY_BUDGET_S:g} s of attempts; nothing written")

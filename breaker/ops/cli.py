@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -33,7 +34,17 @@ from .audit import AuditTrail
 from .credentials import hash_password
 from .fleet import read_fleet
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
-from .report import clock_doc, clock_line, fleet_doc, override_doc, override_json, override_line, table, when
+from .report import (
+    clock_doc,
+    clock_line,
+    fleet_doc,
+    override_doc,
+    override_json,
+    override_line,
+    printable,
+    table,
+    when,
+)
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S
 
@@ -54,7 +65,7 @@ class CliError(click.ClickException):
     def show(self, file: Any = None) -> None:
         if self.as_json:
             click.echo(_dumps({"ok": False, "error": self.message, "exit_status": self.exit_code, **self.detail}))
-        click.echo(f"vix-breaker: {self.message}", err=True)
+        click.echo(f"vix-breaker: {printable(self.message)}", err=True)  # may quote a stored name
 
 
 @dataclasses.dataclass
@@ -101,7 +112,9 @@ def _dumps(doc: Any) -> str:
 
 
 def emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
-    click.echo(_dumps({"ok": True, **doc}) if _json_mode(ctx) else human)
+    """One JSON document, or the human text with any control character a value brought escaped (the values in
+    tables and override lines are escaped where they are put, line breaks included)."""
+    click.echo(_dumps({"ok": True, **doc}) if _json_mode(ctx) else printable(human, keep_newlines=True))
 
 
 class CliGroup(click.Group):
@@ -124,6 +137,18 @@ class CliGroup(click.Group):
         finally:
             if isinstance(ctx.obj, Session):
                 ctx.obj.close()
+
+
+class Minutes(click.FloatRange):
+    """A FloatRange that also refuses nan (click's range checks compare, and nan passes every comparison)."""
+
+    name = "minutes"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -174,14 +199,21 @@ def _confirm(session: Session, action: str, yes: bool) -> None:
 @click.pass_context
 def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_json: bool) -> None:
     """Read and operate the shared panic clock, overrides and fleet (SPEC section 10)."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+    # The options stand in for their variables and go through the same checks and defaults: a cluster URL
+    # given as --redis-url gets the cluster's {brain}: prefix, a bad one a usage error rather than a traceback.
+    env = dict(os.environ)
+    named = {}
     if redis_url:
-        settings = dataclasses.replace(settings, redis_url=redis_url)
+        env["REDIS_URL"], named["REDIS_URL"] = redis_url, "--redis-url"
     if key_prefix:
-        settings = dataclasses.replace(settings, key_prefix=key_prefix)
+        env["BREAKER_KEY_PREFIX"], named["BREAKER_KEY_PREFIX"] = key_prefix, "--key-prefix"
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        message = str(exc)
+        for variable, option in named.items():
+            message = message.replace(variable, option)
+        raise CliError(message, EXIT_USAGE) from exc
     configure_logging("WARNING", settings.log_format)  # stderr; stdout is the command's output
     ctx.obj = Session(settings, json=as_json)
 
@@ -277,8 +309,8 @@ def panic() -> None:
 
 
 @panic.command("start")
-@click.option("--back-date-min", default=0.0, type=click.FloatRange(min=0), help="Start the panic N minutes ago.")
-@click.option("--hold-min", default=None, type=click.FloatRange(min=1 / 60, max=7 * 24 * 60),
+@click.option("--back-date-min", default=0.0, type=Minutes(min=0), help="Start the panic N minutes ago.")
+@click.option("--hold-min", default=None, type=Minutes(min=1 / 60, max=7 * 24 * 60),
               help="Minutes it lasts unless workers observe it (default: the calm period).")
 @click.option("--overwrite", is_flag=True, help="Replace a running panic.")
 @write_options
@@ -320,7 +352,7 @@ def panic_end(ctx: click.Context, why: str, who: str | None, yes: bool, as_json:
 
 @cli.command()
 @click.option("--stale-after-min", default=DEFAULT_STALE_AFTER_S / 60, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Zombie threshold for the audit entry's verdict.")
+              type=Minutes(min=0, min_open=True), help="Zombie threshold for the audit entry's verdict.")
 @write_options
 @click.pass_context
 def clear(ctx: click.Context, stale_after_min: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
@@ -353,7 +385,7 @@ def _check_length(minutes: float, session: Session) -> None:
 
 @override.command("set")
 @click.argument("mode", type=click.Choice([m.value for m in OverrideMode]))
-@click.option("--minutes", required=True, type=click.FloatRange(min=0, min_open=True), help="How long it lasts.")
+@click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="How long it lasts.")
 @write_options
 @click.pass_context
 def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: str | None, yes: bool,
@@ -381,17 +413,19 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
 
 
 @override.command("extend")
-@click.option("--minutes", required=True, type=click.FloatRange(min=0, min_open=True), help="Minutes to add.")
+@click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="Minutes to add.")
 @write_options
 @click.pass_context
 def override_extend(ctx: click.Context, minutes: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
-    """Move the end of the override in force --minutes later (exit 3 when none is in force)."""
+    """Move the end of the override in force --minutes later (exit 3 when none is in force, or for force_calm
+    under the two-person rule: its length was approved, a longer one is a new request)."""
     session: Session = ctx.obj
     _check_length(minutes, session)
     access = _access(who)
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
-                             max_minutes=session.settings.max_override_min)
+                             max_minutes=session.settings.max_override_min,
+                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule, embedded=False))
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 
@@ -439,7 +473,10 @@ def exporter(ctx: click.Context, port: int, host: str) -> None:
     session: Session = ctx.obj
     clock = session.clock()
     clock.client.ping()  # fail now (exit 1) rather than serve vix_breaker_up 0 from the first scrape
-    server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s)
+    try:
+        server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s)
+    except OSError as exc:  # not Redis's fault: the listening address
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     click.echo(f"vix-breaker exporter: http://{host}:{server.server_port}/metrics for {session.target}", err=True)
     try:
         threading.Event().wait()

@@ -17,7 +17,7 @@ from ..importance import MatchImportance
 from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
-from .overrides import OverrideReading, override_key, override_reading
+from .overrides import OverrideReading, is_wrong_type, override_key, override_reading
 
 
 @dataclass(frozen=True)
@@ -91,16 +91,20 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
     clock.queue_read(pipe)
     pipe.get(override_key(clock))
     replies = pipe.execute(raise_on_error=False)
-    for reply in (replies[0], replies[1], replies[6]):
+    invalid: dict[str, str] = {}
+    beats = replies[1]
+    if is_wrong_type(beats):  # not the workers' hash: flag it, still show the clock and the override
+        invalid[workers_key(clock)] = "the key holds another type than a hash: no heartbeat can be read"
+        beats = {}
+    for reply in (replies[0], beats):
         if isinstance(reply, Exception):
             raise reply
     now = server_time(replies[0])
     reading = clock.reading(replies[2:6], now)
-    override = override_reading(replies[6], now)
+    override = override_reading(replies[6], now)  # a key of another type is flagged there, like garbage
     quota = AdaptivePanicQuota()
     workers: list[WorkerBeat] = []
-    invalid: dict[str, str] = {}
-    for name, raw in (replies[1] or {}).items():
+    for name, raw in (beats or {}).items():
         try:
             workers.append(parse_beat(name, raw, now))
         except InvalidBeat as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from ..clock import DEFAULT_KEY_PREFIX
+from ..clock import client_key_prefix
 
 KEY_NAME = "login_failures"
 FREE_PER_NAME = 3  # (address, name): a typo or two costs nothing
@@ -51,10 +51,10 @@ class Throttled:
 class LoginThrottle:
     """``begin(address, name)`` before checking a password; ``succeeded`` after a good one."""
 
-    def __init__(self, client: Any, *, key_prefix: str = DEFAULT_KEY_PREFIX,
+    def __init__(self, client: Any, *, key_prefix: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.client = client
-        self.key_prefix = key_prefix
+        self.key_prefix = client_key_prefix(client) if key_prefix is None else key_prefix
         self.clock = clock
 
     def _key(self, *parts: str) -> str:

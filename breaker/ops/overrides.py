@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
-from .access import WriteAccess
+from .access import WriteAccess, WriteRefused
 from .audit import AuditTrail
+from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
 
 DEFAULT_MAX_MINUTES = 60.0
 T = TypeVar("T")
@@ -46,8 +47,22 @@ def override_key(clock: PanicClock) -> str:
     return f"{clock.key_prefix}{OVERRIDE_KEY_NAME}"
 
 
+#: What a reader shows as the raw value when the override key holds a list, a hash... (GET answers WRONGTYPE).
+OTHER_TYPE_RAW = b"<not a string>"
+
+
+def is_wrong_type(reply: Any) -> bool:
+    """A command's error reply saying the key holds another type (a reader flags that, it is no outage)."""
+    return isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
+
+
 def override_reading(raw: Any, now: float) -> OverrideReading:
-    """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``."""
+    """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``. ``raw`` may be
+    GET's error reply: a key of another type is an unusable override too (workers log INVALID_PANIC_OVERRIDE)."""
+    if isinstance(raw, Exception):
+        if is_wrong_type(raw):
+            return OverrideReading(None, OTHER_TYPE_RAW, "the key holds another type than a string", 0.0)
+        raise raw
     if raw is None:
         return OverrideReading(None, None, None, 0.0)
     try:
@@ -64,7 +79,9 @@ def read_override(clock: PanicClock) -> OverrideReading:
     pipe = clock.client.pipeline(transaction=True)
     queue_time(pipe, override_key(clock))
     pipe.get(override_key(clock))
-    now, raw = pipe.execute()
+    now, raw = pipe.execute(raise_on_error=False)
+    if isinstance(now, Exception):
+        raise now
     return override_reading(raw, server_time(now))
 
 
@@ -78,8 +95,9 @@ def check_minutes(minutes: Any, max_minutes: float) -> float:
     return float(minutes)
 
 
-class AuditUnwritable(RuntimeError):
-    """The audit stream cannot take an entry (its key holds another type); nothing was written."""
+#: The audit stream cannot take an entry (its key holds another type); nothing was written. The same error
+#: as the clock writes' (a RedisError, which the CLI reports as a failed command, exit 1).
+AuditUnwritable = AuditUnavailable
 
 
 def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T]) -> T:
@@ -87,7 +105,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
     and its audit entry after ``pipe.multi()``. A stream that cannot take the entry stops the write before it
     is sent (MULTI does not roll back a failed command); a concurrent change retries."""
     key = override_key(clock)
-    for _ in range(3):
+    for _ in attempts():
         with clock.client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key, trail.key)
@@ -100,7 +118,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
                 return result
             except WatchError:
                 continue
-    raise RuntimeError(f"{key}: changed by someone else during 3 attempts")
+    raise RuntimeError(f"{key}: changed by someone else during {RETRY_BUDGET_S:g} s of attempts; nothing written")
 
 
 def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float, action: str, pipe: Any) -> None:
@@ -141,15 +159,20 @@ def extend_override(
     minutes: float,
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
+    two_person_rule: bool = False,
 ) -> Override:
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
-    now. Raises ``NoActiveOverride`` when none is in force."""
+    now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
+    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request."""
     access.require("extending an override")
     added = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         if current.override is None:
             raise NoActiveOverride("no override in force to extend")
+        if two_person_rule and current.override.mode is OverrideMode.FORCE_CALM:
+            raise WriteRefused("extending force_calm refused under the two-person rule: a second operator approved "
+                               "its length; request force_calm again for longer (BREAKER_TWO_PERSON_RULE)")
         until = current.override.until + added * 60.0
         if until - now > max_minutes * 60.0:
             raise OverrideTooLong(

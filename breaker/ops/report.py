@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,16 +18,31 @@ from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
 def when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a stored start like 1e20 (a zombie): no calendar has it
+        return f"{ts:.6g} (out of range)"
 
 
 def text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def printable(value: Any, *, keep_newlines: bool = False) -> str:
+    """``value`` for a terminal: control and format characters (escape sequences, carriage returns, bidi
+    overrides) written as ``\\x1b``-style escapes, so that text a worker or an operator chose is shown, never
+    acted on by the terminal. A line break inside a value is escaped too unless ``keep_newlines``."""
+    return "".join(
+        ch if (ch == "\n" and keep_newlines) or unicodedata.category(ch) not in ("Cc", "Cf")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(value)
+    )
+
+
 def table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     """A plain aligned table: what a terminal and a runbook paste both show well."""
-    cells = [tuple(str(h) for h in headers)] + [tuple("-" if c is None else str(c) for c in row) for row in rows]
+    cells = [tuple(str(h) for h in headers)] + [tuple("-" if c is None else printable(c) for c in row)
+                                                for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
@@ -77,4 +93,5 @@ def override_line(doc: dict[str, Any] | None) -> str:
     if "invalid_reason" in doc:
         return f"INVALID, ignored by workers: {doc['invalid_reason']}"
     left_min = doc["left_s"] / 60
-    return f"{doc['mode']} by {doc['who']} until {when(doc['until'])} ({left_min:.1f} min left): {doc['why']}"
+    return (f"{doc['mode']} by {printable(doc['who'])} until {when(doc['until'])} ({left_min:.1f} min left): "
+            f"{printable(doc['why'])}")

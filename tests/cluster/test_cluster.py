@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -167,3 +168,54 @@ def test_worker_round_trip_beats_and_honours_the_override_on_the_cluster(cluster
     fleet = read_fleet(clock)
     assert [beat.worker_id for beat in fleet.workers] == [breaker.worker_id]
     assert fleet.override.override is not None and fleet.override.override.mode == "force_full"
+
+
+def test_cli_with_a_cluster_url_option_uses_the_cluster_prefix(cluster_url, cluster_redis, monkeypatch):
+    """`vix-breaker --redis-url redis+cluster://…` (no REDIS_URL) writes and reads under {brain}:, as with REDIS_URL."""
+    from click.testing import CliRunner
+
+    from breaker.ops.cli import cli
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("BREAKER_KEY_PREFIX", raising=False)
+    runner = CliRunner()
+    written = runner.invoke(cli, ["--redis-url", cluster_url, "override", "set", "force_full", "--minutes", "5",
+                                  "--why", "cluster drill", "--who", "alice", "--yes"])
+    assert written.exit_code == 0, written.output
+    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice"
+    status = runner.invoke(cli, ["--redis-url", cluster_url, "--json", "status"])
+    assert status.exit_code == 0 and "(prefix {brain}:)" in json.loads(status.stdout)["target"]
+
+
+def test_defaults_follow_the_cluster_client(cluster_redis):
+    """PanicClock and AuditTrail built on a cluster client without a prefix use {brain}: as the breaker does, so
+    a worker's state-change listener (docs/console.md's example) lands where the console reads History."""
+    from breaker.ops import state_change_listener
+
+    breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0,
+                                on_state_change=state_change_listener(AuditTrail(cluster_redis)))
+    assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
+    assert any(e.kind == "state_change" for e in AuditTrail(cluster_redis, key_prefix=PREFIX).entries())
+    clock = PanicClock(cluster_redis)
+    assert clock.key_prefix == PREFIX and clock.read(time.time()).exists
+
+
+def test_approvals_login_throttle_and_exporter_on_the_cluster(cluster_redis):
+    """The operator tools that had only standalone tests: the two-person flow, the Redis-kept login delays and
+    the exporter's one-round-trip scrape, all under {brain}: on the cluster."""
+    from prometheus_client import generate_latest
+
+    from breaker.ops import LoginThrottle, Operator
+    from breaker.ops.approvals import approve_force_calm, pending_request, request_force_calm
+    from breaker.ops.exporter import exporter_registry
+
+    clock, trail = PanicClock(cluster_redis, key_prefix=PREFIX), AuditTrail(cluster_redis, key_prefix=PREFIX)
+    alice = write_access(embedded=False, operator=Operator("alice", "password"))
+    bob = write_access(embedded=False, operator=Operator("bob", "oidc"))
+    request = request_force_calm(clock, trail, alice, minutes=5, why="signal stuck")
+    assert pending_request(clock).id == request.id
+    assert approve_force_calm(clock, trail, bob, request_id=request.id).who == "alice, approved by bob"
+    throttle = LoginThrottle(cluster_redis, key_prefix=PREFIX)
+    assert [throttle.begin("10.0.0.1", "mallory") is None for _ in range(5)] == [True] * 4 + [False]
+    scraped = generate_latest(exporter_registry(clock)).decode()
+    assert "vix_breaker_up 1.0" in scraped and 'vix_breaker_override{mode="force_calm"} 1.0' in scraped

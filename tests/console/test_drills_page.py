@@ -188,3 +188,34 @@ def test_clearing_a_fed_clock_says_panic_clock_not_zombie(console_env):
     at.button(key="drills_clear_confirm").click().run()
     assert any(s.value == "Panic clock cleared." for s in at.success)
     assert AuditTrail(console_env).entries()[-1].detail["zombie"] is False
+
+
+def _server_now(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def test_a_console_host_two_hours_fast_starts_the_drill_in_server_time(monkeypatch, console_env):
+    """Workers measure in the server's time (v2): a drill started from a console host whose clock is 2 h fast
+    writes the start at the server's now (not 2 h ahead, which workers would replace as a broken clock)."""
+    at = login(_drills())
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 7200)
+    at.text_input(key="drills_reason").input("skewed host drill")
+    at.button(key="drills_start").click().run()
+    monkeypatch.setattr(time, "time", real)
+    assert not at.exception
+    start = float(console_env.get("brain:panic_start_ts"))
+    assert abs(start - _server_now(console_env)) < 60
+
+
+def test_a_console_host_two_hours_slow_sees_no_zombie_in_a_fresh_clock(monkeypatch, console_env):
+    """A clock a worker just started is judged at the server's time: a console host 2 h slow does not call it a
+    zombie that 'starts in the future' (which would invite a force-clear of a healthy panic)."""
+    PanicClock(console_env).observe(_server_now(console_env))
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 7200)
+    at = _drills()
+    monkeypatch.setattr(time, "time", real)
+    assert not at.exception
+    assert not any("Zombie suspect" in w.value for w in at.warning)

@@ -174,3 +174,18 @@ def test_live_has_a_one_line_fleet_summary_linking_to_fleet(console_env):
     [link] = [e for e in at.get("page_link")]
     assert link.proto.label == "Fleet: 2 workers (0 panic, 1 calm, 0 fail-safe, 1 stale) · 15.0 answers/s"
     assert link.proto.page.endswith("fleet")
+
+
+def test_hostile_heartbeats_are_listed_apart_and_the_page_stands(console_env):
+    """Fields no worker writes (deep JSON nesting, counts beyond a 64-bit column) never fail the Fleet page."""
+    now = server_now(console_env)
+    write_beat(console_env, "web1:101:aaaa", now=now, calls={"PANIC_FULL": 6}, tiers={"high_stakes": 1})
+    console_env.hset("brain:workers", mapping={
+        "deep:1:aaaa": '{"v":1,"x":' + "[" * 4000 + "]" * 4000 + "}",
+        "big:2:bbbb": json.dumps({"v": 1, "seen": now, "pid": 10**30, "fail_safe": 1e300,
+                                  "calls": {"NORMAL": 1e308, "PANIC_FULL": 1e308}}),
+    })
+    at = fleet()
+    assert not at.exception
+    assert metrics(at)["Workers"] == "1"
+    assert sorted(table(at, "why")["field"]) == ["big:2:bbbb", "deep:1:aaaa"]

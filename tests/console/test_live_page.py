@@ -198,3 +198,24 @@ def test_zombie_warning_shows_the_stored_value_as_text(console_env, raw):
         reasons = warning.splitlines()[1:]
         assert any(raw[:20] in line for line in reasons)
         assert all(re.fullmatch(r"- `[^`]+`", line) for line in reasons), reasons  # each a code span: literal
+
+
+def test_the_clock_shows_when_the_heartbeats_cannot_be_read(monkeypatch, console_env, redis_url):
+    """Live reads the clock with the heartbeats; when only the heartbeats fail (a workers hash too big for the
+    timeout, an ACL user without HGETALL here) the page still shows the clock and its tiers, not 'Redis
+    unreachable … workers answer TTL 0', and says the fleet summary is unavailable."""
+    from urllib.parse import urlsplit
+
+    console_env.execute_command("ACL", "SETUSER", "nofleet", "reset", "on", ">pw-nofleet", "~*", "&*", "+@all",
+                                "-hgetall")
+    try:
+        parts = urlsplit(redis_url)
+        monkeypatch.setenv("REDIS_URL", f"redis://nofleet:pw-nofleet@{parts.hostname}:{parts.port}/0")
+        PanicClock(console_env).start_drill(time.time(), backdate_s=46 * 60, hold_s=900)
+        at = open_console()
+        assert not at.exception
+        assert not any(e.value.startswith("Redis unreachable") for e in at.error)
+        assert [m.value for m in at.metric if m.label == "Mode"] == ["PANIC_FULL", "PANIC_PARTIAL", "DEGRADED"]
+        assert any("heartbeats could not be read" in c.value for c in at.caption)
+    finally:
+        console_env.execute_command("ACL", "DELUSER", "nofleet")

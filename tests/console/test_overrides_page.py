@@ -204,3 +204,33 @@ def test_sandbox_writes_open_and_history_shows_the_episode(sandbox_env):
     assert len(chart["layout"]["shapes"]) == 1
     [episode] = [d.value for d in at.dataframe if "ended" in d.value.columns]
     assert episode.iloc[0][["mode", "set by", "why", "ended"]].tolist() == ["force_full", "sandbox", "drill", "cleared"]
+
+
+def test_extending_an_approved_force_calm_is_refused_under_the_rule(console_env):
+    """Two-person rule on: the requester of an approved force_calm cannot lengthen it alone from the Fleet page."""
+    from breaker.ops.access import WriteAccess
+    from breaker.ops.overrides import set_override
+
+    clock = PanicClock(console_env)
+    approved = set_override(clock, AuditTrail(console_env), WriteAccess(True, "alice, approved by bob"),
+                            mode="force_calm", minutes=5, why="stuck signal")
+    at = login(fleet())
+    at.number_input(key="overrides_extend_minutes").set_value(30.0)
+    at.text_input(key="overrides_change_why").input("keep it calm")
+    at.button(key="overrides_extend").click().run()
+    assert not at.exception
+    assert any("two-person" in e.value for e in at.error)
+    assert read_override(clock).override.until == approved.until
+    assert [e.action for e in AuditTrail(console_env).entries()] == ["override_set", "login"]
+
+
+def test_an_override_key_of_another_type_is_flagged_and_the_fleet_page_stands(console_env):
+    """An override key holding a list: every page's banner flags it (workers ignore it), the Fleet page still reads
+    the fleet instead of saying Redis is unreachable."""
+    console_env.rpush("brain:panic_override", "force_calm")
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert banner(at).startswith("The stored override does not parse"), page
+        assert not any(e.value.startswith("Redis unreachable") for e in at.error), page

@@ -127,3 +127,20 @@ def test_history_survives_malformed_entries(console_env):
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == len(MALFORMED) and all(table["problem"])
+
+
+def test_history_survives_override_entries_with_impossible_times(console_env):
+    """Override entries whose until/since lie outside the calendar (written by anyone who can XADD) never fail
+    History: the override episodes and the timeline keep standing."""
+    import json as _json
+
+    now = time.time()
+    for action, detail in (("override_set", {"mode": "force_full", "until": -1e20, "since": now}),
+                           ("override_clear", {"mode": "force_full"}),
+                           ("override_extend", {"mode": "force_calm", "until": 1e20, "since": 1e20}),
+                           ("override_clear", {"mode": "force_calm"}),
+                           ("override_set", {"mode": "force_full", "until": 1e300})):
+        console_env.xadd("brain:audit", {"at": repr(now), "kind": "operator", "who": "mallory", "action": action,
+                                         "why": "x", "detail": _json.dumps(detail)})
+    at = open_console("pages/history.py")
+    assert not at.exception

@@ -50,3 +50,40 @@ def test_start_end_clear_each_add_one_entry_with_the_write(real_redis, fake_cloc
     writes["start"]()
     assert writes["clear"]().existed and not clock.read(fake_clock()).exists
     assert [e.action for e in trail.entries()] == ["panic_start", "panic_end", "panic_start", "zombie_clear"]
+
+
+def test_operator_writes_succeed_while_workers_append_state_changes(redis_url, real_redis):
+    """A fleet's state-change listeners append to the audit stream at a tier change (hundreds of XADDs a
+    second); operators' writes during that burst still land, each with its own entry, not 'changed by others'."""
+    import threading
+    import time
+
+    from breaker import redis_client
+    from breaker.ops.approvals import request_force_calm
+    from breaker.ops.overrides import clear_override, extend_override, set_override
+
+    stop = threading.Event()
+
+    def fleet_listeners():
+        appender = redis_client(redis_url, timeout_ms=1000)
+        while not stop.is_set():
+            appender.xadd("brain:audit", {"kind": "state_change", "who": "worker", "action": "state_change"},
+                          maxlen=10_000, approximate=True)
+            time.sleep(0.0005)
+        appender.close()
+
+    burst = threading.Thread(target=fleet_listeners)
+    burst.start()
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    try:
+        for _ in range(20):
+            set_override(clock, trail, ALICE, mode="force_full", minutes=5, why="burst")
+            extend_override(clock, trail, ALICE, minutes=1, why="burst")
+            clear_override(clock, trail, ALICE, why="burst")
+            start_panic(clock, trail, ALICE, now=clock.server_now(), why="burst", overwrite=True)
+        request_force_calm(clock, trail, ALICE, minutes=5, why="burst")
+    finally:
+        stop.set()
+        burst.join(10)
+    operator = [e for e in trail.entries(10_000) if e.kind != "state_change"]
+    assert len(operator) == 81

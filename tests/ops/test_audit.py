@@ -132,6 +132,8 @@ MALFORMED = [
      "detail": '{"hold_until": "soon"}'},
     {"at": "1800000001.0", "kind": "state_change", "who": "w", "action": "state_change", "tier": "1",
      "detail": '{"panic_start": "inf", "match_importance": "low_stakes"}'},
+    {"at": "1800000002.0", "kind": "operator", "who": "x", "action": "panic_end",
+     "detail": "[" * 5000 + "]" * 5000},  # deeper than json's recursion limit
 ]
 
 

@@ -282,3 +282,82 @@ def test_force_calm_is_a_request_under_the_two_person_rule(run, real_redis):
     assert direct.exit_code == 0 and doc(direct)["override"]["mode"] == "force_calm"
     assert actions(real_redis) == ["force_calm_requested", "override_set"]
 
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:99999", "redis+sentinel://h:26379/mymaster"])
+def test_a_bad_redis_url_option_is_a_usage_error_like_a_bad_redis_url(url):
+    """--redis-url is checked as REDIS_URL is: exit 2 naming the option, never a traceback (exit 1)."""
+    result = CliRunner().invoke(cli, ["--redis-url", url, "status"], env={"REDIS_URL": None})
+    assert result.exit_code == 2, result.output
+    assert "--redis-url" in result.stderr and not isinstance(result.exception, ValueError)
+
+
+def test_key_prefix_option_is_checked_as_the_setting_is():
+    """--key-prefix with spaces is refused as BREAKER_KEY_PREFIX would be (exit 2), before touching Redis."""
+    result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1", "--key-prefix", "a b", "status"],
+                                env={"REDIS_URL": None})
+    assert result.exit_code == 2 and "--key-prefix" in result.stderr
+
+
+def test_extending_force_calm_under_the_two_person_rule_is_refused(run, real_redis):
+    """An approved force_calm is not lengthened by one operator alone: `override extend` exits 3, nothing written;
+    force_full still extends (the rule is about force_calm)."""
+    from breaker.ops.access import WriteAccess
+    from breaker.ops.overrides import read_override, set_override
+
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    approved = set_override(clock, trail, WriteAccess(True, "alice, approved by bob", verified=True),
+                            mode="force_calm", minutes=5, why="stuck signal")
+    refused = run("override", "extend", "--minutes", "30", "--why", "longer", "--yes", "--json")
+    assert refused.exit_code == 3, refused.output
+    assert "two-person" in doc(refused)["error"]
+    assert read_override(clock).override.until == approved.until and actions(real_redis) == ["override_set"]
+    set_override(clock, trail, WriteAccess(True, "alice"), mode="force_full", minutes=5, why="data incident")
+    assert run("override", "extend", "--minutes", "30", "--why", "longer", "--yes").exit_code == 0
+
+
+def test_nan_lengths_are_usage_errors_not_tracebacks(run, real_redis):
+    """`--minutes nan` / `--back-date-min nan` pass click's ranges; the shared checks' ValueError is exit 2."""
+    for args in (("override", "set", "force_full", "--minutes", "nan"), ("panic", "start", "--back-date-min", "nan")):
+        result = run(*args, "--why", "w", "--yes")
+        assert result.exit_code == 2 and "finite" in result.stderr, (args, result.output, result.exception)
+    assert actions(real_redis) == [] and not real_redis.exists("brain:panic_start_ts")
+
+
+def test_an_audit_stream_that_cannot_take_the_entry_fails_cleanly(run, real_redis):
+    """The audit key holding another type: every write exits 1 with the reason and writes nothing."""
+    real_redis.set("brain:audit", "not a stream")
+    for args in (("override", "set", "force_full", "--minutes", "5"), ("panic", "start")):
+        result = run(*args, "--why", "w", "--yes")
+        assert result.exit_code == 1 and "not a stream" in result.stderr, (args, result.output, result.exception)
+    assert not real_redis.exists("brain:panic_override") and not real_redis.exists("brain:panic_start_ts")
+
+
+@pytest.mark.parametrize("stored", ["1e20", "99999999999999", "1e300"])
+def test_status_shows_a_start_beyond_the_calendar(run, real_redis, stored):
+    """A zombie start far in the future (the case an on-call runs `status` for) is shown, not a crash."""
+    real_redis.set("brain:panic_start_ts", stored)
+    result = run("status")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "(out of range)" in result.stdout and "in the future" in result.stdout
+
+
+def test_human_output_shows_control_characters_as_escapes(run, real_redis):
+    """Worker- and operator-supplied text (ids, errors, who, why) reaches the terminal as text: an escape
+    sequence or a line break is printed escaped, never acted on (no cleared screen, no forged table row)."""
+    now = float(real_redis.time()[0])
+    hostile = "web-1\x1b[2J\x1b]52;c;ZXZpbA==\x07"
+    beat = beat_json(host="h", pid=42, started=now - 60, interval_s=1.0, calls={"NORMAL": 1}, fail_safe=0, tiers={},
+                     override=None, error="boom\nweb-9:1:ffff  calm  0.1 s", version="0.1.0", seen=now)
+    real_redis.hset(f"brain:{WORKERS_KEY_NAME}", hostile, beat)
+    run("override", "set", "force_full", "--minutes", "5", "--who", "mallory\x1b[31m", "--why", "a\rb", "--yes")
+    for command in ("fleet", "status", "history"):
+        out = run(command).stdout
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out, command
+    fleet = run("fleet").stdout
+    assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
+    requested = run("override", "set", "force_calm", "--minutes", "5", "--who", "eve\x1b]0;pwned\x07", "--why", "w",
+                    "--yes")
+    refused = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes")  # eve's request waits
+    assert requested.exit_code == 0 and refused.exit_code == 3
+    assert "\x1b" not in refused.stderr and "\\x1b]0;pwned" in refused.stderr  # OSC: click strips only CSI

@@ -133,3 +133,20 @@ def test_example_alerts_use_only_metrics_that_exist():
     assert {"VixBreakerTier3Reached", "VixBreakerZombieClock", "VixBreakerFailSafeRatioHigh",
             "VixBreakerWorkersStale"} <= {rule["alert"] for rule in rules}
     assert all(rule["alert"] in (ROOT / "docs" / "metrics.md").read_text() for rule in rules)
+
+
+def test_cli_exporter_on_a_taken_port_names_the_address_not_redis(redis_url, real_redis):
+    """A port already in use fails with exit 1 and says it cannot listen there, not that Redis failed."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from breaker.ops.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["exporter", "--port", str(port)], env={"REDIS_URL": redis_url})
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert f"127.0.0.1:{port}" in result.stderr and "Redis at" not in result.stderr

@@ -67,3 +67,33 @@ def test_gone_workers_are_pruned_by_the_reader(real_redis, fleet):
     read_fleet(PanicClock(real_redis))
     assert not real_redis.hexists("brain:workers", "h:5:eeee")
     assert real_redis.hexists("brain:workers", "h:4:dddd")
+
+
+HOSTILE_BEATS = {
+    "nested": '{"v":1,"x":' + "[" * 4000 + "]" * 4000 + "}",  # under 8 KiB, deeper than json's recursion limit
+    "overflowing": '{"v":1,"seen":1e9,"calls":{"NORMAL":1e308,"PANIC_FULL":1e308}}',  # sum beyond a float
+    "negative": '{"v":1,"seen":1e9,"calls":{"NORMAL":-5},"fail_safe":-1}',
+    "enormous": '{"v":1,"seen":1e9,"pid":1' + "0" * 40 + ',"fail_safe":1e300}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BEATS))
+def test_a_hostile_beat_is_listed_apart_never_failing_the_read(real_redis, fleet, name):
+    """One field too deeply nested or with counts no worker can have is an invalid beat; the rest still read."""
+    real_redis.hset("brain:workers", f"x:{name}", HOSTILE_BEATS[name])
+    view = read_fleet(PanicClock(real_redis), prune=False)
+    assert f"x:{name}" in view.invalid
+    assert len(view.workers) == 6 and view.counts["panic"] == 2
+
+
+def test_keys_of_another_type_are_flagged_not_raised(real_redis, fleet):
+    """An override key holding a list (workers ignore it, INVALID_PANIC_OVERRIDE) and a workers key holding a
+    string are flagged in the view; the clock and the rest are still read."""
+    real_redis.rpush("brain:panic_override", "force_calm")
+    view = read_fleet(PanicClock(real_redis), prune=False)
+    assert view.override.override is None and "type" in view.override.invalid_reason
+    assert len(view.workers) == 6 and view.reading.start is not None
+    real_redis.delete("brain:workers")
+    real_redis.set("brain:workers", "not a hash")
+    view = read_fleet(PanicClock(real_redis), prune=False)
+    assert view.workers == [] and "type" in view.invalid["brain:workers"] and view.reading.start is not None

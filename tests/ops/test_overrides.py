@@ -113,7 +113,8 @@ def test_a_write_whose_audit_entry_cannot_be_written_writes_nothing(real_redis, 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [("garbage", "JSON"), ('{"mode": "force_normal", "since": 1, "until": 2}', "mode"),
-     ('{"mode": "force_calm", "since": 1}', "end"), ('{"mode": "force_calm", "since": 1, "until": 2}', "expired")],
+     ('{"mode": "force_calm", "since": 1}', "end"), ('{"mode": "force_calm", "since": 1, "until": 2}', "expired"),
+     pytest.param("[" * 2000 + "]" * 2000, "nested", id="nested")],
 )
 def test_read_flags_invalid_and_expired_values(real_redis, tools, raw, reason):
     """read_override returns no override for garbage, another mode, no end or an expired value, with why."""
@@ -130,3 +131,11 @@ def test_read_reports_time_left(real_redis, tools):
     reading = read_override(clock)
     assert reading.override.mode is OverrideMode.FORCE_CALM and 100 < reading.left_s <= 120
     assert reading.invalid_reason is None
+
+
+def test_read_flags_a_key_of_another_type(real_redis, tools):
+    """An override key holding a hash is an unusable override (as workers judge it), not a failed read."""
+    clock, _ = tools
+    real_redis.hset(KEY, "mode", "force_calm")
+    reading = read_override(clock)
+    assert reading.override is None and "type" in reading.invalid_reason and reading.raw is not None
