@@ -37,7 +37,7 @@ from .clock import (
 from .config import ConfigError, Settings
 from .decisions import DecisionLog, StateListener
 from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
-from .importance import MatchImportance
+from .importance import MatchImportance, importance_of
 from .keyspace import cluster_prefix_problem, default_key_prefix
 from .logs import breaker_logger
 from .outage import Outage
@@ -330,7 +330,7 @@ class VIXCircuitBreaker:
         """``_panic`` inside a steady stretch: the same answer, tally and log, from the cached decision."""
         self._panic_seen = True
         quota = steady.quota
-        importance = quota.classify(match_context)
+        importance = importance_of(match_context, quota.default_importance)  # what a plain quota's classify does
         answer = steady.answers.get(importance)
         if (answer is None or not answer.since <= now <= answer.until
                 or quota.tables[importance] is not answer.table):

@@ -67,12 +67,13 @@ class BreakerMetrics:
         """Count every answer the breaker tallies for its heartbeat (``AnswerCounts.count``), by mode and stakes
         class: the metrics and the heartbeats report the same answers. An answer given without classifying the
         match (calm markets, overrides, bad input) is ``stakes="unclassified"``."""
-        count, children, fail_safe_total = answers.count, self._answer, self.fail_safe
+        count, fail_safe_total = answers.count, self.fail_safe
+        incs = {key: child.inc for key, child in self._answer.items()}  # bound once: a call is a lookup and a call
 
         def counted(mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
             count(mode, fail_safe=fail_safe, stakes=stakes, tier=tier)
             try:  # metrics never change an answer (try costs nothing on the way through; a `with` would)
-                children[(mode, stakes)].inc()
+                incs[(mode, stakes)]()
                 if fail_safe:
                     fail_safe_total.inc()
             except Exception:
