@@ -50,7 +50,8 @@ PANIC_TS_TTL_SECONDS = SEED_KEY_TTL_S
 
 _PANIC, _CALM = True, False
 _STATUS_KIND = {"panic": _PANIC, "normal": _CALM, "warning": _CALM}
-_FAIL_SAFE = (0, PanicMode.PANIC_FULL)
+_NORMAL, _FULL = PanicMode.NORMAL, PanicMode.PANIC_FULL  # a member looked up on its class costs ~0.1 µs in 3.11
+_FAIL_SAFE = (0, _FULL)
 
 __all__ = ["PANIC_START_TS_KEY", "PANIC_TS_TTL_SECONDS", "StateListener", "VIXCircuitBreaker"]
 
@@ -277,13 +278,13 @@ class VIXCircuitBreaker:
             if type(now) is not float or now - now != 0.0:  # finite floats pass; NaN and inf fail
                 now = self._checked_now(now)
                 if now is None:  # a broken local clock: nothing is measured or written with it
-                    return (base, PanicMode.NORMAL) if kind is _CALM else self._counted_fail_safe()
+                    return (base, _NORMAL) if kind is _CALM else self._counted_fail_safe()
             steady = self._steady
             if steady.since <= now <= steady.until:  # the hot path: nothing to do but answer
                 if kind is _CALM:
                     if steady.calm:
-                        self._answers.count(PanicMode.NORMAL)
-                        return base, PanicMode.NORMAL
+                        self._answers.count(_NORMAL)
+                        return base, _NORMAL
                 elif steady.panic and self.quota is steady.quota:
                     return self._steady_panic(steady, now, base, match_context)
             sync = self._sync
@@ -298,11 +299,11 @@ class VIXCircuitBreaker:
             if forced is OverrideMode.FORCE_FULL:
                 if kind is _PANIC:
                     self._panic_seen = True  # the clock keeps being observed under the override
-                self._answers.count(PanicMode.PANIC_FULL)
+                self._answers.count(_FULL)
                 return _FAIL_SAFE
             if kind is _CALM or forced is OverrideMode.FORCE_CALM:
-                self._answers.count(PanicMode.NORMAL)
-                return base, PanicMode.NORMAL
+                self._answers.count(_NORMAL)
+                return base, _NORMAL
             return self._panic(now, base, match_context, tried)
         except Exception as exc:  # the promise is "never raises"; the answer is still safe
             self._emit("error", "VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
@@ -315,9 +316,9 @@ class VIXCircuitBreaker:
         start = sync.start
         if start is None or not 0 <= now - sync.at < self.refresh_interval_s + self._stale_grace_s:
             self._unreliable(tried)
-            self._decisions.note(importance, PanicMode.PANIC_FULL, 1, 0, None,
+            self._decisions.note(importance, _FULL, 1, 0, None,
                                  reliable=self.panic_clock is None and not self._outage.active)
-            self._answers.count(PanicMode.PANIC_FULL, fail_safe=True, stakes=importance, tier=1)
+            self._answers.count(_FULL, fail_safe=True, stakes=importance, tier=1)
             return _FAIL_SAFE
         measured = now + sync.offset
         duration_min = (measured - start) / 60.0 if measured > start else 0.0

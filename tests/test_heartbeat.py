@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from breaker.heartbeat import (
-    AnswerCounts,
     GONE_AFTER_S,
     STALE_AFTER_INTERVALS,
     WORKERS_KEY_NAME,
+    AnswerCounts,
     InvalidBeat,
     beat_json,
     new_worker_id,
