@@ -128,6 +128,8 @@ def _last_time_before(limit: float, fits: Callable[[float], bool]) -> float | No
             return t
         t = math.nextafter(t, -math.inf)
     return None
+
+
 BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
