@@ -21,17 +21,18 @@ class DecisionLog:
         self._log = log
         self.on_state_change = on_state_change
         self._lock = threading.Lock()
-        self._last: dict[MatchImportance, tuple[PanicMode, int]] = {}
-        self._debug_on: bool | None = None  # asked of the logger once per round trip, not once per call
+        #: read by the breaker's steady path: a state equal to ``last`` with ``debug_on`` False logs nothing
+        self.last: dict[MatchImportance, tuple[PanicMode, int]] = {}
+        self.debug_on: bool | None = None  # asked of the logger once per round trip, not once per call
 
     def new_episode(self) -> None:
         """A new panic (or the end of one): the next answers are logged from their first tier, even tier 1."""
         with self._lock:
-            self._last.clear()
+            self.last.clear()
 
     def recheck_level(self) -> None:
         """Logging may have been reconfigured: ask the logger again at the next decision."""
-        self._debug_on = None
+        self.debug_on = None
 
     def _debug_enabled(self) -> bool:
         """Whether to build DEBUG lines at all; True when the logger cannot say (it then filters them itself)."""
@@ -47,20 +48,20 @@ class DecisionLog:
         ``reliable`` False (an outage, a fail-safe answer of a configured breaker) skips the listener: one that
         writes to the same Redis would wait on it."""
         state = (mode, tier)
-        previous = self._last.get(importance)
+        previous = self.last.get(importance)
         if previous == state:
-            debug_on = self._debug_on
+            debug_on = self.debug_on
             if debug_on is None:
-                debug_on = self._debug_on = self._debug_enabled()
+                debug_on = self.debug_on = self._debug_enabled()
             if debug_on:
                 self._log().debug("VIX_TTL_DECISION", match_importance=importance.value, mode=mode.value, tier=tier,
                                   ttl=ttl)
             return
         with self._lock:
-            previous = self._last.get(importance)
+            previous = self.last.get(importance)
             if previous == state:
                 return
-            self._last[importance] = state
+            self.last[importance] = state
         event = {
             "match_importance": importance.value,
             "mode": mode.value,

@@ -10,6 +10,7 @@ longer) is gone (and pruned).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -209,38 +210,85 @@ def _texts(counts: dict[Any, int]) -> dict[str, int]:
     return {getattr(key, "value", key): n for key, n in counts.items()}
 
 
+class _Tally:
+    """One thread's answers since it started, written only by that thread: counting takes no lock."""
+
+    __slots__ = ("calls", "fail_safe", "taken_calls", "taken_fail_safe", "taken_tiers", "thread", "tiers")
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.calls: dict[Any, int] = {}  # running totals: only ever incremented, by the owner thread
+        self.fail_safe = 0
+        self.tiers: dict[Any, tuple[int, int]] = {}  # stakes -> (order of the answer, tier)
+        self.taken_calls: dict[Any, int] = {}  # what the beats have already reported (``take``'s side)
+        self.taken_fail_safe = 0
+        self.taken_tiers: dict[Any, tuple[int, int]] = {}
+
+
 class AnswerCounts:
     """What a worker answered since its last beat: calls by mode, fail-safe answers, last tier per class.
 
-    Thread-safe; ``take`` hands the counts to a beat and starts afresh, ``give_back`` returns them when the
-    beat could not be written (so the next beat still reports them).
+    Thread-safe and exact without a lock per answer: each thread counts into its own running totals, which
+    only it writes; ``take`` copies every thread's totals (one C-level dict copy, atomic under the GIL) and
+    reports what grew since the copy it took before, so an answer counted while a beat is taken is reported
+    by this beat or the next, never lost or twice. ``give_back`` returns counts a beat could not write (so
+    the next beat still reports them).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[str, int] = {}
-        self._fail_safe = 0
-        self._tiers: dict[str, int] = {}
+        self._lock = threading.Lock()  # registration, take and give_back: never an answer
+        self._local = threading.local()
+        self._tallies: list[_Tally] = []
+        self._order = itertools.count(1)  # next() is atomic: which answer of a class came last, across threads
+        self._returned: tuple[dict[Any, int], int, dict[Any, tuple[int, int]]] = ({}, 0, {})
 
     def count(self, mode: Any, *, fail_safe: bool = False, stakes: Any = None, tier: int = 0) -> None:
         """One answer; ``mode`` and ``stakes`` may be str enums (turned into their text only at ``take``)."""
+        try:
+            tally = self._local.tally
+        except AttributeError:
+            tally = self._register()
+        calls = tally.calls
+        calls[mode] = calls.get(mode, 0) + 1
+        if fail_safe:
+            tally.fail_safe += 1
+        if stakes is not None:
+            tally.tiers[stakes] = (next(self._order), tier)
+
+    def _register(self) -> _Tally:
+        tally = self._local.tally = _Tally(threading.current_thread())
         with self._lock:
-            self._calls[mode] = self._calls.get(mode, 0) + 1
-            if fail_safe:
-                self._fail_safe += 1
-            if stakes is not None:
-                self._tiers[stakes] = tier
+            self._tallies.append(tally)
+        return tally
 
     def take(self) -> tuple[dict[str, int], int, dict[str, int]]:
         with self._lock:
-            calls, fail_safe, tiers = self._calls, self._fail_safe, self._tiers
-            self._calls, self._fail_safe, self._tiers = {}, 0, {}
-        return _texts(calls), fail_safe, _texts(tiers)
+            calls, fail_safe, last = self._returned
+            calls, last = dict(calls), dict(last)
+            self._returned = ({}, 0, {})
+            alive = []
+            for tally in self._tallies:
+                ended = not tally.thread.is_alive()  # before the copies: an ended thread adds nothing after
+                now_calls, now_fail_safe, now_tiers = tally.calls.copy(), tally.fail_safe, tally.tiers.copy()
+                for mode, n in now_calls.items():
+                    grown = n - tally.taken_calls.get(mode, 0)
+                    if grown:
+                        calls[mode] = calls.get(mode, 0) + grown
+                fail_safe += now_fail_safe - tally.taken_fail_safe
+                for stakes, answer in now_tiers.items():
+                    if answer != tally.taken_tiers.get(stakes) and answer > last.get(stakes, (0, 0)):
+                        last[stakes] = answer
+                tally.taken_calls, tally.taken_fail_safe, tally.taken_tiers = now_calls, now_fail_safe, now_tiers
+                if not ended:
+                    alive.append(tally)
+            self._tallies = alive
+        return _texts(calls), fail_safe, _texts({stakes: tier for stakes, (_, tier) in last.items()})
 
     def give_back(self, calls: dict[str, int], fail_safe: int, tiers: dict[str, int]) -> None:
         with self._lock:
+            returned_calls, returned_fail_safe, returned_tiers = self._returned
             for mode, n in calls.items():
-                self._calls[mode] = self._calls.get(mode, 0) + n
-            self._fail_safe += fail_safe
+                returned_calls[mode] = returned_calls.get(mode, 0) + n
             for stakes, tier in tiers.items():
-                self._tiers.setdefault(stakes, tier)
+                returned_tiers.setdefault(stakes, (0, tier))  # older than any answer counted since
+            self._returned = (returned_calls, returned_fail_safe + fail_safe, returned_tiers)

@@ -72,10 +72,15 @@ def normalise_words(text: str) -> str:
     return " " + _NON_WORD.sub(" ", bare.casefold()).strip() + " "
 
 
+def _fallback(default: Any) -> MatchImportance:
+    """The class for "don't know": ``default`` read as a stakes word, low stakes when it is none."""
+    fallback = _STAKES_WORDS.get(default.strip().casefold()) if isinstance(default, str) else None
+    return fallback or MatchImportance.LOW_STAKES
+
+
 def explain_importance(match_context: Any, default: MatchImportance | None = None) -> Classification:
     """Classify and say which rule matched. Never raises."""
-    fallback = _STAKES_WORDS.get(default.strip().casefold()) if isinstance(default, str) else None
-    fallback = fallback or MatchImportance.LOW_STAKES
+    fallback = _fallback(default)
     try:
         if not isinstance(match_context, dict):
             return Classification(fallback, "default: no context dict")
@@ -86,6 +91,41 @@ def explain_importance(match_context: Any, default: MatchImportance | None = Non
         return _classify_raw(raw, fallback)
     except Exception:  # a value that cannot be a cache key (a list, a dict): filter, then classify
         return _classify_fields(_strings_only(raw), fallback)
+
+
+#: raw fields of a plain dict context -> the class a rule chose (None: no rule did, the default applies).
+#: Bounded like the caches below: emptied when full, so 10 000 distinct contexts do not grow it.
+_CHOSEN_BY_RAW: dict[tuple[Any, ...], MatchImportance | None] = {}
+_CHOSEN_MAX = 4096
+_UNSEEN = object()
+
+
+def importance_of(match_context: Any, default: MatchImportance | None = None) -> MatchImportance:
+    """``explain_importance(match_context, default).importance`` without the explanation: for a plain dict
+    seen before, five ``get``s and one dict lookup (``get_ttl``'s classifier). Never raises."""
+    if type(match_context) is dict:
+        try:
+            get = match_context.get  # the _READ_FIELDS, spelt out: a tuple display is cheaper than map()
+            raw = (get("stakes"), get("league"), get("competition"), get("stage"), get("round"))
+            chosen = _CHOSEN_BY_RAW.get(raw, _UNSEEN)
+            if chosen is _UNSEEN:
+                chosen = _choose(raw)
+        except Exception:  # a key or value that cannot be compared or hashed: the careful way
+            return explain_importance(match_context, default).importance
+        if chosen is not None:
+            return chosen
+        return default if type(default) is MatchImportance else _fallback(default)
+    return explain_importance(match_context, default).importance
+
+
+def _choose(raw: tuple[Any, ...]) -> MatchImportance | None:
+    """Classify fields not seen before and remember the class a rule chose (None when none did)."""
+    rule = _classify_fields(_strings_only(raw), MatchImportance.LOW_STAKES)
+    chosen = None if rule.rule.startswith("default") else rule.importance
+    if len(_CHOSEN_BY_RAW) >= _CHOSEN_MAX:
+        _CHOSEN_BY_RAW.clear()
+    _CHOSEN_BY_RAW[raw] = chosen
+    return chosen
 
 
 def _strings_only(raw: tuple[Any, ...]) -> tuple[str | None, ...]:

@@ -67,12 +67,13 @@ class BreakerMetrics:
         """Count every answer the breaker tallies for its heartbeat (``AnswerCounts.count``), by mode and stakes
         class: the metrics and the heartbeats report the same answers. An answer given without classifying the
         match (calm markets, overrides, bad input) is ``stakes="unclassified"``."""
-        count, children, fail_safe_total = answers.count, self._answer, self.fail_safe
+        count, fail_safe_total = answers.count, self.fail_safe
+        incs = {key: _adder(child) for key, child in self._answer.items()}  # bound once: a lookup and a call
 
         def counted(mode: str, *, fail_safe: bool = False, stakes: str | None = None, tier: int = 0) -> None:
             count(mode, fail_safe=fail_safe, stakes=stakes, tier=tier)
             try:  # metrics never change an answer (try costs nothing on the way through; a `with` would)
-                children[(mode, stakes)].inc()
+                incs[(mode, stakes)]()
                 if fail_safe:
                     fail_safe_total.inc()
             except Exception:
@@ -103,6 +104,15 @@ class BreakerMetrics:
                 round_trips.inc()
 
         return timed
+
+
+def _adder(child: Counter) -> Callable[[], None]:
+    """``child.inc`` without its per-call checks (labels bound, amount 1, no exemplar): the value's own ``inc(1)``,
+    which takes the value's lock (and writes the mmap file in multiprocess mode), as ``Counter.inc`` does after
+    its checks. prometheus_client is pinned; any other shape of child falls back to ``child.inc``."""
+    value = getattr(child, "_value", None)
+    inc = getattr(value, "inc", None)
+    return functools.partial(inc, 1) if callable(inc) else child.inc
 
 
 def instrument_breaker(breaker: Any, registry: Any) -> BreakerMetrics:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate, pairwise
 from typing import Any, NamedTuple
 
-from .importance import MatchImportance, explain_importance
+from .importance import MatchImportance, importance_of
 
 
 class PanicMode(enum.StrEnum):
@@ -224,7 +224,7 @@ class AdaptivePanicQuota:
         )
 
     def classify(self, match_context: Any) -> MatchImportance:
-        return explain_importance(match_context, self.default_importance).importance
+        return importance_of(match_context, self.default_importance)
 
     def decide(self, base_ttl: int, duration_min: float, importance: MatchImportance, panic_active: bool) -> Decision:
         """The hot path: inputs already validated, no metadata built."""

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import socket
+import threading
 
 import pytest
 
@@ -11,6 +12,7 @@ from breaker.heartbeat import (
     GONE_AFTER_S,
     STALE_AFTER_INTERVALS,
     WORKERS_KEY_NAME,
+    AnswerCounts,
     InvalidBeat,
     beat_json,
     new_worker_id,
@@ -81,3 +83,47 @@ def test_a_first_beat_without_a_start_reads_as_started_when_seen():
     text = beat_json(host="h", pid=1, started=None, interval_s=1.0, calls={}, fail_safe=0, tiers={},
                      override=None, error=None, version="x", seen=50.0)
     assert parse_beat("w", text, now=50.0).started == 50.0
+
+
+def test_answer_counts_are_exact_across_threads_while_beats_are_taken():
+    """8 threads count 20 000 answers each while beats are taken: every answer is reported exactly once."""
+    counts = AnswerCounts()
+    modes = ("NORMAL", "PANIC_FULL", "PANIC_PARTIAL")
+    go = threading.Barrier(9)
+
+    def answer(n: int) -> None:
+        go.wait()
+        for i in range(20_000):
+            counts.count(modes[(n + i) % 3], fail_safe=i % 7 == 0, stakes="low_stakes", tier=2)
+
+    threads = [threading.Thread(target=answer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    calls, fail_safe, beats = {}, 0, 0
+    while any(thread.is_alive() for thread in threads) or beats == 0:
+        taken, taken_fail_safe, tiers = counts.take()
+        beats += 1
+        for mode, n in taken.items():
+            calls[mode] = calls.get(mode, 0) + n
+        fail_safe += taken_fail_safe
+        assert set(tiers) <= {"low_stakes"}
+    for thread in threads:
+        thread.join()
+    taken, taken_fail_safe, _ = counts.take()
+    for mode, n in taken.items():
+        calls[mode] = calls.get(mode, 0) + n
+    assert sum(calls.values()) == 160_000 and fail_safe + taken_fail_safe == 8 * len(range(0, 20_000, 7))
+    assert counts.take() == ({}, 0, {})  # ended threads' totals are reported once, then dropped
+
+
+def test_a_beat_given_back_is_reported_again_with_newer_tiers_winning():
+    """give_back returns a failed beat's counts to the next one; a tier answered since then replaces its tier."""
+    counts = AnswerCounts()
+    counts.count("PANIC_PARTIAL", stakes="low_stakes", tier=2)
+    counts.count("PANIC_FULL", stakes="high_stakes", tier=1)
+    counts.count("PANIC_FULL", fail_safe=True)
+    counts.give_back(*counts.take())
+    counts.count("PANIC_PARTIAL", stakes="high_stakes", tier=2)
+    assert counts.take() == ({"PANIC_PARTIAL": 2, "PANIC_FULL": 2}, 1, {"low_stakes": 2, "high_stakes": 2})
+    assert counts.take() == ({}, 0, {})

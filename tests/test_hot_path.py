@@ -1,6 +1,8 @@
 """What the hot path skips, and that skipping it changes no answer: the benchmark's optimisations, pinned."""
 
-from breaker import MatchImportance, VIXCircuitBreaker, explain_importance
+import math
+
+from breaker import AdaptivePanicQuota, MatchImportance, VIXCircuitBreaker, explain_importance
 
 
 class UnhashableText(str):
@@ -81,3 +83,36 @@ def test_odd_context_values_never_reach_get_ttl_as_errors(real_redis, fake_clock
     breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
     assert breaker.get_ttl(60, "panic", {"league": BadHash()}) == (5, "PANIC_PARTIAL")
     assert breaker.get_ttl(60, "normal", {"league": BadHash()}) == (60, "NORMAL")
+
+
+CONTEXTS = ({"league": "Ligue 2"}, {"league": "Serie A"}, {"league": "UEFA Champions League"})
+
+
+def test_steady_answers_equal_the_policy_at_and_around_every_tier_boundary(real_redis, fake_clock):
+    """Cached steady answers match the policy a hair before, at and after each boundary, also stepping back."""
+    start = fake_clock() - 60.0
+    real_redis.set("brain:panic_start_ts", repr(start), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=3600, server_time=False)
+    quota = AdaptivePanicQuota()
+    boundaries = sorted({s for table in quota.tables.values() for s in table.starts})
+    for minutes in boundaries:
+        at = start + minutes * 60.0
+        times = [at - 1.0, math.nextafter(at, 0.0), at, math.nextafter(at, math.inf), at + 1.0, at - 1.0, at]
+        for now in times:
+            fake_clock.now = now
+            measured = (now - start) / 60.0
+            for context in CONTEXTS:
+                expected = quota.calculate_ttl_strategy(60, measured, context, panic_active=True)[:2]
+                assert breaker.get_ttl(60, "panic", context) == expected, (minutes, now - at, context)
+                assert breaker.get_ttl(3, "panic", context)[0] == min(expected[0], 3)  # capped at base, per call
+
+
+def test_a_thresholds_write_changes_the_next_steady_answer(real_redis, fake_clock):
+    """Writing a stakes class's thresholds changes that breaker's very next answer, within one stretch."""
+    real_redis.set("brain:panic_start_ts", repr(fake_clock() - 10 * 60), ex=900)
+    breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, refresh_interval_s=3600, server_time=False)
+    assert breaker.get_ttl(60, "panic", CONTEXTS[0]) == (0, "PANIC_FULL")  # low stakes, 10 min: tier 1
+    breaker.quota.thresholds["low_stakes"]["tier1"] = 5
+    assert breaker.get_ttl(60, "panic", CONTEXTS[0]) == (5, "PANIC_PARTIAL")
+    breaker.quota = AdaptivePanicQuota({"low_stakes": [(0, 0), (1, 7), (2, 8), (3, 9)]})
+    assert breaker.get_ttl(60, "panic", CONTEXTS[0]) == (9, "NEW_NORMAL")
