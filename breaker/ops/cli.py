@@ -27,7 +27,7 @@ from ..config import ConfigError, Settings
 from ..logs import configure_logging
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
-from .access import WriteAccess, WriteRefused
+from .access import SELF_DECLARED, WriteAccess, WriteRefused
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .approvals import PendingRequest, set_override_or_request, two_person_rule_applies
 from .audit import AuditTrail
@@ -172,10 +172,12 @@ def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _access(who: str | None) -> WriteAccess:
-    name = (who or getpass.getuser() or "").strip()
+    """The CLI checks no operator identity (Redis credentials are its gate), so its names are audited as
+    self-declared, like the console's shared-password logins: History never shows them as a verified operator."""
+    name = (who or getpass.getuser() or "").strip().removesuffix(SELF_DECLARED.strip()).strip()
     if not name:
         raise CliError("--who is empty and the login name is unknown", EXIT_USAGE)
-    return WriteAccess(True, name)
+    return WriteAccess(True, name + SELF_DECLARED)
 
 
 def _confirm(session: Session, action: str, yes: bool) -> None:

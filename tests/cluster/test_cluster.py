@@ -182,7 +182,7 @@ def test_cli_with_a_cluster_url_option_uses_the_cluster_prefix(cluster_url, clus
     written = runner.invoke(cli, ["--redis-url", cluster_url, "override", "set", "force_full", "--minutes", "5",
                                   "--why", "cluster drill", "--who", "alice", "--yes"])
     assert written.exit_code == 0, written.output
-    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice"
+    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice (self-declared)"
     status = runner.invoke(cli, ["--redis-url", cluster_url, "--json", "status"])
     assert status.exit_code == 0 and "(prefix {brain}:)" in json.loads(status.stdout)["target"]
 

@@ -114,7 +114,8 @@ def test_panic_start_confirmed_writes_and_audits(run, real_redis):
     assert started["started"] is True and started["tier"] == 3 and started["hold_s"] == 300
     assert 299 <= real_redis.ttl("brain:panic_start_ts") <= 300
     entries = AuditTrail(real_redis).entries()
-    assert [(e.action, e.who, e.why, e.tier) for e in entries] == [("panic_start", "alice", "runbook drill", 3)]
+    assert [(e.action, e.who, e.why, e.tier) for e in entries] == [
+        ("panic_start", "alice (self-declared)", "runbook drill", 3)]
     stored = float(real_redis.get("brain:panic_start_ts"))
     assert abs(stored - started["panic_start"]) < 1e-3
 
@@ -134,9 +135,10 @@ def test_panic_end_deletes_and_audits_with_the_login_name(run, real_redis):
     """panic end deletes the clock; --who defaults to the login name in the audit entry."""
     PanicClock(real_redis).observe(real_redis.time()[0])
     result = run("panic", "end", "--why", "drill over", "--yes", "--json")
-    assert result.exit_code == 0 and doc(result) == {"ok": True, "existed": True, "who": getpass.getuser()}
+    me = f"{getpass.getuser()} (self-declared)"  # the CLI checks no identity: its names are self-declared
+    assert result.exit_code == 0 and doc(result) == {"ok": True, "existed": True, "who": me}
     assert real_redis.exists("brain:panic_start_ts") == 0
-    assert [(e.action, e.who) for e in AuditTrail(real_redis).entries()] == [("panic_end", getpass.getuser())]
+    assert [(e.action, e.who) for e in AuditTrail(real_redis).entries()] == [("panic_end", me)]
 
 
 def test_clear_needs_a_real_reason_and_records_the_zombie_verdict(run, real_redis):
@@ -159,7 +161,7 @@ def test_override_set_extend_clear(run, real_redis):
                  "--json")
     assert result.exit_code == 0, result.stderr
     stored = parse_override(real_redis.get(f"brain:{OVERRIDE_KEY_NAME}"))
-    assert stored.mode == "force_full" and stored.who == "bob" and stored.why == "bad feed"
+    assert stored.mode == "force_full" and stored.who == "bob (self-declared)" and stored.why == "bad feed"
     assert doc(result)["override"] == json.loads(stored.to_json())
     extended = run("override", "extend", "--minutes", "5", "--why", "still bad", "--yes", "--json")
     assert extended.exit_code == 0
