@@ -212,6 +212,9 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
+        if ctx.invoked_subcommand == "hash-password":  # needs no Redis: a broken REDIS_URL must not stop it
+            ctx.obj = Session(Settings(), json=as_json)
+            return
         message = str(exc)
         for variable, option in named.items():
             message = message.replace(variable, option)

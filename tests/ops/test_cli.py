@@ -363,3 +363,11 @@ def test_human_output_shows_control_characters_as_escapes(run, real_redis):
     refused = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes")  # eve's request waits
     assert requested.exit_code == 0 and refused.exit_code == 3
     assert "\x1b" not in refused.stderr and "\\x1b]0;pwned" in refused.stderr  # OSC: click strips only CSI
+
+
+def test_hash_password_needs_no_redis_and_ignores_a_broken_redis_url(run):
+    """hash-password touches no Redis: a malformed REDIS_URL does not stop an admin adding an operator."""
+    done = run("hash-password", "--stdin", "--json", input="new operator pw\n",
+               env={"REDIS_URL": "redis+sentinel://nowhere:99999"})
+    assert done.exit_code == 0, done.output
+    assert doc(done)["hash"].startswith("scrypt$")
