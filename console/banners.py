@@ -63,7 +63,7 @@ def override_banner_text(reading: OverrideReading, honour: tuple[int, int] | Non
         return text + " Workers honouring it: unknown (the heartbeats could not be read)."
     honoured, reporting = honour
     if reporting == 0:
-        return text + " No worker reports heartbeats, so nobody has confirmed it yet."
+        return text + " No worker has reported within its stale limit, so nobody has confirmed it yet."
     return text + f" {honoured} of {reporting} reporting workers already honour it."
 
 
