@@ -7,6 +7,10 @@ client's own pool (its connect timeout, TLS and AUTH as configured), and the rep
 with the time left before the deadline and at most ``max_reply_bytes``. A connection that missed its
 deadline is closed, never handed back with a reply half read. Only a plain ``redis.Redis`` on a standard
 pool takes this path; a wrapper, a cluster client or fakeredis is called the ordinary way.
+
+A worker's clock goes one step further (``Lane``): it keeps one pooled connection between its round trips, so
+a round trip is one ``sendall`` and usually one ``recv``, without the pool's per-call checkout, health-check
+read and release (at ``refresh_interval_s=0`` that overhead was about as long as the server's work).
 """
 
 from __future__ import annotations
