@@ -174,7 +174,7 @@ class VIXCircuitBreaker:
             raise ValueError(f"key_prefix {cluster_prefix_problem(key_prefix)}")
         self.redis = redis_client
         self.panic_clock = (
-            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s)
+            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s, keep_connection=True)
             if redis_client is not None
             else None
         )

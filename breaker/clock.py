@@ -142,7 +142,12 @@ class PanicClock:
     """The Redis protocol of the shared panic clock for one key prefix."""
 
     def __init__(
-        self, client: Any, *, key_prefix: str | None = None, panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S
+        self,
+        client: Any,
+        *,
+        key_prefix: str | None = None,
+        panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S,
+        keep_connection: bool = False,
     ) -> None:
         check_key_ttl(panic_key_ttl_s)
         key_prefix = client_key_prefix(client) if key_prefix is None else key_prefix
@@ -156,6 +161,8 @@ class PanicClock:
         self._keys = tuple(k.encode() for k in (self.start_key, self.last_seen_key, self.override_key,
                                                  self.workers_key))
         self._bounded = wire.can_bound(client)
+        #: ``keep_connection``: a worker's clock keeps one pooled connection between round trips (wire.Lane).
+        self._lane = wire.Lane(client) if keep_connection and wire.can_keep(client) else None
         #: False for a client without scripting (a minimal double with get/set/expire/delete).
         self.scripting = callable(getattr(client, "evalsha", None))
 
@@ -198,10 +205,15 @@ class PanicClock:
     def _call_bounded(self, args: list[bytes], budget_s: float) -> Any:
         deadline = time.monotonic() + budget_s
         try:
-            return wire.call(self.client, wire.pack(b"EVALSHA", refresh.SCRIPT_SHA, *args), budget_s=budget_s)
+            return self._wire_call(wire.pack(b"EVALSHA", refresh.SCRIPT_SHA, *args), budget_s)
         except NoScriptError:
             left = max(0.0, deadline - time.monotonic())
-            return wire.call(self.client, wire.pack(b"EVAL", refresh.SCRIPT_BYTES, *args), budget_s=left)
+            return self._wire_call(wire.pack(b"EVAL", refresh.SCRIPT_BYTES, *args), left)
+
+    def _wire_call(self, command: bytes, budget_s: float) -> Any:
+        if self._lane is not None:
+            return self._lane.call(command, budget_s=budget_s)
+        return wire.call(self.client, command, budget_s=budget_s)
 
     def observe(self, now: float | None = None) -> Observation:
         """Record a panic observation in one atomic round trip and return the agreed start.
@@ -315,7 +327,7 @@ class PanicClock:
         """Delete the clock (the panic is over); True when there was one. Bounded like the round trip."""
         if self._bounded:
             command = wire.pack(b"DEL", *self._keys[:2])
-            return bool(wire.call(self.client, command, budget_s=wire.timeout_s(self.client)))
+            return bool(self._wire_call(command, wire.timeout_s(self.client)))
         return bool(self.client.delete(self.start_key, self.last_seen_key))
 
     def start_drill(

@@ -7,12 +7,19 @@ client's own pool (its connect timeout, TLS and AUTH as configured), and the rep
 with the time left before the deadline and at most ``max_reply_bytes``. A connection that missed its
 deadline is closed, never handed back with a reply half read. Only a plain ``redis.Redis`` on a standard
 pool takes this path; a wrapper, a cluster client or fakeredis is called the ordinary way.
+
+A worker's clock goes one step further (``Lane``): it keeps one pooled connection between its round trips, so
+a round trip is one ``sendall`` and usually one ``recv``, without the pool's per-call checkout, health-check
+read and release (at ``refresh_interval_s=0`` that overhead was about as long as the server's work).
 """
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
+import weakref
 from typing import Any
 
 import redis
@@ -78,6 +85,20 @@ def can_bound(client: Any) -> bool:
     return type(client) is redis.Redis and type(client.connection_pool) in (ConnectionPool, BlockingConnectionPool)
 
 
+def can_keep(client: Any) -> bool:
+    """Whether a ``Lane`` may keep one of this client's connections: a plain client on an unbounded-style
+    ``ConnectionPool`` (not a ``BlockingConnectionPool``, whose few connections the host shares out), without
+    client-side caching (its invalidations arrive on the connection) or a credential provider (it re-auths
+    connections as they are released)."""
+    pool = getattr(client, "connection_pool", None)
+    return (
+        can_bound(client)
+        and type(pool) is ConnectionPool
+        and getattr(pool, "cache", None) is None
+        and pool.connection_kwargs.get("credential_provider") is None
+    )
+
+
 def pack(*args: bytes) -> bytes:
     """One command in the Redis protocol (RESP), arguments already bytes."""
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
@@ -97,58 +118,221 @@ def call(client: redis.Redis, command: bytes, *, budget_s: float, max_reply_byte
     """
     deadline = time.monotonic() + budget_s
     pool = client.connection_pool
-    _deadline.at = deadline
+    connection = _checkout(pool, deadline)
     try:
-        connection = pool.get_connection()  # a new connection's handshake reads against the deadline too
-    except TimeoutError:
-        raise RedisTimeoutError("connection handshake not complete within the deadline") from None
-    finally:
-        _deadline.at = None
-    try:
-        connection.send_packed_command([command], check_health=False)
-        reply = _read(connection, deadline, max_reply_bytes)
+        reply = _exchange(connection, command, deadline, max_reply_bytes)
     except BaseException:
         connection.disconnect()
         raise
     finally:
+        _restore_timeout(connection)
         pool.release(connection)
     if isinstance(reply, ResponseError):
         raise reply
     return reply
 
 
-def _read(connection: Any, deadline: float, max_reply_bytes: int) -> Any:
-    sock = connection._sock
-    buffer = bytearray()
+class Lane:
+    """One connection of the client's pool kept between calls: the worker's round trip without a checkout.
+
+    A checkout costs a lock, a health-check read and the pool's bookkeeping on every call; a worker with
+    ``refresh_interval_s=0`` makes one round trip per panic call. The lane checks its connection out once
+    (through the pool, so TLS, AUTH and the deadline-bounded handshake are the pool's) and keeps it. Before
+    each use it polls the socket without waiting: a connection the server closed, or one with unread bytes,
+    is dropped and a fresh one checked out, as the pool's own check would. A call that fails in any way
+    disconnects the connection and hands it back, so a half-read reply is never reused. One thread at a time
+    uses the lane; another thread calling meanwhile takes the ordinary per-call checkout. In a forked child
+    the parent's connection is left alone; after ``client.close()`` (which disconnects checked-out
+    connections too) the next call checks out anew. The connection goes back to the pool when the lane is
+    garbage collected or ``close()``d.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._held: list[Any] = [None, None, None]  # connection, its socket, a poll object on it
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _give_back, client.connection_pool, self._held)
+
+    def call(self, command: bytes, *, budget_s: float, max_reply_bytes: int = MAX_REPLY_BYTES) -> Any:
+        """``wire.call`` on the kept connection (same deadline, limits and errors)."""
+        if not self._lock.acquire(blocking=False):
+            return call(self.client, command, budget_s=budget_s, max_reply_bytes=max_reply_bytes)
+        try:
+            deadline = time.monotonic() + budget_s
+            connection = self._ready()
+            if connection is None:
+                connection = _checkout(self.client.connection_pool, deadline)
+                self._keep(connection)
+            try:
+                reply = _exchange(connection, command, deadline, max_reply_bytes)
+            except BaseException:
+                self._drop(disconnect=True)
+                raise
+        finally:
+            self._lock.release()
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        """Hand the kept connection back to the pool (the next call checks one out again)."""
+        with self._lock:
+            self._drop(disconnect=False)
+
+    def _ready(self) -> Any:
+        """The kept connection when it can take a command now; else None (and it is handed back)."""
+        connection, sock, poller = self._held
+        if connection is None:
+            return None
+        if self._pid != os.getpid():  # a forked child: the socket is the parent's, the pool resets itself
+            self._held[:] = [None, None, None]
+            self._pid = os.getpid()
+            return None
+        if connection._sock is not sock or poller.poll(0):  # closed (client.close()), or readable: EOF or stray data
+            self._drop(disconnect=True)
+            return None
+        return connection
+
+    def _keep(self, connection: Any) -> None:
+        poller = select.poll()
+        poller.register(connection._sock.fileno(), select.POLLIN)
+        self._held[:] = [connection, connection._sock, poller]
+
+    def _drop(self, *, disconnect: bool) -> None:
+        connection = self._held[0]
+        self._held[:] = [None, None, None]
+        if connection is not None:
+            if disconnect:
+                connection.disconnect()
+            else:
+                _restore_timeout(connection)
+            self.client.connection_pool.release(connection)
+
+
+def _give_back(pool: Any, held: list[Any]) -> None:
+    """A collected lane's connection goes back to its pool (in the process that checked it out)."""
+    connection = held[0]
+    held[:] = [None, None, None]
+    if connection is not None and connection.pid == os.getpid():
+        _restore_timeout(connection)
+        pool.release(connection)
+
+
+def _checkout(pool: Any, deadline: float) -> Any:
+    _deadline.at = deadline
     try:
-        while True:
+        return pool.get_connection()  # a new connection's handshake reads against the deadline too
+    except TimeoutError:
+        raise RedisTimeoutError("connection handshake not complete within the deadline") from None
+    finally:
+        _deadline.at = None
+
+
+def _restore_timeout(connection: Any) -> None:
+    if connection._sock is not None:
+        connection._sock.settimeout(connection.socket_timeout)
+
+
+def _exchange(connection: Any, command: bytes, deadline: float, max_reply_bytes: int) -> Any:
+    """Send ``command`` and read one reply, both against ``deadline``; the socket's timeout is left at
+    whatever the last read needed (callers restore it before the connection serves anyone else)."""
+    wrapper = connection._sock
+    if wrapper is None:  # closed by another thread (client.close()) since the checkout
+        raise redis.exceptions.ConnectionError("connection closed before the command was sent")
+    sock = getattr(wrapper, "_sock", wrapper) if type(wrapper) is DeadlineSocket else wrapper
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RedisTimeoutError("round-trip deadline passed before the command was sent")
+    sock.settimeout(left)
+    try:
+        sock.sendall(command)
+    except TimeoutError:
+        raise RedisTimeoutError("command not sent within the deadline") from None
+    except OSError as exc:
+        raise redis.exceptions.ConnectionError(f"error while sending: {exc}") from None
+    return _read(sock, deadline, max_reply_bytes)
+
+
+def _read(sock: Any, deadline: float, max_reply_bytes: int) -> Any:
+    """One reply from ``sock`` (its timeout already set to the time left): the first chunk usually holds it."""
+    buffer = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            raise RedisTimeoutError(f"reply not complete within the deadline ({len(buffer)} bytes read)") from None
+        except OSError as exc:
+            raise redis.exceptions.ConnectionError(f"error while reading: {exc}") from None
+        if not chunk:
+            raise redis.exceptions.ConnectionError("connection closed by the server mid-reply")
+        buffer += chunk
+        if len(buffer) > max_reply_bytes:
+            raise DataError(f"reply longer than {max_reply_bytes} bytes")
+        try:
+            return _parse_flat(buffer)
+        except (_Unusual, IndexError, ValueError):
+            pass
+        try:
+            reply, end = _parse(buffer, 0)
+        except _Incomplete:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RedisTimeoutError(f"reply not complete within the deadline ({len(buffer)} bytes read)")
-            sock.settimeout(left)
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
                 raise RedisTimeoutError(f"reply not complete within the deadline ({len(buffer)} bytes read)") \
                     from None
-            if not chunk:
-                raise redis.exceptions.ConnectionError("connection closed by the server mid-reply")
-            buffer += chunk
-            if len(buffer) > max_reply_bytes:
-                raise DataError(f"reply longer than {max_reply_bytes} bytes")
-            try:
-                reply, end = _parse(buffer, 0)
-            except _Incomplete:
+            sock.settimeout(left)
+            continue
+        if end != len(buffer):
+            raise redis.exceptions.ConnectionError("more bytes than one reply: connection out of step")
+        return reply
+
+
+class _Unusual(Exception):
+    """Not a complete flat array of strings, integers and nulls: the general parser decides."""
+
+
+def _parse_flat(data: bytes) -> list[Any]:
+    """The common reply, a complete flat array of strings, integers and nulls, in one ``split``.
+
+    Anything else (a string holding CRLF, a nested array, an error, an incomplete or over-long buffer) raises
+    ``_Unusual``, ``IndexError`` or ``ValueError`` and goes to ``_parse``, which reads every shape.
+    """
+    parts = data.split(b"\r\n")
+    if parts[-1] or parts[0][:1] != b"*":
+        raise _Unusual
+    count = int(parts[0][1:])
+    if count < 0:
+        raise _Unusual
+    items: list[Any] = []
+    at = 1
+    for _ in range(count):
+        token = parts[at]
+        kind = token[:1]
+        if kind == b"$":
+            size = int(token[1:])
+            if size < 0:
+                items.append(None)
+                at += 1
                 continue
-            if end != len(buffer):
-                raise redis.exceptions.ConnectionError("more bytes than one reply: connection out of step")
-            return reply
-    finally:
-        if connection._sock is not None:
-            connection._sock.settimeout(connection.socket_timeout)
+            value = parts[at + 1]
+            if len(value) != size:
+                raise _Unusual
+            items.append(value)
+            at += 2
+        elif kind == b":":
+            items.append(int(token[1:]))
+            at += 1
+        elif token == b"_":
+            items.append(None)
+            at += 1
+        else:
+            raise _Unusual
+    if at != len(parts) - 1:
+        raise _Unusual
+    return items
 
 
-def _line(buffer: bytearray, pos: int) -> tuple[bytes, int]:
+def _line(buffer: bytes, pos: int) -> tuple[bytes, int]:
     end = buffer.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
@@ -160,7 +344,7 @@ def _error(message: str) -> ResponseError:
     return BaseParser.parse_error(message)
 
 
-def _parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
+def _parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     """One RESP2/RESP3 value starting at ``pos``: (value, position after it)."""
     if pos >= len(buffer):
         raise _Incomplete

@@ -150,11 +150,13 @@ def module_server():
 
 
 class RoundTrips:
-    """Counts the connections a worker client takes from its pool: one per round trip.
+    """Counts a worker client's round trips: every command sent on one of its pool's connections, and every
+    checkout that failed before anything could be sent (a refused or hung connect).
 
-    The client stays a plain ``redis.Redis``, so the breaker takes its production path, the script read through
-    ``breaker.wire`` against one deadline, and not the redis-py call a wrapper object would get.
-    ``before_each(n)`` runs before the n-th round trip.
+    Counted at the socket, because the breaker keeps one pooled connection between round trips
+    (``breaker.wire.Lane``) instead of checking one out per call. The client stays a plain ``redis.Redis``, so
+    the breaker takes its production path, the script read through ``breaker.wire`` against one deadline.
+    ``before_each(n)`` runs before the n-th command is sent.
     """
 
     def __init__(self, client: redis.Redis, before_each=None) -> None:
@@ -166,9 +168,36 @@ class RoundTrips:
         pool.get_connection = self._get_connection
 
     def _get_connection(self, *args, **kwargs):
+        try:
+            connection = self._take(*args, **kwargs)
+        except Exception:
+            self._tick()
+            raise
+        if connection._sock is not None and not isinstance(connection._sock, _CountedSocket):
+            connection._sock = _CountedSocket(connection._sock, self)
+        return connection
+
+    def _tick(self) -> int:
         with self._lock:
             self.count += 1
-            n = self.count
+            return self.count
+
+    def sent(self) -> None:
+        n = self._tick()
         if self._before_each is not None:
             self._before_each(n)
-        return self._take(*args, **kwargs)
+
+
+class _CountedSocket:
+    """A connection's socket whose sends are counted (everything else is the socket's own)."""
+
+    def __init__(self, sock, trips: RoundTrips) -> None:
+        self._counted = sock
+        self._trips = trips
+
+    def sendall(self, *args):
+        self._trips.sent()
+        return self._counted.sendall(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._counted, name)
