@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import streamlit as st
 
 from breaker.ops.demo import InvalidScenario, autoplay_scenario, read_marker
 from breaker.ops.target import Target
 
 from .demo_fleet import start_fleet
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text: Any) -> str:
-    """Text from the marker (scenario names, phases) shown as text, never as markdown."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+from .text import md_text
 
 
 def show_demo_banner(target: Target) -> None:
@@ -25,7 +16,7 @@ def show_demo_banner(target: Target) -> None:
     try:
         autoplay = autoplay_scenario()
     except InvalidScenario as exc:
-        st.error(f"BREAKER_DEMO: {plain(exc)}")
+        st.error(f"BREAKER_DEMO: {md_text(exc)}")
         autoplay = None
     if autoplay and target.embedded:
         start_fleet(target, scenario=autoplay)  # once per console process: no-op while it runs
@@ -37,8 +28,8 @@ def show_demo_banner(target: Target) -> None:
         return
     what = {"playing": "Demo playing", "paused": "Demo paused", "starting": "Demo fleet starting"}.get(
         marker.state, "Demo fleet idle")
-    detail = (f": {plain(marker.title or marker.scenario)} at {marker.speed:g}×, scenario minute "
-              f"{marker.minute:.0f} of {marker.total_minutes:.0f} ({plain(marker.phase)})"
+    detail = (f": {md_text(marker.title or marker.scenario)} at {marker.speed:g}×, scenario minute "
+              f"{marker.minute:.0f} of {marker.total_minutes:.0f} ({md_text(marker.phase)})"
               if marker.state in ("playing", "paused") else "")
     st.info(f"{what}{detail}. {marker.workers} simulated workers: the panic, the workers and the backend load "
             "on these pages are a simulation (see Demo).", icon=":material/theaters:")

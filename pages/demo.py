@@ -3,7 +3,6 @@
 import streamlit as st
 
 from breaker.ops.demo import control_demo, load_scenario, read_marker, read_points, scenario_names
-from console.demo_banner import plain
 from console.demo_figures import figure_backend_load
 from console.demo_fleet import fleet_running, start_fleet
 from console.shared import audit_trail, current_access, finish_page, get_target, guarded, start_page
@@ -72,8 +71,8 @@ def load_panel() -> None:
         st.info("No demo fleet is running." + (" Pick a scenario and press Start." if target.embedded else ""),
                 icon=":material/theaters:")
     else:
-        st.caption(f"{plain(now_marker.state)}: {plain(now_marker.title or now_marker.scenario)} · scenario minute "
-                   f"{now_marker.minute:.0f} of {now_marker.total_minutes:.0f} · phase {plain(now_marker.phase)} · "
+        st.caption(f"{md_text(now_marker.state)}: {md_text(now_marker.title or now_marker.scenario)} · scenario minute "
+                   f"{now_marker.minute:.0f} of {now_marker.total_minutes:.0f} · phase {md_text(now_marker.phase)} · "
                    f"{now_marker.workers} workers · {now_marker.speed:g}×")
     if not points:
         return

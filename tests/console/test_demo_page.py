@@ -41,11 +41,15 @@ def test_no_banner_without_a_demo(sandbox_env):
 
 
 def test_banner_shows_stored_text_as_text(sandbox_env):
-    """A phase name with markdown in it is escaped, not rendered."""
-    _marker(sandbox_env, phase="**bold** [link](http://x)")
+    """A phase name with markdown in it goes through the console's one text-safety function (a code span: never
+    a link, even a bare URL, which backslash escapes do not stop), on the banner and on the Demo page."""
+    phase = "**bold** [link](http://x) www.evil.example"
+    _marker(sandbox_env, phase=phase)
     at = open_console()
     (banner,) = [i.value for i in at.info if "Demo playing" in i.value]
-    assert r"\*\*bold\*\* \[link\]\(http\:" in banner
+    assert f"`{phase}`" in banner
+    at.switch_page("pages/demo.py").run()
+    assert f"phase `{phase}`" in _texts(at)
 
 
 def test_demo_page_draws_the_load_chart_and_the_saving(sandbox_env):
