@@ -71,12 +71,14 @@ def test_only_plain_clients_take_the_bounded_path(real_redis):
     assert pack(b"GET", b"k") == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 
 
-def test_hung_server_times_out_and_the_connection_is_not_reused_half_read():
-    """A timeout mid-reply raises; after the server wakes, replies are not shifted by one."""
+@pytest.mark.parametrize("keep_connection", [False, True], ids=["per-call-checkout", "kept-connection"])
+def test_hung_server_times_out_and_the_connection_is_not_reused_half_read(keep_connection):
+    """A timeout mid-reply raises; the connection (a worker's kept one too) is dropped, so after the server wakes
+    replies are not shifted by one."""
     server = start_embedded_server()
     client = redis_client(server.connection_url, timeout_ms=50)
     try:
-        clock = PanicClock(client)
+        clock = PanicClock(client, keep_connection=keep_connection)
         assert clock.observe(NOW).initialized
         os.kill(server._process.pid, signal.SIGSTOP)
         try:
