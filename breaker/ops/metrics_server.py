@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -52,8 +51,7 @@ class MetricsServer:
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.request_timeout_s)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                    ConnectionError):
+            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                 return
             finally:
                 self._waiting.pop(writer, None)
@@ -61,11 +59,14 @@ class MetricsServer:
             header = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
                       "Connection: close\r\n\r\n").encode("latin-1")
             writer.write(header if head.startswith(b"HEAD ") else header + body)
-            with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            with contextlib.suppress(TimeoutError, ConnectionError):
                 await asyncio.wait_for(writer.drain(), self.request_timeout_s)
         finally:
             self._open -= 1
-            writer.transport.abort() if writer.transport.get_write_buffer_size() else writer.close()
+            if writer.transport.get_write_buffer_size():
+                writer.transport.abort()  # a reply nobody takes: drop it
+            else:
+                writer.close()
 
     def _evict_oldest_waiting(self) -> bool:
         for writer in self._waiting:
