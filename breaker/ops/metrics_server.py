@@ -85,7 +85,10 @@ class MetricsServer:
         accept = next((line.split(":", 1)[1].strip() for line in lines[1:]
                        if line.lower().startswith("accept:")), "")
         encoder, content_type = choose_encoder(accept)
-        body = await self._loop.run_in_executor(self._pool, encoder, self.registry)
+        try:
+            body = await self._loop.run_in_executor(self._pool, encoder, self.registry)
+        except Exception as exc:  # a collector that raises: say so, keep serving
+            return "500 Internal Server Error", "text/plain", f"scrape failed: {type(exc).__name__}\n".encode()
         return "200 OK", content_type, body
 
     def shutdown(self) -> None:

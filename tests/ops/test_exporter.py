@@ -233,3 +233,34 @@ def test_only_get_metrics_is_served(scrape):
         with socket.create_connection(("127.0.0.1", scrape.port), timeout=5) as sock:
             sock.sendall(request + b"\r\nHost: x\r\n\r\n")
             assert sock.recv(100).startswith(b"HTTP/1.1 " + status)
+
+
+def test_a_collector_that_raises_answers_500_and_the_server_keeps_serving():
+    """A page that cannot be built is a 500 for that scrape, not a dropped connection or a dead server."""
+    import urllib.error
+
+    from prometheus_client import CollectorRegistry
+
+    from breaker.ops.metrics_server import MetricsServer
+
+    class Broken:
+        calls = 0
+
+        def collect(self):
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise RuntimeError("boom")
+            return iter(())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Broken())
+    server = MetricsServer(registry, port=0)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10)
+        assert failed.value.code == 500
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
