@@ -35,6 +35,7 @@ class MetricsServer:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="exporter-scrape")
         self._loop = asyncio.new_event_loop()
         self._waiting: dict[asyncio.StreamWriter, None] = {}  # insertion order: oldest first
+        self._tasks: set[asyncio.Task] = set()
         self._open = 0
         self._server = self._loop.run_until_complete(  # raises OSError here when the address is taken
             asyncio.start_server(self._connection, host, port, limit=MAX_REQUEST_BYTES))
@@ -43,6 +44,10 @@ class MetricsServer:
         self.thread.start()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._open >= self.max_connections and not self._evict_oldest_waiting():
             writer.transport.abort()
             return
@@ -100,6 +105,9 @@ class MetricsServer:
             self._server.close()
             for writer in list(self._waiting):
                 writer.transport.abort()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # each one ends (and closes) itself
             await self._server.wait_closed()
 
         with contextlib.suppress(Exception):
