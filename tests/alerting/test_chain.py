@@ -299,3 +299,20 @@ def test_workers_given_only_bad_input_raise_fleet_fail_safe(chain, workers, real
     while time.monotonic() < deadline and not chain.receiver.firing("VixBreakerFleetFailSafe", since):
         time.sleep(0.2)
     assert chain.receiver.firing("VixBreakerFleetFailSafe", since)
+
+
+def test_the_test_copy_of_the_rules_differs_only_in_durations():
+    """The chain runs the shipped expressions: only `for:` and `keep_firing_for:` are shortened, all of them."""
+    import yaml
+
+    shipped = yaml.safe_load(SHIPPED_RULES.read_text())
+    copy = yaml.safe_load(short_rules(SHIPPED_RULES.read_text()))
+    durations = 0
+    for shipped_group, copy_group in zip(shipped["groups"], copy["groups"], strict=True):
+        for shipped_rule, copy_rule in zip(shipped_group["rules"], copy_group["rules"], strict=True):
+            for key in ("for", "keep_firing_for"):
+                if key in shipped_rule:
+                    durations += 1
+                    assert copy_rule.pop(key) == SHORT and shipped_rule.pop(key) != SHORT
+            assert copy_rule == shipped_rule
+    assert durations >= len([r for g in shipped["groups"] for r in g["rules"] if "alert" in r])
