@@ -115,14 +115,15 @@ class FleetCollector(Collector):
 
 def observed_reading(view: FleetView) -> Any:
     """The clock reading with its last observation taken as the later of the recorded mark and the newest
-    heartbeat of a worker that answered panic from the clock (state ``panic``: not failing safe). A fleet
+    heartbeat of a worker that answered panic from the clock (state ``panic``: not failing safe, and honouring no
+    override: under ``force_full`` even calm calls answer ``PANIC_FULL`` without observing anything). A fleet
     that cannot write the mark (no scripting: its fallback writes only the clock) still observes the clock
     every interval, and its heartbeats say so: without this every panic of such a fleet would look like a
     zombie, "not refreshed"."""
     reading = view.reading
     if not reading.exists:
         return reading
-    beats = [beat.seen for beat in view.workers if beat.state == "panic"]
+    beats = [beat.seen for beat in view.workers if beat.state == "panic" and beat.override is None]
     if not beats:
         return reading
     newest = min(max(beats), view.now)

@@ -137,9 +137,10 @@ def test_cli_exporter_on_a_taken_port_names_the_address_not_redis(redis_url, rea
     assert f"127.0.0.1:{port}" in result.stderr and "Redis at" not in result.stderr
 
 
-def beat(now: float, seen: float, *, calls: dict, tiers: dict | None = None, fail_safe: int = 0) -> str:
+def beat(now: float, seen: float, *, calls: dict, tiers: dict | None = None, fail_safe: int = 0,
+         override: str | None = None) -> str:
     return beat_json(host="w", pid=1, started=now - 60, interval_s=1.0, calls=calls, fail_safe=fail_safe,
-                     tiers=tiers or {}, override=None, error=None, version="x", seen=seen)
+                     tiers=tiers or {}, override=override, error=None, version="x", seen=seen)
 
 
 def test_no_per_second_gauges_and_timestamps_named_as_such(scrape):
@@ -162,11 +163,14 @@ def test_heartbeats_answering_from_the_clock_count_as_observations(scrape, real_
 
 
 def test_without_a_mark_or_a_panicking_worker_the_clock_is_still_a_zombie(scrape, real_redis):
-    """The evidence is a worker answering panic: calm or failing-safe beats do not make a clock look fed."""
+    """The evidence is a worker answering panic from the clock: calm, failing-safe or force_full beats (every
+    call answers PANIC_FULL then, calm ones too) do not make a clock look fed."""
     now = float(real_redis.time()[0])
     real_redis.set("brain:panic_start_ts", repr(now - 30 * 60), ex=900)
     real_redis.hset(f"brain:{WORKERS_KEY_NAME}", "w:1:0001", beat(now, now, calls={"NORMAL": 3}))
     real_redis.hset(f"brain:{WORKERS_KEY_NAME}", "w:1:0002", beat(now, now, calls={"PANIC_FULL": 3}, fail_safe=3))
+    real_redis.hset(f"brain:{WORKERS_KEY_NAME}", "w:1:0003", beat(now, now, calls={"PANIC_FULL": 3},
+                                                                  override="force_full"))
     samples = scrape()
     assert samples[("vix_breaker_panic_clock_zombie", ())] == 1
     assert samples[("vix_breaker_panic_last_observed_timestamp_seconds", ())] == 0
