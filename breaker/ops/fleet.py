@@ -64,22 +64,24 @@ def _disagrees(beat: WorkerBeat, reading: ClockReading, override: OverrideReadin
             if reading.start is None and override.override is None and tier > 1:
                 return True  # no clock at all, yet a tier only a running clock gives
             continue
-        if tier != expected and not _near_boundary(beat, stakes, reading, quota):
+        if tier != expected and tier not in _tiers_nearby(beat, stakes, reading, quota):
             return True
     return False
 
 
-def _near_boundary(beat: WorkerBeat, stakes: str, reading: ClockReading, quota: AdaptivePanicQuota) -> bool:
-    """Within one interval of a tier change the worker may still answer the previous tier."""
+def _tiers_nearby(beat: WorkerBeat, stakes: str, reading: ClockReading, quota: AdaptivePanicQuota) -> set[int]:
+    """The tiers the clock implies within one interval of the beat: at a tier change the worker may still
+    answer the previous tier (or already the next one). Only those are excused: a worker answering any other
+    tier still disagrees while the clock crosses a boundary (excusing every tier there made the count drop
+    to 0 at each boundary, and a persistent disagreement's alert start over)."""
     if reading.start is None:
-        return False
+        return set()
     importance = MatchImportance(stakes)
     slack = max(beat.interval_s, 1.0)
-    tiers = {
+    return {
         quota.decide(0, max(0.0, beat.seen + shift - reading.start) / 60.0, importance, True).tier
         for shift in (-slack, 0.0, slack)
     }
-    return len(tiers) > 1
 
 
 def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True) -> FleetView:
