@@ -37,11 +37,21 @@ class MetricsServer:
         self._waiting: dict[asyncio.StreamWriter, None] = {}  # insertion order: oldest first
         self._tasks: set[asyncio.Task] = set()
         self._open = 0
-        self._server = self._loop.run_until_complete(  # raises OSError here when the address is taken
-            asyncio.start_server(self._connection, host, port, limit=MAX_REQUEST_BYTES))
-        self.server_port: int = self._server.sockets[0].getsockname()[1]
+        # The loop runs in its own thread from the start and the listener is made there: the caller's thread
+        # may already run an event loop of its own (a host's asyncio app, Playwright's sync API in tests).
         self.thread = threading.Thread(target=self._loop.run_forever, name="exporter-http", daemon=True)
         self.thread.start()
+        listening = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._connection, host, port, limit=MAX_REQUEST_BYTES), self._loop)
+        try:
+            self._server = listening.result()  # raises OSError here when the address is taken
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self.thread.join(timeout=5)
+            self._loop.close()
+            self._pool.shutdown(wait=False)
+            raise
+        self.server_port: int = self._server.sockets[0].getsockname()[1]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
