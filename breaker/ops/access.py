@@ -94,6 +94,16 @@ class Credentials:
     def configured(self) -> bool:
         return bool(self.operators) or bool(self.shared_password)
 
+    @classmethod
+    def from_secrets(cls, secrets: Mapping[str, Any], shared_password: str | None = None) -> Credentials:
+        """From a ``secrets.toml`` mapping: ``[operators]`` (``name = "scrypt$…"`` or ``name = {hash, role}``),
+        ``[operator_roles]`` (``name = "approver"``) and ``operator_password`` (else ``shared_password``)."""
+        table = secrets.get("operators") or {}
+        roles = secrets.get("operator_roles") or {}
+        operators = {str(k): (dict(v) if isinstance(v, Mapping) else str(v)) for k, v in dict(table).items()}
+        return cls(operators, secrets.get("operator_password") or shared_password,
+                   {str(k): str(v) for k, v in dict(roles).items()})
+
 
 def allow_list_role(email: str | None, allow_list: Iterable[str]) -> Role | None:
     """The role ``alice@example.com`` has on the allow-list: its exact entry's, else its domain's
@@ -168,6 +178,7 @@ def attempt_login(
     throttle: LoginThrottle,
     client_key: str,
     trail: AuditTrail | None,
+    audit_success: bool = True,
 ) -> LoginOutcome:
     """Check one login attempt and audit it.
 
@@ -209,7 +220,8 @@ def attempt_login(
     throttle.succeeded(client_key, canonical, known=known is not None)
     how = ("own password (verified)" if operator.verified
            else "shared operator password: the name is self-declared")
-    _audit(trail, operator.who, "login", how, operator)
+    if audit_success:
+        _audit(trail, operator.who, "login", how, operator)
     return LoginOutcome(True, operator, f"Logged in as {operator.who}.")
 
 

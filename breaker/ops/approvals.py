@@ -175,6 +175,8 @@ def set_override_or_request(clock: PanicClock, trail: AuditTrail, access: WriteA
                             max_minutes: float = DEFAULT_MAX_MINUTES) -> Override | PendingRequest:
     """What an Overrides page or CLI calls: ``force_calm`` under the rule becomes a request; the rest is set
     (``force_calm`` without the rule outside the sandbox is break-glass, see ``set_override``)."""
-    if OverrideMode(mode) is OverrideMode.FORCE_CALM and two_person_rule:
+    calm = OverrideMode(mode) is OverrideMode.FORCE_CALM
+    if calm and two_person_rule:
         return request_force_calm(clock, trail, access, minutes=minutes, why=why, max_minutes=max_minutes)
-    return set_override(clock, trail, access, mode=mode, minutes=minutes, why=why, max_minutes=max_minutes)
+    return set_override(clock, trail, access, mode=mode, minutes=minutes, why=why, max_minutes=max_minutes,
+                        break_glass=calm and access.auth != "sandbox")

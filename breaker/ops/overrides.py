@@ -133,10 +133,6 @@ def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float,
                     until=override.until, since=override.since, key=override_key(clock), **access.audit(), **extra)
 
 
-def is_break_glass(mode: OverrideMode, access: WriteAccess) -> bool:
-    """``force_calm`` set by one person outside the sandbox: no second person looked at it (docs/access.md)."""
-    return mode is OverrideMode.FORCE_CALM and access.auth != "sandbox"
-
 
 def set_override(
     clock: PanicClock,
@@ -147,22 +143,23 @@ def set_override(
     minutes: float,
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
+    break_glass: bool = False,
 ) -> Override:
     """Pin the fleet to ``mode`` for ``minutes`` from now (server time), replacing any override.
 
-    ``force_calm`` set directly (no second person) outside the sandbox is break-glass: a verified admin only,
-    and a ``break_glass`` audit entry beside the ``override_set`` one (the two-person rule's path is
-    ``breaker.ops.approvals``)."""
+    ``break_glass``: ``force_calm`` set by one person where a second one would be needed (the two-person rule is
+    off outside the sandbox, ``approvals.set_override_or_request``): a verified admin only, and a ``break_glass``
+    audit entry beside the ``override_set`` one, in the same transaction."""
     mode = OverrideMode(mode)
-    glass = is_break_glass(mode, access)
-    access.require("setting force_calm without a second person (break-glass)" if glass else "setting an override",
-                   "break_glass" if glass else "override_set")
+    access.require("setting force_calm without a second person (break-glass)" if break_glass
+                   else "setting an override", "break_glass" if break_glass else "override_set")
     length = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         override = Override(mode, access.who, why or "", now, now + length * 60.0)
-        _write(clock, trail, override, now, "override_set", pipe, access, break_glass=glass)
-        if glass:
+        _write(clock, trail, override, now, "override_set", pipe, access,
+               **({"break_glass": True} if break_glass else {}))
+        if break_glass:
             trail.record_in(pipe, who=access.who, action="break_glass", why=override.why, at=now,
                             mode=mode.value, since=override.since, until=override.until, key=override_key(clock),
                             **access.audit())

@@ -153,6 +153,12 @@ class Principal:
         return cls("sandbox", Role.ADMIN, "sandbox")
 
     @classmethod
+    def of(cls, name: str, role: str | Role = Role.OPERATOR, auth: str = "password") -> Principal:
+        """A principal by hand (tests, tools that verified someone themselves): ``Principal.of("alice",
+        "approver")`` is a verified alice; ``auth="shared"`` a self-declared name."""
+        return cls(name, parse_role(role), auth)
+
+    @classmethod
     def anonymous(cls, why_not: str = "") -> Principal:
         return cls("anonymous", None, "anonymous", why_not or "read-only: log in as an operator to write to this Redis")
 

@@ -7,7 +7,7 @@ from breaker.ops import (
     AuditTrail,
     Credentials,
     LoginThrottle,
-    Operator,
+    Principal,
     WriteRefused,
     attempt_login,
     end_panic,
@@ -20,7 +20,7 @@ from breaker.ops import (
 from breaker.ops.access import UNVERIFIED_NAME
 from breaker.ops.actions import run_failsafe_drill, run_multi_worker_drill, run_replay
 from breaker.ops.credentials import hash_password
-from breaker.ops.login_throttle import FREE_PER_ADDRESS, FREE_PER_NAME, MAX_DELAY_PER_ADDRESS_S, delay_after
+from breaker.ops.login_throttle import FREE_PER_NAME, FREE_PER_NAME_GLOBAL, delay_after
 
 
 def test_sandbox_is_open_and_real_target_is_read_only():
@@ -29,7 +29,7 @@ def test_sandbox_is_open_and_real_target_is_read_only():
     assert write_access(embedded=True, operator=None).who == "sandbox"
     refused = write_access(embedded=False, operator=None)
     assert not refused.allowed and "read-only" in refused.why_not
-    assert write_access(embedded=False, operator="alice").who == "alice"
+    assert write_access(embedded=False, operator=Principal.of("alice")).who == "alice"
 
 
 @pytest.mark.parametrize(("attempt", "expected", "ok"), [
@@ -85,22 +85,17 @@ def test_the_throttle_lives_in_redis_and_survives_a_new_instance(real_redis, fak
     assert all(b"mallory" not in key and b"ip1" not in key for key in real_redis.keys("*"))
 
 
-def test_other_names_failures_slow_an_address_only_after_many_and_briefly(real_redis, fake_clock):
-    """Ten wrong passwords under other names leave alice free; a hundred delay her at most the address cap."""
+def test_other_names_failures_never_slow_an_operator_behind_the_same_address(real_redis, fake_clock):
+    """Hundreds of wrong passwords under other names from alice's address leave her free to log in."""
     trail = AuditTrail(real_redis, clock=fake_clock)
-    login = _login(real_redis, fake_clock, trail)
-    for i in range(FREE_PER_ADDRESS):
-        assert login(f"user{i}", "wrong").message == "Wrong password."
-    assert login("alice", "right").ok
-    for i in range(100):
-        fake_clock.advance(MAX_DELAY_PER_ADDRESS_S)
-        assert login(f"other{i}", "wrong").message == "Wrong password."
-    refused = login("alice", "right")
-    assert refused.message.startswith("Too many failed logins")
-    fake_clock.advance(MAX_DELAY_PER_ADDRESS_S)
-    assert login("alice", "right").ok
+    credentials = Credentials({"alice": hash_password("alice-pw")}, shared_password="right")
+    login = _login(real_redis, fake_clock, trail, credentials)
+    for i in range(200):
+        fake_clock.advance(1)
+        login(f"user{i % 7}", "wrong")
+    assert login("alice", "alice-pw").ok
     limited = [e for e in trail.entries() if e.action == "login_rate_limited"]
-    assert limited and "from this address" in limited[-1].why
+    assert limited
 
 
 def test_failed_login_names_are_recorded_only_for_operators(real_redis, fake_clock):
@@ -120,9 +115,9 @@ def test_per_operator_hash_verifies_and_shared_password_is_self_declared(real_re
     credentials = Credentials({"alice": hash_password("alice-pw")}, shared_password="right")
     login = _login(real_redis, fake_clock, trail, credentials)
     alice = login("Alice", "alice-pw")
-    assert alice.ok and alice.operator == Operator("alice", "password") and alice.operator.verified
+    assert alice.ok and alice.operator == Principal.of("alice", "operator", "password") and alice.operator.verified
     bob = login("bob", "right")
-    assert bob.ok and not bob.operator.verified and bob.operator.audit_name == "bob (self-declared)"
+    assert bob.ok and not bob.operator.verified and bob.operator.who == "bob (self-declared)"
     assert not login("alice", "right").ok
     assert write_access(embedded=False, operator=bob.operator).who == "bob (self-declared)"
     assert write_access(embedded=False, operator=alice.operator).verified
@@ -170,7 +165,7 @@ def test_write_without_login_is_refused_and_writes_nothing(real_redis, fake_cloc
 def test_backdated_drill_writes_the_key_and_an_audit_entry(real_redis, fake_clock):
     """A drill 46 min back starts the clock there and audits who, why and the fleet tier."""
     clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
-    alice = write_access(embedded=False, operator="alice")
+    alice = Principal.of("alice")
     result = start_panic(clock, trail, alice, now=fake_clock(), why="game day", backdate_s=46 * 60, hold_s=600)
     assert result.started and result.tier == 3
     reading = clock.read(fake_clock())
@@ -195,7 +190,7 @@ def test_running_panic_is_not_overwritten_unless_asked(real_redis, fake_clock):
 def test_force_clear_needs_a_reason_and_records_the_verdict(real_redis, fake_clock):
     """Fewer than 10 characters is refused; a real reason clears the clock and audits the zombie reasons."""
     clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
-    ops = write_access(embedded=False, operator="bob")
+    ops = Principal.of("bob")
     real_redis.set(clock.start_key, b"garbage")
     with pytest.raises(ValueError, match="at least 10 characters"):
         force_clear(clock, trail, ops, now=fake_clock(), why="too short")
@@ -257,7 +252,7 @@ def test_failsafe_drill_is_audited_only_for_writers(real_redis):
     trail = AuditTrail(real_redis)
     anonymous = run_failsafe_drill(trail, write_access(embedded=False, operator=None), calls=2)
     assert anonymous.result.all_fail_safe and anonymous.audit_error is None and trail.entries() == []
-    alice = run_failsafe_drill(trail, write_access(embedded=False, operator="alice"), calls=2)
+    alice = run_failsafe_drill(trail, Principal.of("alice"), calls=2)
     [entry] = trail.entries()
     assert (entry.who, entry.action, entry.detail["all_fail_safe"]) == ("alice", "failsafe_drill", True)
     assert alice.audit_error is None
@@ -283,7 +278,7 @@ def test_multi_worker_drill_and_replay_need_the_right_to_write_and_are_audited(r
         run_replay(trail, anonymous, client=real_redis, scenario="sustained", key_prefix="brain:", base_ttl=60,
                    stakes="high_stakes", minutes=30)
     assert real_redis.keys("*") == []
-    bob = write_access(embedded=False, operator="bob")
+    bob = Principal.of("bob")
     multi = run_multi_worker_drill(trail, bob, url=redis_url, client=real_redis, key_prefix="brain:",
                                    threads=2, processes=0)
     replay = run_replay(trail, bob, client=real_redis, scenario="sustained", key_prefix="brain:", base_ttl=60,
