@@ -286,3 +286,65 @@ def test_multi_worker_drill_and_replay_need_the_right_to_write_and_are_audited(r
     assert multi.result.agreed and [r.end_on_normal for r in replay.result] == [False, True]
     assert [(e.who, e.action) for e in trail.entries()] == [("bob", "multi_worker_drill"), ("bob", "scenario_replay")]
     assert real_redis.keys("*") == [trail.key.encode()]
+
+
+OPERATORS = Credentials({"alice": hash_password("alice-pw"), "carol": hash_password("carol-pw")},
+                        shared_password="right")
+
+
+def test_finding_4_a_guesser_re_arming_the_wait_keeps_nobody_else_behind_the_address_out(real_redis, fake_clock):
+    """Issue 19 finding 4: a guesser at one address fails as soon as each wait ends (re-arming it, for 70 s
+    and beyond); 13 real logins from that same address, by operators the guesser does not target and by a
+    self-declared name, all succeed at once."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    login = _login(real_redis, fake_clock, trail, OPERATORS)
+    assert login("bob", "right", ip="office").ok  # bob has logged in from the office before
+    successes = 0
+    for second in range(70):
+        fake_clock.advance(1)
+        for name in ("mallory", "admin", "root"):
+            login(name, f"guess {second}", ip="office")  # re-arms whatever wait has just ended
+        if second % 5 == 0 and second < 65:
+            who, password = [("alice", "alice-pw"), ("carol", "carol-pw"), ("bob", "right")][second % 3]
+            successes += login(who, password, ip="office").ok
+    assert successes == 13
+
+
+def test_finding_5_guesses_against_one_name_are_bounded_across_rotating_ipv6_addresses(real_redis, fake_clock):
+    """Issue 19 finding 5: each guess from a new IPv6 /64 used to get the per-address free failures again, so
+    guesses against alice were unbounded. Now alice's name has its own budget across all addresses; addresses
+    in one /64 are one address; alice's own usual address is not slowed by the guessing."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    login = _login(real_redis, fake_clock, trail, OPERATORS)
+    assert login("alice", "alice-pw", ip="2001:db8:a11c::1").ok
+    outcomes = [login("alice", f"guess {i}", ip=f"2001:db8:{i:x}::1").message for i in range(60)]
+    assert outcomes[:FREE_PER_NAME_GLOBAL] == ["Wrong password."] * FREE_PER_NAME_GLOBAL
+    assert outcomes[FREE_PER_NAME_GLOBAL + 1].startswith("Too many failed logins")
+    checked = sum(message == "Wrong password." for message in outcomes)
+    assert checked == FREE_PER_NAME_GLOBAL + 1  # the rest were refused without checking a password
+    assert login("alice", "alice-pw", ip="2001:db8:a11c::99").ok  # her /64, though the name is under attack
+    assert not login("alice", "alice-pw", ip="2001:db8:ffff::1").ok  # a new address waits for the delay
+    limited = [e for e in trail.entries() if e.action == "login_rate_limited"]
+    assert limited and "from any address" in limited[0].why
+
+
+def test_one_64_is_one_address(real_redis, fake_clock):
+    """Rotating the low 64 bits of an IPv6 address gains a guesser nothing: the (address, name) pair is per /64."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    login = _login(real_redis, fake_clock, trail, OPERATORS)
+    for i in range(FREE_PER_NAME + 1):
+        assert login("carol", "wrong", ip=f"2001:db8:1:2::{i + 1:x}").message == "Wrong password."
+    assert login("carol", "carol-pw", ip="2001:db8:1:2::ffff").message.startswith("Too many failed logins")
+    assert login("carol", "carol-pw", ip="2001:db8:9:9::1").ok
+
+
+def test_finding_6_a_name_that_is_the_shared_password_is_refused_and_never_recorded(real_redis, fake_clock):
+    """Issue 19 finding 6: typing the shared password as the name (and as the password) used to log in as
+    "<password> (self-declared)" and put it on History; now it is refused and the audit shows no trace of it."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    login = _login(real_redis, fake_clock, trail, OPERATORS)
+    for name in ("right", " RIGHT ", "ｒｉｇｈｔ"):
+        outcome = login(name, "right")
+        assert not outcome.ok and "not a password" in outcome.message
+    assert all("right" not in f"{e.who} {e.why} {e.detail}".lower() for e in trail.entries())
+    assert [e.who for e in trail.entries()] == [UNVERIFIED_NAME] * 3
