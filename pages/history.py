@@ -36,8 +36,8 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
         and (text.lower() in e.action.lower() or text.lower() in e.why.lower())
     ]
     st.dataframe(
-        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "what": e.action, "why": e.why,
-          "tier": "" if e.tier is None else str(e.tier), "problem": "; ".join(e.problems)}
+        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "auth": e.auth, "role": e.role, "what": e.action,
+          "why": e.why, "tier": "" if e.tier is None else str(e.tier), "problem": "; ".join(e.problems)}
          for e in reversed(shown)],
         hide_index=True,
     )

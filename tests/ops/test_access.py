@@ -348,3 +348,35 @@ def test_finding_6_a_name_that_is_the_shared_password_is_refused_and_never_recor
         assert not outcome.ok and "not a password" in outcome.message
     assert all("right" not in f"{e.who} {e.why} {e.detail}".lower() for e in trail.entries())
     assert [e.who for e in trail.entries()] == [UNVERIFIED_NAME] * 3
+
+
+def test_allow_list_entries_carry_roles_and_the_exact_email_wins():
+    """BREAKER_OPERATORS entries take an optional =role (default operator); an exact email's entry beats its
+    domain's; an unknown role stops start-up naming the variable."""
+    from breaker import ConfigError, Settings
+    from breaker.ops.access import allow_list_role
+
+    settings = Settings.from_env({"BREAKER_OPERATORS": "Alice@Example.com = admin, @example.com=viewer, ops@x.org"})
+    assert settings.operators == ("alice@example.com=admin", "@example.com=viewer", "ops@x.org")
+    roles = {email: allow_list_role(email, settings.operators) for email in
+             ("alice@example.com", "bob@example.com", "ops@x.org", "eve@y.org")}
+    assert {k: v.value if v else None for k, v in roles.items()} == {
+        "alice@example.com": "admin", "bob@example.com": "viewer", "ops@x.org": "operator", "eve@y.org": None}
+    principal, _ = oidc_operator({"is_logged_in": True, "email": "Alice@Example.com"}, settings.operators)
+    assert (principal.name, principal.role.value, principal.auth, principal.verified) == (
+        "alice@example.com", "admin", "oidc", True)
+    with pytest.raises(ConfigError, match="BREAKER_OPERATORS"):
+        Settings.from_env({"BREAKER_OPERATORS": "alice@example.com=root"})
+
+
+def test_operator_roles_come_from_the_table_in_either_form_and_a_bad_role_cannot_log_in():
+    """[operators] name = {hash, role}, or the v2 string with [operator_roles]; default operator; canonical names;
+    an unknown role refuses that operator instead of granting a default."""
+    credentials = Credentials.from_secrets({
+        "operators": {"Root": {"hash": "h1", "role": "admin"}, "bob": "h2", "carol": "h3", "dave": {"hash": "h4",
+                                                                                                   "role": "god"}},
+        "operator_roles": {"CAROL": "approver"},
+    })
+    assert [(o.name, o.role.value) for o in map(credentials.operator, ("ｒｏｏｔ", " BOB", "carol"))] == [
+        ("Root", "admin"), ("bob", "operator"), ("carol", "approver")]
+    assert credentials.operator("dave") is None
