@@ -25,6 +25,7 @@ from .audit import AuditTrail
 from .audited_write import Planned, audited_write
 from .overrides import DEFAULT_MAX_MINUTES, PENDING_KEY_NAME, check_minutes, override_key, set_override
 from .roles import WriteAccess, WriteRefused, canonical_name
+from .tokens import TOKENS_KEY_NAME, token_creator
 
 REQUEST_TTL_S = 600
 
@@ -138,7 +139,7 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
     ``digest`` (what they were shown): the override, the request's removal and one audit entry naming both
     people and their credential kinds land together. Refused for the requester, and for a changed request."""
     access.require("approving force_calm", "force_calm_approve")
-    key, target = pending_key(clock), override_key(clock)
+    key, target, tokens = pending_key(clock), override_key(clock), f"{clock.key_prefix}{TOKENS_KEY_NAME}"
 
     def plan(pipe: Any) -> Planned[Override]:
         request = _parse(pipe.get(key), pipe.pttl(key))
@@ -149,6 +150,12 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
                                   f"(digest {request.digest}, approved {digest!r}); read it again")
         if request.requester_canonical == access.canonical:
             raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
+        issued = {auth: token_creator(pipe.hget(tokens, auth.removeprefix("token:")))
+                  for auth in (request.requester_auth, access.auth) if auth.startswith("token:")}
+        if issued.get(access.auth) == request.requester_canonical or \
+                issued.get(request.requester_auth) == access.canonical:
+            raise ApprovalRefused("approving force_calm refused: one of you issued the other's API token, so the "
+                                  "two may be one person")
         length = check_minutes(request.minutes, max_minutes)
         now = clock.server_now()
         override = Override(OverrideMode.FORCE_CALM, f"{request.requester}, approved by {access.who}", request.why,
@@ -167,7 +174,7 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
                             mode=override.mode.value, since=override.since, until=override.until, key=target,
                             **both, **access.audit()), queue, override)
 
-    return audited_write(clock.client, trail, watch=(key, target), plan=plan)
+    return audited_write(clock.client, trail, watch=(key, target, tokens), plan=plan)
 
 
 def set_override_or_request(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, mode: OverrideMode | str,

@@ -34,6 +34,15 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def token_creator(raw: Any) -> str:
+    """The canonical name of whoever issued a stored token ("" when unknown): the two-person rule refuses a pair
+    in which one person issued the other's token (an admin minting a second identity for themselves)."""
+    try:
+        return canonical_name(str(json.loads(raw).get("created_by", "")))
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return ""
+
+
 class TokenRefused(WriteRefused):
     """A token that is malformed, unknown, expired or revoked: nothing was written."""
 

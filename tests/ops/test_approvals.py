@@ -216,3 +216,24 @@ def test_clearing_the_override_withdraws_a_pending_request(real_redis):
                                                                               "bob (self-declared)", request.id)
     with pytest.raises(NoPendingRequest):
         approve_force_calm(clock, trail, BOB, request_id=request.id, digest=request.digest)
+
+
+def test_an_admin_cannot_be_their_own_second_person_through_a_token_they_issued(real_redis):
+    """An admin could mint a token under another name and approve their own request with it (or request with it
+    and approve as themselves): refused both ways; a token someone else issued counts as another person."""
+    from breaker.ops.tokens import TokenStore
+
+    clock, trail, store = PanicClock(real_redis), AuditTrail(real_redis), TokenStore(real_redis)
+    root = Principal.of("root", "admin")
+    puppet = store.verify(store.create(trail, root, name="sock", role="approver", expires_s=None, why="x")[0])
+    request = request_force_calm(clock, trail, root, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="issued the other's API token"):
+        approve_force_calm(clock, trail, puppet, request_id=request.id, digest=request.digest)
+    clear_override(clock, trail, root, why="withdraw")
+    request = request_force_calm(clock, trail, puppet, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="issued the other's API token"):
+        approve_force_calm(clock, trail, root, request_id=request.id, digest=request.digest)
+    other = store.verify(store.create(trail, Principal.of("admin2", "admin"), name="eve", role="approver",
+                                      expires_s=None, why="x")[0])
+    approve_force_calm(clock, trail, other, request_id=request.id, digest=request.digest)
+    assert read_override(clock).override.who == "sock, approved by eve"
