@@ -110,13 +110,13 @@ def allow_list_role(email: str | None, allow_list: Iterable[str]) -> Role | None
     (``@example.com``), each ``entry[=role]`` (default operator); None when not on it or the list is empty."""
     if not email or "@" not in email:
         return None
-    email = email.strip().lower()
+    email = canonical_name(email)
     domain = "@" + email.rpartition("@")[2]
     found: dict[str, Role] = {}
     for entry in allow_list:
         who, _, role = str(entry).partition("=")
         with contextlib.suppress(ValueError):
-            found.setdefault(who.strip(), parse_role(role, DEFAULT_ROLE))
+            found.setdefault(canonical_name(who), parse_role(role, DEFAULT_ROLE))
     return found.get(email) or found.get(domain)
 
 
