@@ -149,7 +149,7 @@ class CliGroup(click.Group):
                 return super().invoke(ctx)
             except REFUSALS as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from exc
-            except ConfigError as exc:
+            except (ConfigError, ValueError) as exc:  # bad input the shared checks refused: a usage error
                 raise CliError(str(exc), EXIT_USAGE) from exc
             except (RedisError, OSError) as exc:
                 url = redact_url(ctx.obj.settings.redis_url or "")

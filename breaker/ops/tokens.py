@@ -30,6 +30,9 @@ TOKENS_KEY_NAME = "tokens"
 TOKEN_PREFIX = "vxb_"
 _TOKEN = re.compile(r"^vxb_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 MAX_NAME_LENGTH = 64
+#: Letters, digits and ``_ .@+-`` (an email fits): no control characters, and nothing that could pass for another
+#: kind of name in the audit trail ("bob (self-declared)", "alice, approved by bob").
+_NAME = re.compile(r"^\w[\w .@+-]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -115,8 +118,9 @@ class TokenStore:
         """Issue a token for ``name`` with ``role``: returns the token (shown once) and its record. Admins only."""
         access.require("creating a token", "token_create")
         shown = (name or "").strip()
-        if not shown or len(shown) > MAX_NAME_LENGTH or not canonical_name(shown):
-            raise ValueError(f"a token needs a name of 1 to {MAX_NAME_LENGTH} characters")
+        if not shown or len(shown) > MAX_NAME_LENGTH or not _NAME.match(shown):
+            raise ValueError(f"a token's name is 1 to {MAX_NAME_LENGTH} letters, digits, spaces or _.@+- "
+                             f"(starting with a letter or digit), got {shown!r}")
         role = parse_role(role)
         if expires_s is not None and not expires_s > 0:
             raise ValueError("expiry must be > 0 seconds")

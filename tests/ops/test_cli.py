@@ -376,18 +376,21 @@ def test_human_output_shows_control_characters_as_escapes(run, real_redis):
     beat = beat_json(host="h", pid=42, started=now - 60, interval_s=1.0, calls={"NORMAL": 1}, fail_safe=0, tiers={},
                      override=None, error="boom\nweb-9:1:ffff  calm  0.1 s", version="0.1.0", seen=now)
     real_redis.hset(f"brain:{WORKERS_KEY_NAME}", hostile, beat)
+    shared = {"VIX_BREAKER_TOKEN": None, "BREAKER_OPERATOR_PASSWORD": "pw", "VIX_BREAKER_PASSWORD": "pw",
+              "BREAKER_SECRETS_FILE": "/nonexistent"}
     run("override", "set", "force_full", "--minutes", "5", "--why", "a\rb", "--yes",
-        env={"VIX_BREAKER_TOKEN": mint(real_redis, "mallory\x1b[31m")})
+        env={**shared, "VIX_BREAKER_USER": "mallory\x1b[31m"})
     for command in ("fleet", "status", "history"):
         out = run(command).stdout
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out, command
     fleet = run("fleet").stdout
     assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
     requested = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes",
-                    env={"VIX_BREAKER_TOKEN": mint(real_redis, "eve\x1b]0;pwned\x07")})
-    refused = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes")  # eve's request waits
-    assert requested.exit_code == 0 and refused.exit_code == 3
-    assert "\x1b" not in refused.stderr and "\\x1b]0;pwned" in refused.stderr  # OSC: click strips only CSI
+                    env={**shared, "VIX_BREAKER_USER": "eve\x1b]0;pwned\x07"})  # refused: a self-declared name
+    assert requested.exit_code == 3
+    assert "\x1b" not in requested.stderr and "\\x1b]0;pwned" in requested.stderr  # OSC: click strips only CSI
+    with pytest.raises(ValueError, match="letters, digits"):
+        mint(real_redis, "eve\x1b]0;pwned\x07")
 
 
 def test_hash_password_needs_no_redis_and_ignores_a_broken_redis_url(run):

@@ -271,3 +271,17 @@ def test_unauthenticated_writes_and_bad_credentials_are_refused(env, real_redis)
     assert not real_redis.exists("brain:panic_start_ts")
     with pytest.raises(RoleRefused):
         Principal.anonymous().require("x")
+
+
+def test_bad_token_names_and_unreadable_secrets_are_usage_errors(env, real_redis, tmp_path):
+    """A token name that could pass for another kind of name, or a secrets file that does not parse: exit 2, one
+    line, nothing stored."""
+    for name in ("bob (self-declared)", "alice, approved by bob", "eve\x1b[2J"):
+        done = invoke(env, "token", "create", name, "--role", "viewer", **as_user("root"))
+        assert done.exit_code == 2 and "letters, digits" in done.stderr, (name, done.output)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[operators\n")
+    done = invoke({**env, "BREAKER_SECRETS_FILE": str(broken)}, "panic", "end", "--why", "x", "--yes",
+                  **as_user("root"))
+    assert done.exit_code == 2 and "BREAKER_SECRETS_FILE" in done.stderr
+    assert not real_redis.exists("brain:tokens")
