@@ -36,6 +36,7 @@ from .overrides import (
     set_override,
 )
 from .roles import Principal, Role, RoleRefused, WriteAccess, WriteRefused, canonical_name
+from .tokens import TokenRecord, TokenRefused, TokenStore
 from .zombie import ZombieVerdict, zombie_verdict
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
     "Principal",
     "Role",
     "RoleRefused",
+    "TokenRecord",
+    "TokenRefused",
+    "TokenStore",
     "WriteAccess",
     "WriteRefused",
     "ZombieVerdict",

@@ -113,12 +113,10 @@ def request_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
     key = pending_key(clock)
 
     def plan(pipe: Any) -> Planned[PendingRequest]:
-        raw = pipe.get(key)
-        current = _parse(raw, pipe.pttl(key))
-        if raw is not None and (current is None or current.requester_canonical != access.canonical):
-            who = current.requester if current else "someone"
-            raise ApprovalRefused(f"requesting force_calm refused: {who} already has a force_calm request waiting "
-                                  "for approval")
+        current = _parse(pipe.get(key), pipe.pttl(key))  # a value that does not parse is no request: replaced
+        if current is not None and current.requester_canonical != access.canonical:
+            raise ApprovalRefused(f"requesting force_calm refused: {current.requester} already has a force_calm "
+                                  "request waiting for approval")
         now = clock.server_now()
         request = PendingRequest(uuid.uuid4().hex[:12], access.who, length, reason, now, float(REQUEST_TTL_S),
                                  access.canonical, access.auth)
@@ -136,8 +134,8 @@ def request_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
 def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, request_id: str, digest: str,
                        max_minutes: float = DEFAULT_MAX_MINUTES) -> Override:
     """A second verified identity with the approver role approves request ``request_id`` whose content has
-    ``digest`` (what they were shown): the override, the request's removal and one audit entry naming both
-    people and their credential kinds land together. Refused for the requester, and for a changed request."""
+    ``digest`` (what they were shown): the override, the request's removal and two audit entries
+    (``override_set`` and ``force_calm_approved``) naming both people and their credential kinds land together. Refused for the requester, and for a changed request."""
     access.require("approving force_calm", "force_calm_approve")
     key, target, tokens = pending_key(clock), override_key(clock), f"{clock.key_prefix}{TOKENS_KEY_NAME}"
 
