@@ -135,7 +135,8 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
                        max_minutes: float = DEFAULT_MAX_MINUTES) -> Override:
     """A second verified identity with the approver role approves request ``request_id`` whose content has
     ``digest`` (what they were shown): the override, the request's removal and two audit entries
-    (``override_set`` and ``force_calm_approved``) naming both people and their credential kinds land together. Refused for the requester, and for a changed request."""
+    (``override_set`` and ``force_calm_approved``) naming both people and their credential kinds land together.
+    Refused for the requester, for a pair in which one issued the other's token, and for a changed request."""
     access.require("approving force_calm", "force_calm_approve")
     key, target, tokens = pending_key(clock), override_key(clock), f"{clock.key_prefix}{TOKENS_KEY_NAME}"
 
