@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import WriteAccess
-from breaker.ops.approvals import request_force_calm, set_override_or_request
+from breaker.ops.approvals import pending_request, request_force_calm, set_override_or_request
 from breaker.ops.overrides import (
     NoActiveOverride,
     OverrideReading,
@@ -105,6 +105,7 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
             if done is not None:
                 _flash(f"Override {done.mode.value} set for {fmt_duration(done.until - done.since)}.")
 
+    waiting = None if locked else _waiting_request()
     with change_col.container(border=True):
         st.subheader("Extend or clear")
         if on:
@@ -113,6 +114,9 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
             st.caption("A stored override that workers ignore: clear it.")
         else:
             st.caption("No override is on.")
+        if waiting:
+            st.caption("A force_calm request is waiting for approval: Clear override withdraws it too.")
+        stored = stored or waiting
         more = st.number_input("Extend by (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
                                step=1.0, format="%g", key="overrides_extend_minutes",
                                disabled=locked or not on)
@@ -127,8 +131,17 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
             cleared = guarded("clearing the override", lambda: clear_override(
                 get_target().panic_clock(), audit_trail(), current_access(), why=change_why.strip()))
             if cleared is not None:
-                _flash("Override cleared: workers answer on their own again within one interval."
-                       if cleared else "There was no override to clear.")
+                _flash(("Override cleared: workers answer on their own again within one interval."
+                        if cleared else "There was no override to clear.")
+                       + (" The waiting force_calm request was withdrawn." if waiting else ""))
+
+
+def _waiting_request() -> bool:
+    """Whether a force_calm request waits (clearing withdraws it); False when Redis does not say."""
+    try:
+        return pending_request(get_target().panic_clock()) is not None
+    except Exception:  # the page shows its own Redis error
+        return False
 
 
 def _force_calm_refusal(access: WriteAccess) -> str | None:

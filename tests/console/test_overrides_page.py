@@ -236,3 +236,20 @@ def test_an_override_key_of_another_type_is_flagged_and_the_fleet_page_stands(co
         assert not at.exception, page
         assert banner(at).startswith("The stored override does not parse"), page
         assert not any(e.value.startswith("Redis unreachable") for e in at.error), page
+
+
+def test_clear_override_withdraws_a_waiting_request(console_env):
+    """Issue 20 item 5 in the console: with only a force_calm request waiting, Clear override is enabled, says it
+    withdraws the request, and does (audited force_calm_withdrawn)."""
+    from breaker.ops.approvals import request_force_calm
+
+    request_force_calm(PanicClock(console_env), AuditTrail(console_env), Principal.of("rita"), minutes=5,
+                       why="stuck signal")
+    at = login(fleet())
+    assert any("Clear override withdraws it too" in c.value for c in at.caption)
+    at.text_input(key="overrides_change_why").input("signal recovered")
+    at.button(key="overrides_clear").click().run()
+    assert not at.exception
+    assert pending_request(PanicClock(console_env)) is None
+    assert any("request was withdrawn" in s.value for s in at.success)
+    assert AuditTrail(console_env).entries()[-1].action == "force_calm_withdrawn"
