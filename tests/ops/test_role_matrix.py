@@ -131,12 +131,16 @@ CELLS = [(write, column) for write in WRITES for column in COLUMNS]
 
 @pytest.mark.parametrize(("write", "column"), CELLS)
 def test_ops_api(real_redis, write, column):
-    """breaker.ops: an allowed write succeeds; a refused one raises RoleRefused and changes nothing."""
+    """breaker.ops: an allowed write succeeds and its audit entries carry the writer's auth and role; a refused one
+    raises RoleRefused and changes nothing."""
     world = World(real_redis, write)
     before, audited = world.snapshot(), len(world.trail.entries())
+    who = PRINCIPALS[column]
     if MATRIX[write, column]:
-        world.ops(write, PRINCIPALS[column])
+        world.ops(write, who)
         assert world.snapshot() != before
+        new = world.trail.entries()[audited:]
+        assert new and all((e.auth, e.role) == (who.auth, who.role_name) for e in new), new
     else:
         with pytest.raises(RoleRefused):
             world.ops(write, PRINCIPALS[column])
