@@ -70,7 +70,7 @@ WRITES: dict[str, Write] = {
     "panic_start": Write(Role.OPERATOR),
     "panic_end": Write(Role.OPERATOR),
     "zombie_clear": Write(Role.OPERATOR),
-    "override_set": Write(Role.OPERATOR),  # force_full, and force_calm where the two-person rule is off
+    "override_set": Write(Role.OPERATOR),  # force_full; force_calm alone only in the sandbox (else break_glass)
     "override_extend": Write(Role.OPERATOR),
     "override_clear": Write(Role.OPERATOR),
     "drill": Write(Role.OPERATOR),  # drills and replays that write (scratch keys, the audit trail)
