@@ -135,7 +135,9 @@ def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
         st.info("Sandbox: the console runs on its own embedded server; writes are open and reach no worker.",
                 icon=":material/science:")
     elif not access.allowed:
-        st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
+        why = access.refusal("panic_start") if access.role is not None else \
+            "log in as an operator (sidebar) to use the write controls"
+        st.warning(f"Read-only: {md_text(why)}.", icon=":material/lock:")
     elif scratch_only:
         st.info(f"Writes go to scratch keys on {md_text(target.display)}, deleted afterwards: no worker reads them.",
                 icon=":material/science:")
