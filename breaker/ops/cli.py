@@ -233,7 +233,8 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one round trip)."""
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
+    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
+                      deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
     classes = [
         {"stakes": s.importance.value, "tier": s.tier, "mode": s.mode.value, "ttl": s.ttl,
