@@ -114,7 +114,8 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
                deadline_s: float = DEFAULT_OPERATOR_READ_S, max_fields: int = READ_MAX_FIELDS) -> FleetView:
     """Workers, clock and override in one MULTI (HSCAN's first page of ``PAGE_FIELDS`` inside it: a fleet of
     that size is one round trip), then further HSCAN pages up to ``max_fields`` fields in all: a larger hash is
-    read in part (``complete`` False, ``fields_total`` says how large it is) rather than all at once. The whole
+    read in part (``complete`` False, ``fields_total`` says how large it is) rather than all at once. At most
+    ``max_fields / PAGE_FIELDS`` HSCAN calls (a page of a region emptied by pruning may hold fewer fields). The whole
     read, pruning included, ends within ``deadline_s`` (``operator_deadline``). ``interval_s`` is assumed for
     beats that do not say theirs. With ``prune``, dead, garbage and future-dated fields among those read are
     deleted, and when the read did not cover the hash, ``PRUNE_WALK_FIELDS`` more from the remembered cursor."""
@@ -145,9 +146,11 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
         reading = clock.reading(replies[2:6], now)
         override = override_reading(replies[6], now)  # a key of another type is flagged there, like garbage
         fields = dict(fields)
-        while cursor and len(fields) < max_fields:
+        pages = 1
+        while cursor and len(fields) < max_fields and pages < -(-max_fields // PAGE_FIELDS):
             cursor, more = client.hscan(key, cursor, count=max(1, min(PAGE_FIELDS, max_fields - len(fields))))
             fields.update(more)
+            pages += 1
         workers: list[WorkerBeat] = []
         dead: list[Any] = []
         for name, raw in fields.items():

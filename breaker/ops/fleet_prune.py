@@ -105,10 +105,8 @@ def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fiel
     with contextlib.suppress(TypeError, ValueError):
         cursor = max(0, int(stored)) if stored is not None else 0
     dead: list[Any] = []
-    read = 0
-    while read < fields:
-        cursor, page = client.hscan(key, cursor, count=min(PRUNE_BATCH, fields - read))
-        read += max(len(page), 1)
+    for _ in range(-(-fields // PRUNE_BATCH)):  # a bounded number of HSCAN calls, each of COUNT PRUNE_BATCH
+        cursor, page = client.hscan(key, cursor, count=PRUNE_BATCH)
         dead += [name for name, raw in page.items() if judge(name, raw) is not None]
         if cursor == 0:
             break
