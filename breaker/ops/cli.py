@@ -301,7 +301,7 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
     view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
-    summary = fleet_doc(view)
+    summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
     del summary["workers"]
     summary.update(fields_total=view.fields_total, complete=view.complete,
                    filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
