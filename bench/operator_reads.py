@@ -1,4 +1,4 @@
-"""Figure 7: operator reads at 1 000, 10 000, 50 000 and 100 000 heartbeats on one server (issues 21 and 24).
+"""Figure R: operator reads at 1 000, 10 000, 50 000 and 100 000 heartbeats on one server (issues 21 and 24).
 
 The hash is built in the beat writer's format (``heartbeat.beat_json``) in pipelined batches. Per size: a scrape
 (``FleetCollector.collect``, what the exporter runs), ``vix-breaker status`` and ``vix-breaker fleet`` (default
@@ -122,11 +122,28 @@ def _one_size(bench: BenchServer, clock: PanicClock, runner: CliRunner, env: dic
     server_ms, longest_ms, commands, hgetall_ms = _server_side(client, clock)
     view = read_fleet(clock, prune=False)
     read = "all" if view.complete else f"{view.scanned:,} of {view.fields_total:,}"
-    rows.append(Row("7", f"operator reads, {size:,} heartbeats: scrape / `status` / `fleet` (median of {RUNS}; "
+    rows.append(Row("R", f"operator reads, {size:,} heartbeats: scrape / `status` / `fleet` (median of {RUNS}; "
                          f"heartbeats read: {read})",
                     f"{scrape:,.0f} / {status:,.0f} / {fleet:,.0f} ms"))
-    rows.append(Row("7", f"operator reads, {size:,} heartbeats: server time of one `read_fleet` (SLOWLOG: "
+    rows.append(Row("R", f"operator reads, {size:,} heartbeats: server time of one `read_fleet` (SLOWLOG: "
                          f"sum, longest command, commands)",
                     f"{server_ms:.2f} ms, {longest_ms:.2f} ms, {commands}",
                     baseline=f"HGETALL alone: {hgetall_ms:.2f} ms"))
     return rows
+
+
+def main() -> None:
+    """``python -m bench.operator_reads``: figure R alone, on its own embedded server."""
+    from .harness import configure_bench_logging
+    from .table import render
+
+    configure_bench_logging("INFO")
+    bench = BenchServer.start()
+    try:
+        print(render(operator_reads(bench)))
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    main()

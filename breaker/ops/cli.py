@@ -233,7 +233,7 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 @json_option
 @click.pass_context
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
-    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one round trip)."""
+    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
     view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
                       deadline_s=session.settings.operator_read_timeout_s)
@@ -252,7 +252,8 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
                 c.update(tier=0, mode="NORMAL", ttl=base_ttl, overridden_by=forced.value)
     override = override_doc(view.override)
     fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": len(view.disagreeing)}
+             "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
+    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
     doc = {"target": session.target, "now": view.now, "base_ttl": base_ttl, "clock": clock, "classes": classes,
            "override": override, "fleet": fleet}
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
@@ -263,7 +264,7 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
         f"override  {override_line(override)}",
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
-        f"{len(view.disagreeing)} disagreeing",
+        f"{len(view.disagreeing)} disagreeing{read}",
         "",
         table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override"),
               [(c["stakes"], c["tier"], c["mode"], c["ttl"],
