@@ -19,7 +19,7 @@ from ..importance import MatchImportance
 from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
-from .fleet_prune import delete_fields, future_reason, is_future, prune_reason, walk_and_prune
+from .fleet_prune import delete_fields, expire_fields, future_reason, is_future, prune_reason, walk_and_prune
 from .overrides import OverrideReading, is_wrong_type, override_key, override_reading
 from .read_deadline import DEFAULT_OPERATOR_READ_S, operator_deadline
 
@@ -47,7 +47,7 @@ class FleetView:
     fields_total: int = 0
     complete: bool = True
     scanned: int = 0
-    pruned: int = 0  # fields this read deleted (dead, garbage, future-dated)
+    pruned: int = 0  # fields this read deleted or gave their grace expiry (dead, garbage, future-dated)
 
 
 def workers_key(clock: PanicClock) -> str:
@@ -118,7 +118,8 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
     ``max_fields / PAGE_FIELDS`` HSCAN calls (a page of a region emptied by pruning may hold fewer fields). The whole
     read, pruning included, ends within ``deadline_s`` (``operator_deadline``). ``interval_s`` is assumed for
     beats that do not say theirs. With ``prune``, dead, garbage and future-dated fields among those read are
-    deleted, and when the read did not cover the hash, ``PRUNE_WALK_FIELDS`` more from the remembered cursor."""
+    removed (``fleet_prune``), and when the read did not cover the hash, ``PRUNE_WALK_FIELDS`` more from the
+    remembered cursor."""
     key = workers_key(clock)
     client = clock.client
     with operator_deadline(deadline_s):
@@ -160,14 +161,17 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
             else:
                 invalid[name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)] = why_invalid
             if why_prune is not None:
-                dead.append(name)
+                dead.append((name, why_prune))
         pruned = 0
         if prune:
             with contextlib.suppress(Exception):  # pruning is housekeeping: the view is already read
-                pruned += delete_fields(client, key, dead)
-                if cursor:
+                if cursor:  # larger than one read: whatever is dead goes now, and the walk goes on
+                    pruned += delete_fields(client, key, [name for name, _ in dead])
                     pruned += walk_and_prune(client, clock.key_prefix, now,
                                              lambda name, raw: judge_field(name, raw, now)[2])
+                else:  # gone beats now; invalid ones stay listed for GRACE_S, then the server removes them
+                    pruned += delete_fields(client, key, [name for name, why in dead if why == "gone"])
+                    pruned += expire_fields(client, key, [name for name, why in dead if why != "gone"])
     workers.sort(key=lambda beat: beat.worker_id)
     quota = AdaptivePanicQuota()
     counts = dict.fromkeys(STATES, 0)

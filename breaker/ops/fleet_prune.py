@@ -10,10 +10,13 @@ after (hash size / PRUNE_WALK_FIELDS) reads, never all in one read. Every server
 ``PRUNE_BATCH`` fields (HSCAN COUNT and HDEL arguments), so none blocks the server for more than about a
 millisecond.
 
-A field is deleted when it is (see ``prune_reason``): gone (unseen for longer than ``gone_after_s`` of its
+A field is removed when it is (see ``prune_reason``): gone (unseen for longer than ``gone_after_s`` of its
 interval), ``seen`` more than ``FUTURE_SLACK_S`` ahead of the server, or not a heartbeat at all (not JSON, not
 an object, over ``MAX_BEAT_BYTES``, no format version, bad numbers). A beat of another format version (a newer
-writer during a rolling upgrade) is kept while its ``seen`` is recent, deleted when it is gone or future-dated.
+writer during a rolling upgrade) is kept while its ``seen`` is recent, removed when it is gone or future-dated.
+Gone beats are deleted at once. Garbage and future-dated fields are deleted at once when the hash is larger than
+one read (they then cost every read); while it fits one read they get a ``GRACE_S`` per-field expiry instead
+(HEXPIRE NX; HDEL on a server without it), so that the console can show them as invalid for a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import contextlib
 import json
 import math
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from ..heartbeat import BEAT_VERSION, MAX_BEAT_BYTES, WORKERS_KEY_NAME, InvalidBeat, WorkerBeat, gone_after_s
 
@@ -35,6 +40,10 @@ PRUNE_WALK_FIELDS = 2000
 FUTURE_SLACK_S = 60.0
 #: The cursor key lives this long without a read: a walk left half way restarts from 0 later.
 CURSOR_TTL_S = 3600
+#: While the hash fits in one read, garbage and future-dated fields are not deleted at once but given this
+#: per-field expiry (HEXPIRE NX): the console lists them as invalid for a minute (an operator can see that
+#: something writes garbage), then the server removes them. Gone beats are deleted at once, as before.
+GRACE_S = 60
 
 
 def prune_cursor_key(key_prefix: str) -> str:
@@ -92,6 +101,23 @@ def delete_fields(client: Any, key: str, fields: list[Any]) -> int:
     for at in range(0, len(fields), PRUNE_BATCH):
         deleted += int(client.hdel(key, *fields[at : at + PRUNE_BATCH]) or 0)
     return deleted
+
+
+def expire_fields(client: Any, key: str, fields: list[Any], seconds: int = GRACE_S) -> int:
+    """Give ``fields`` a per-field expiry of ``seconds`` unless they have one (HEXPIRE … NX, batches of
+    ``PRUNE_BATCH``): invalid fields stay visible to operators for a while, then the server removes them. A
+    server without HEXPIRE (Redis before 7.4) deletes them at once. Returns how many fields were handled."""
+    handled = 0
+    for at in range(0, len(fields), PRUNE_BATCH):
+        batch = fields[at : at + PRUNE_BATCH]
+        try:
+            client.hexpire(key, seconds, *batch, nx=True)
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            delete_fields(client, key, batch)
+        handled += len(batch)
+    return handled
 
 
 def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fields: int = PRUNE_WALK_FIELDS) -> int:

@@ -45,8 +45,9 @@ def flooded(real_redis):
 
 
 def test_each_read_touches_a_bounded_number_of_fields_and_the_hash_shrinks(flooded):
-    """No HGETALL; each read scans at most READ_MAX_FIELDS (+ the walk) in HSCAN pages, deletes what is dead, and
-    after a bounded number of reads only the live workers remain, all of them shown, none of the rest counted."""
+    """No HGETALL; each read scans at most READ_MAX_FIELDS (+ the walk) in HSCAN pages and deletes what is dead;
+    after a bounded number of reads the hash fits one read, the live workers are all shown, none of the rest
+    counted, and what is left of the rest expires within 60 s."""
     clock = PanicClock(flooded)
     sizes = [flooded.hlen("brain:workers")]
     reads = 0
@@ -66,23 +67,34 @@ def test_each_read_touches_a_bounded_number_of_fields_and_the_hash_shrinks(flood
         assert all(w.state == "gone" or (w.worker_id.startswith("h:") and w.state == "calm") for w in view.workers)
         assert view.counts["calm"] + view.counts["gone"] == len(view.workers)  # the future-dated are not workers
         sizes.append(flooded.hlen("brain:workers"))
-        if view.complete and not view.invalid and not view.counts["gone"]:
+        if view.complete:
             break
         assert reads < 2 * GARBAGE // per_read_limit, "the garbage survives reads"
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == LIVE
-    assert view.counts["calm"] == LIVE and len(view.workers) == LIVE and view.fields_total == LIVE
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] <= READ_MAX_FIELDS
     assert reads >= GARBAGE // per_read_limit, "work per read is bounded: it took several reads"
+    # Once the hash fits one read: gone beats are deleted, garbage and future-dated fields listed as invalid
+    # (never counted) and given a 60 s field expiry; the live workers are all there, with no expiry.
+    view = read_fleet(clock)
+    assert view.complete and view.counts["calm"] == LIVE and not view.counts["gone"]
+    assert sum(view.counts.values()) == len(view.workers) == LIVE
+    rest = [name for name in flooded.hkeys("brain:workers") if not name.startswith(b"h:")]
+    assert len(rest) == len(view.invalid)
+    assert all(0 < ttl <= 60 for ttl in (flooded.httl("brain:workers", *rest) if rest else []))
+    live = [f"h:{i}:abcd" for i in range(LIVE)]
+    assert set(flooded.httl("brain:workers", *live)) == {-1}
 
 
 def test_a_future_dated_beat_is_invalid_and_pruned(real_redis):
-    """A beat `seen` an hour ahead of the server is listed as invalid, not counted, and deleted by the read."""
+    """A beat `seen` an hour ahead of the server is listed as invalid, not counted, and removed by the server 60 s
+    after a read saw it (a field expiry: the console shows it meanwhile)."""
     now = _now(real_redis)
     real_redis.hset("brain:workers", mapping={"h:1:aaaa": _beat(now), "h:2:bbbb": _beat(now + 3600)})
     view = read_fleet(PanicClock(real_redis), prune=False)
     assert [w.worker_id for w in view.workers] == ["h:1:aaaa"] and "future" in view.invalid["h:2:bbbb"]
     assert sum(view.counts.values()) == 1
     read_fleet(PanicClock(real_redis))
-    assert real_redis.hkeys("brain:workers") == [b"h:1:aaaa"]
+    assert real_redis.httl("brain:workers", "h:1:aaaa", "h:2:bbbb")[0] == -1  # listed a minute more, then gone
+    assert 0 < real_redis.httl("brain:workers", "h:2:bbbb")[0] <= 60
 
 
 def test_a_recent_beat_of_another_format_version_is_kept(real_redis):
@@ -102,3 +114,15 @@ def test_the_walk_remembers_its_cursor(flooded):
     read_fleet(PanicClock(flooded))
     cursor = flooded.get(prune_cursor_key("brain:"))
     assert cursor is not None and int(cursor) != 0 and 0 < flooded.ttl(prune_cursor_key("brain:")) <= 3600
+
+
+def test_garbage_is_removed_on_servers_with_and_without_field_expiry(server_redis, server_kind):
+    """Valkey 9: garbage in a small hash gets a 60 s field expiry (HEXPIRE NX); Redis 7 has no HEXPIRE: HDEL."""
+    now = _now(server_redis)
+    server_redis.hset("brain:workers", mapping={"h:1:aaaa": _beat(now), "junk": "not json"})
+    view = read_fleet(PanicClock(server_redis))
+    assert set(view.invalid) == {"junk"} and view.pruned == 1
+    if server_kind == "redis7":
+        assert server_redis.hkeys("brain:workers") == [b"h:1:aaaa"]
+    else:
+        assert 0 < server_redis.httl("brain:workers", "junk")[0] <= 60
