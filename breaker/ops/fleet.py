@@ -97,6 +97,15 @@ def _near_boundary(beat: WorkerBeat, stakes: str, reading: ClockReading, quota: 
     return len(tiers) > 1
 
 
+def scan_reply(reply: Any) -> tuple[int, dict[Any, Any]]:
+    """HSCAN's reply as (cursor, {field: value}): redis-py parses it so, a cluster pipeline hands over the raw
+    ``[cursor, [field, value, …]]``."""
+    cursor, fields = reply
+    if not isinstance(fields, dict):
+        fields = dict(zip(fields[::2], fields[1::2]))
+    return int(cursor), fields
+
+
 def judge_field(name: Any, raw: Any, now: float) -> tuple[WorkerBeat | None, str | None, str | None]:
     """One field of the workers hash at ``now``: (its beat, or None), why it is no readable beat (or None), and
     why a reader deletes it (``fleet_prune.prune_reason``; None: keep). A beat ``seen`` in the future is no
@@ -140,7 +149,7 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
             for reply in (replies[0], total, page):
                 if isinstance(reply, Exception):
                     raise reply
-            cursor, fields = page
+            cursor, fields = scan_reply(page)
         if isinstance(replies[0], Exception):
             raise replies[0]
         now = server_time(replies[0])

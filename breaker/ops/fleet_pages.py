@@ -18,7 +18,7 @@ from typing import Any
 from ..clock import PanicClock, server_time
 from ..heartbeat import STATES, WorkerBeat
 from ..keyspace import queue_time
-from .fleet import PAGE_FIELDS, judge_field, workers_key
+from .fleet import PAGE_FIELDS, judge_field, scan_reply, workers_key
 from .read_deadline import DEFAULT_OPERATOR_READ_S, operator_deadline
 
 #: Fields the host view reads at most (100 pages): a larger hash is summarised in part (``HostView.complete``).
@@ -84,7 +84,8 @@ def read_page(clock: PanicClock, *, cursor: int = 0, count: int = PAGE_FIELDS, h
         pipe = clock.client.pipeline(transaction=True)
         queue_time(pipe, clock.start_key)
         pipe.hscan(workers_key(clock), cursor, match=match_pattern(host=host, search=search), count=count)
-        time_reply, (next_cursor, fields) = pipe.execute()
+        time_reply, page = pipe.execute()
+    next_cursor, fields = scan_reply(page)
     now = server_time(time_reply)
     workers: list[WorkerBeat] = []
     invalid: dict[str, str] = {}
