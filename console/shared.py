@@ -19,6 +19,7 @@ import streamlit as st
 
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
 from breaker.ops import AuditTrail, WriteAccess, WriteRefused
+from breaker.ops.read_deadline import operator_deadline
 from breaker.ops.target import Target, connect_target
 from console.demo_banner import show_demo_banner
 from console.text import code_span, md_text
@@ -77,7 +78,8 @@ def read_clock() -> ClockReading | None:
     checked_at = time.time()
     began = time.perf_counter()
     try:
-        reading = target.panic_clock().read_now()  # judged at the server's time, as workers measure
+        with operator_deadline(target.settings.operator_read_timeout_s):  # the whole reply, not each recv
+            reading = target.panic_clock().read_now()  # judged at the server's time, as workers measure
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None

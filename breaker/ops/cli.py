@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -24,6 +24,7 @@ from .._version import __version__
 from ..client import redact_url, redis_client
 from ..clock import PanicClock
 from ..config import ConfigError, Settings
+from ..heartbeat import STATES
 from ..logs import configure_logging
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
@@ -40,6 +41,7 @@ from .audit import AuditTrail
 from .cli_identity import CliSecrets
 from .credentials import hash_password
 from .fleet import read_fleet
+from .fleet_pages import iter_workers, read_hosts
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .report import (
     clock_doc,
@@ -263,9 +265,10 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 @json_option
 @click.pass_context
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
-    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one round trip)."""
+    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
+    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
+                      deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
     classes = [
         {"stakes": s.importance.value, "tier": s.tier, "mode": s.mode.value, "ttl": s.ttl,
@@ -281,7 +284,8 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
                 c.update(tier=0, mode="NORMAL", ttl=base_ttl, overridden_by=forced.value)
     override = override_doc(view.override)
     fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": len(view.disagreeing)}
+             "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
+    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
     doc = {"target": session.target, "now": view.now, "base_ttl": base_ttl, "clock": clock, "classes": classes,
            "override": override, "fleet": fleet}
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
@@ -292,7 +296,7 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
         f"override  {override_line(override)}",
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
-        f"{len(view.disagreeing)} disagreeing",
+        f"{len(view.disagreeing)} disagreeing{read}",
         "",
         table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override"),
               [(c["stakes"], c["tier"], c["mode"], c["ttl"],
@@ -302,26 +306,80 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     emit(ctx, doc, human)
 
 
+FLEET_ROWS = 50  # rows the human `fleet` output shows unless --limit says otherwise
+
+
 @cli.command()
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help=f"Workers to list (default: {FLEET_ROWS} in the table, all with --json).")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES),
+              help="Only workers in this state (repeatable).")
+@click.option("--host", default=None, help="Only workers of this host (ids host:pid:xxxx; matched by the server).")
+@click.option("--search", default=None, help="Only workers whose id contains this text.")
+@click.option("--hosts", "by_host", is_flag=True, help="Workers grouped by host: counts per state.")
 @json_option
 @click.pass_context
-def fleet(ctx: click.Context, as_json: bool) -> None:
-    """Every worker's last heartbeat: state, answers, tiers, override, error (one round trip)."""
+def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: str | None, search: str | None,
+          by_host: bool, as_json: bool) -> None:
+    """A fleet summary, then the workers' last heartbeats page by page (state, answers, tiers, override, error).
+
+    The summary is one bounded read (at most 10 000 heartbeats); the list is read in HSCAN pages and printed as
+    it arrives, in the server's scan order. --json streams one document whose "workers" array is written a
+    worker at a time.
+    """
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
-    doc = fleet_doc(view)
-    disagreeing = set(doc["disagreeing"])
+    deadline_s = session.settings.operator_read_timeout_s
+    clock = session.clock()
+    if by_host:
+        _fleet_hosts(ctx, clock, host, deadline_s)
+        return
+    view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
+    summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
+    del summary["workers"]
+    summary.update(fields_total=view.fields_total, complete=view.complete,
+                   filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
+    listed = iter_workers(clock, limit=limit if limit is not None or _json_mode(ctx) else FLEET_ROWS + 1,
+                          host=host, search=search, states=states or None, deadline_s=deadline_s)
+    if _json_mode(ctx):
+        _stream_json(summary, (dataclasses.asdict(beat) for beat in listed))
+        return
+    disagreeing = set(summary["disagreeing"])
+    beats = list(listed)
+    more = limit is None and len(beats) > FLEET_ROWS
+    beats = sorted(beats[:FLEET_ROWS] if more else beats, key=lambda b: b.worker_id)
     rows = [
         (b.worker_id, b.state, f"{b.age_s(view.now):.1f} s", b.answers, b.fail_safe,
          " ".join(f"{k.split('_')[0]}:{v}" for k, v in sorted(b.tiers.items())) or None, b.override,
          "yes" if b.worker_id in disagreeing else "", b.error, b.version)
-        for b in view.workers
+        for b in beats
     ]
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
-    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s\n\n"
+    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
+    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s{read}\n\n"
              + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "error",
                       "version"), rows))
-    emit(ctx, doc, human)
+    if more:
+        human += f"\n… the first {FLEET_ROWS} listed: --limit N for more, --state/--host/--search to narrow"
+    emit(ctx, {}, human)
+
+
+def _fleet_hosts(ctx: click.Context, clock: PanicClock, host: str | None, deadline_s: float) -> None:
+    view = read_hosts(clock, host=host, deadline_s=deadline_s)
+    doc = {"now": view.now, "hosts": view.hosts, "scanned": view.scanned, "complete": view.complete,
+           "invalid": view.invalid}
+    rows = [(name, sum(per.values()), *per.values()) for name, per in view.hosts.items()]
+    note = "" if view.complete else f"\n(from the first {view.scanned:,} heartbeats)"
+    emit(ctx, doc, table(("host", "workers", *STATES), rows) + note if rows else "no workers" + note)
+
+
+def _stream_json(summary: dict[str, Any], workers: Iterator[dict[str, Any]]) -> None:
+    """One JSON document, written as it is read: the summary's members, then "workers" one element a line. A read
+    failing half way ends the output there (exit status 1, an error document after the incomplete one)."""
+    head = json.dumps({"ok": True, **summary}, default=str)
+    click.echo(head[:-1] + ', "workers": [', nl=False)
+    for n, worker in enumerate(workers):
+        click.echo(("," if n else "") + "\n" + json.dumps(worker, default=str), nl=False)
+    click.echo("\n]}")
 
 
 @cli.command()

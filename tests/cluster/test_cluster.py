@@ -225,3 +225,15 @@ def test_approvals_login_throttle_and_exporter_on_the_cluster(cluster_redis):
     assert [throttle.begin("10.0.0.1", "mallory") is None for _ in range(5)] == [True] * 4 + [False]
     scraped = generate_latest(exporter_registry(clock)).decode()
     assert "vix_breaker_up 1.0" in scraped and 'vix_breaker_override{mode="force_calm"} 1.0' in scraped
+
+
+def test_paged_fleet_read_on_the_cluster(cluster_redis):
+    """The fleet list in HSCAN pages (a cluster pipeline hands HSCAN's reply over unparsed) and the host view."""
+    from breaker.ops.fleet_pages import iter_workers, read_hosts
+
+    clock = PanicClock(cluster_redis, key_prefix=PREFIX)
+    breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0)
+    assert breaker.get_ttl(60, "normal") == (60, PanicMode.NORMAL)
+    host = breaker.worker_id.split(":", 1)[0]
+    assert [beat.worker_id for beat in iter_workers(clock, host=host)] == [breaker.worker_id]
+    assert read_hosts(clock).hosts[host]["calm"] == 1
