@@ -309,11 +309,16 @@ def test_a_collector_that_raises_answers_500_and_the_server_keeps_serving():
 def test_the_server_starts_while_the_callers_thread_runs_an_event_loop(real_redis):
     """A host (or Playwright's sync API in a test run) may run an event loop in the caller's thread."""
     import asyncio
+    import threading
 
     async def start_inside_a_running_loop():
         return serve_exporter(PanicClock(real_redis), port=0)
 
-    server, _thread = asyncio.run(start_inside_a_running_loop())
+    started = []  # in a thread of its own: the test's thread may run a loop already (Playwright's, in a full run)
+    runner = threading.Thread(target=lambda: started.append(asyncio.run(start_inside_a_running_loop())))
+    runner.start()
+    runner.join(timeout=30)
+    server, _thread = started[0]
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5) as reply:
             assert b"vix_breaker_up" in reply.read()
