@@ -1,0 +1,356 @@
+"""The notifier loop: the audit stream through a consumer group, one delivery thread per target.
+
+At least once: an entry is acknowledged (XACK) only when every target that wants it answered 2xx or got a
+dead letter; until then it stays in the group's pending list, so a notifier killed at any point redelivers
+it after a restart (its own pending entries at once, another consumer's after ``claim_idle_s`` through
+XAUTOCLAIM). A receiver may therefore see an event twice, always with the same ``webhook-id``.
+
+Each target has its own thread and queue: a hung or failing receiver delays only its own events. The read
+and the trim-gap check are one MULTI (XINFO STREAM, XINFO GROUPS, XREADGROUP), so the group's position is
+seen just before the read moves it: an entry trimmed away before anyone read it is reported once (log,
+``vix_breaker_notify_lost_total``, a ``notify_gap`` audit entry, History), never skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ...logs import breaker_logger
+from ..audit import AuditTrail
+from .delivery import RetryPolicy, post_once
+from .messages import AuditEvent, body_for
+from .metrics import NotifierMetrics
+from .signing import signed_headers
+from .store import GAP_ACTION, GROUP, NotifyStore, stream_id_tuple
+from .targets import WebhookTarget
+
+log = breaker_logger()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str  # the stream it came from (audit or retry)
+    entry_id: str  # that stream's id: what is acknowledged
+    event: AuditEvent  # what is sent (for a retry request, the dead letter's event)
+    retried: bool = False
+
+
+class TargetWorker(threading.Thread):
+    """Delivers one target's jobs in order, each with its tries, backoff and, at the end, a dead letter."""
+
+    def __init__(self, target: WebhookTarget, notifier: Notifier) -> None:
+        super().__init__(name=f"notify-{target.name}", daemon=True)
+        self.target = target
+        self.notifier = notifier
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.rng = random.Random()
+
+    def run(self) -> None:
+        stop = self.notifier.stop
+        while not stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                finished = self.deliver(job)
+            except Exception:  # a bug must not stop this target's thread: the entry is reclaimed later
+                log.exception("notify_worker_error", target=self.target.name, entry=job.event.id)
+                self.notifier.forget(job)
+                continue
+            if finished:
+                self.notifier.job_done(job)
+
+    def deliver(self, job: Job) -> bool:
+        """True once the job is finished (delivered or dead-lettered and recorded); False when stopping."""
+        n = self.notifier
+        policy, metrics, target = n.policy, n.metrics, self.target
+        body = body_for(job.event, target.format)
+        error = ""
+        for attempt in range(1, policy.tries + 1):
+            if attempt > 1:
+                metrics.retried.labels(target.name).inc()
+            headers = signed_headers(target.secret, job.event.id, body, n.clock())
+            outcome = post_once(target.url, body, headers, policy.timeout_s)
+            if outcome.ok:
+                metrics.delivered.labels(target.name).inc()
+                log.debug("notify_delivered", target=target.name, entry=job.event.id, tries=attempt,
+                          ms=round(outcome.seconds * 1000, 1))
+                return n.keep_trying(lambda tries=attempt: n.store.record_delivered(
+                    job.event.id, target.name, tries, retried=job.retried))
+            metrics.failed.labels(target.name).inc()
+            error = outcome.error
+            if attempt < policy.tries:
+                delay = policy.delay_s(attempt, self.rng)
+                log.warning("notify_try_failed", target=target.name, entry=job.event.id, tries=attempt,
+                            error=error, retry_in_s=round(delay, 2))
+                if n.stop.wait(delay):
+                    return False  # left pending: redelivered after the restart
+        metrics.dead_lettered.labels(target.name).inc()
+        log.error("notify_dead_letter", target=target.name, entry=job.event.id, tries=policy.tries, error=error)
+        return n.keep_trying(lambda: n.store.record_dead(job.event, target.name, policy.tries, error))
+
+
+class Notifier:
+    """``run(stop)`` until ``stop`` is set; tests drive it in a thread, the CLI in the foreground."""
+
+    def __init__(
+        self,
+        client: Any,
+        targets: Iterable[WebhookTarget],
+        *,
+        key_prefix: str | None = None,
+        policy: RetryPolicy | None = None,
+        consumer: str | None = None,
+        claim_idle_s: float = 60.0,
+        batch: int = 100,
+        max_in_flight: int = 1000,
+        block_ms: int = 1000,
+        start_id: str = "$",
+        metrics: NotifierMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.targets = tuple(targets)
+        self.store = NotifyStore(client, key_prefix=key_prefix, clock=clock)
+        self.trail = AuditTrail(client, key_prefix=self.store.prefix, clock=clock)
+        self.policy = policy or RetryPolicy()
+        self.consumer = consumer or socket.gethostname()
+        self.claim_idle_s = claim_idle_s
+        self.batch = batch
+        self.max_in_flight = max_in_flight
+        self.block_ms = block_ms
+        self.start_id = start_id
+        self.metrics = metrics or NotifierMetrics()
+        self.clock = clock
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight: dict[tuple[str, str], int] = {}
+        self.workers = {t.name: TargetWorker(t, self) for t in self.targets}
+        self.last_ids = {self.store.audit_key: "$", self.store.retry_key: "$"}
+        self.warned_unchecked = False
+
+    # ---- completion -------------------------------------------------------------------------------------
+
+    def keep_trying(self, write: Callable[[], Any]) -> bool:
+        """A Redis write a delivery depends on: retried every second until it lands or the notifier stops."""
+        while not self.stop.is_set():
+            try:
+                write()
+                return True
+            except (redis.RedisError, OSError) as exc:
+                log.warning("notify_redis_error", error=f"{type(exc).__name__}: {exc}")
+                self.stop.wait(1.0)
+        return False
+
+    def forget(self, job: Job) -> None:
+        """Stop keeping ``job``'s entry fresh: it stays pending and ``reclaim`` delivers it again later."""
+        with self.lock:
+            self.in_flight.pop((job.key, job.entry_id), None)
+
+    def job_done(self, job: Job) -> None:
+        slot = (job.key, job.entry_id)
+        with self.lock:
+            left = self.in_flight.get(slot, 0) - 1
+            if left > 0:
+                self.in_flight[slot] = left
+                return
+            self.in_flight.pop(slot, None)
+        self.keep_trying(lambda: self.store.ack(job.key, job.entry_id))
+
+    # ---- the loop ---------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        if stop is not None:
+            self.stop = stop
+        self.store.ensure_groups(self.start_id)
+        for worker in self.workers.values():
+            worker.start()
+        log.info("notify_started", consumer=self.consumer, targets=",".join(t.name for t in self.targets),
+                 stream=self.store.audit_key)
+        next_claim = 0.0
+        failures = 0
+        try:
+            first = True
+            while not self.stop.is_set():
+                try:
+                    if first:
+                        self.read_own_pending()
+                        first = False
+                    if time.monotonic() >= next_claim:
+                        self.reclaim()
+                        next_claim = time.monotonic() + max(self.claim_idle_s / 3, 0.1)
+                    self.read_once()
+                    failures = 0
+                except redis.ResponseError as exc:
+                    if "NOGROUP" in str(exc):  # the stream or group was deleted: start again from new entries
+                        log.warning("notify_group_recreated", error=str(exc))
+                        self.store.ensure_groups("$")
+                        continue
+                    raise
+                except (redis.RedisError, OSError) as exc:
+                    failures += 1
+                    log.warning("notify_redis_error", error=f"{type(exc).__name__}: {exc}")
+                    self.stop.wait(min(5.0, 0.2 * 2 ** failures))
+                self.update_lag()
+        finally:
+            self.stop.set()
+            for worker in self.workers.values():
+                if worker.is_alive():
+                    worker.join(timeout=self.policy.timeout_s + 1)
+            log.info("notify_stopped", consumer=self.consumer, in_flight=len(self.in_flight))
+
+    def read_own_pending(self) -> None:
+        """What this consumer read before a restart and never acknowledged: delivered again, at once."""
+        for key in (self.store.audit_key, self.store.retry_key):
+            start = "0"
+            while True:
+                reply = self.client.xreadgroup(GROUP, self.consumer, {key: start}, count=self.batch)
+                rows = reply[0][1] if reply else []
+                if not rows:
+                    break
+                for entry_id, fields in rows:
+                    self.dispatch(key, _text(entry_id), fields)
+                start = _text(rows[-1][0])
+
+    def reclaim(self) -> None:
+        """Take over entries another (crashed) consumer left pending longer than ``claim_idle_s``, and keep
+        this consumer's own in-flight entries fresh so that nobody else takes them."""
+        idle_ms = int(self.claim_idle_s * 1000)
+        for key in (self.store.audit_key, self.store.retry_key):
+            with self.lock:
+                mine = [entry_id for k, entry_id in self.in_flight if k == key]
+            for i in range(0, len(mine), 500):
+                self.client.xclaim(key, GROUP, self.consumer, 0, mine[i:i + 500], justid=True)
+            cursor = "0-0"
+            while True:
+                reply = self.client.xautoclaim(key, GROUP, self.consumer, idle_ms, start_id=cursor, count=self.batch)
+                cursor, rows = _text(reply[0]), reply[1]
+                deleted = [_text(d) for d in reply[2]] if len(reply) > 2 else []
+                for entry_id, fields in rows:
+                    self.dispatch(key, _text(entry_id), fields)
+                if deleted:
+                    self.report_lost(deleted[0], len(deleted), "pending entries trimmed before delivery", key,
+                                     deleted)
+                if cursor == "0-0":
+                    break
+
+    def read_once(self) -> None:
+        with self.lock:
+            busy = len(self.in_flight) >= self.max_in_flight
+        if busy:  # back-pressure: the entries wait in the stream (the lag gauge shows them)
+            self.stop.wait(0.05)
+            return
+        audit, retry = self.store.audit_key, self.store.retry_key
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xinfo_stream(audit)
+        pipe.xinfo_groups(audit)
+        pipe.xinfo_stream(retry)
+        pipe.xreadgroup(GROUP, self.consumer, {audit: ">", retry: ">"}, count=self.batch)
+        info, groups, retry_info, reply = pipe.execute()
+        self.metrics.last_read.set(self.clock())
+        self.check_gap(info, groups)
+        read = 0
+        for key, rows in reply or []:
+            for entry_id, fields in rows:
+                self.dispatch(_text(key), _text(entry_id), fields)
+                read += 1
+        self.last_ids = {audit: _text(info.get("last-generated-id")),
+                         retry: _text(retry_info.get("last-generated-id"))}
+        if not read:  # wait for news without moving the group: the next MULTI reads (and checks) it
+            self.client.xread(self.last_ids, block=self.block_ms, count=1)
+
+    def check_gap(self, info: dict, groups: list) -> None:
+        """Entries added after the group's position that are no longer in the stream were trimmed unread.
+
+        ``entries-read`` is the group's position among every entry ever added (``entries-added``): when the
+        oldest entry left is newer than the group's last-delivered id, ``added - read - length`` entries were
+        removed before anyone read them. A group without a valid counter (not created by the notifier) cannot
+        be checked; that is logged once."""
+        group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+        if group is None:
+            return
+        entries_read = group.get("entries-read")
+        if entries_read is None:
+            if not self.warned_unchecked:
+                self.warned_unchecked = True
+                log.warning("notify_gap_unchecked", reason="the group has no entries-read counter")
+            return
+        last_delivered = _text(group.get("last-delivered-id"))
+        first = info.get("first-entry")
+        first_id = _text(first[0]) if first and first[0] is not None else None
+        if first_id is not None and stream_id_tuple(first_id) <= stream_id_tuple(last_delivered):
+            return  # the group is inside the stream: nothing before its next entry was trimmed
+        count = int(info.get("entries-added") or 0) - int(entries_read) - int(info.get("length") or 0)
+        if count > 0:
+            self.report_lost(f"after {last_delivered}", count,
+                             f"trimmed before the notifier read them (oldest left: {first_id or 'none'})",
+                             self.store.audit_key)
+
+    def report_lost(self, first_missing: str, count: int | None, error: str, key: str,
+                    deleted: list[str] | None = None) -> None:
+        """A trim gap: log, metric, outcome record (History) and an audit entry, which is notified itself."""
+        self.metrics.lost.inc(count or 1)
+        log.error("notify_gap", stream=key, first_missing=first_missing, count=count, error=error)
+        self.keep_trying(lambda: self.store.record_lost(first_missing, count, error))
+        self.keep_trying(lambda: self.trail.record(
+            who=f"notifier {self.consumer}", action=GAP_ACTION, kind="operator",
+            why=f"{'some' if count is None else count} audit entries were {error}: never notified",
+            first_missing=first_missing, count=count, stream=key))
+        for entry_id in deleted or []:
+            self.keep_trying(lambda entry_id=entry_id: self.store.ack(key, entry_id))
+
+    def dispatch(self, key: str, entry_id: str, fields: Any) -> None:
+        slot = (key, entry_id)
+        with self.lock:
+            if slot in self.in_flight:
+                return  # already being delivered here (a reclaim saw it again)
+        if not fields:  # a pending entry whose stream entry was trimmed or deleted
+            self.report_lost(entry_id, 1, "pending entry trimmed before delivery", key, [entry_id])
+            return
+        if key == self.store.retry_key:
+            jobs = self.retry_jobs(key, entry_id, fields)
+        else:
+            event = AuditEvent.from_stream(entry_id, fields)
+            jobs = [(w, Job(key, entry_id, event)) for w in self.workers.values() if w.target.wants(event.action)]
+        if not jobs:
+            self.keep_trying(lambda: self.store.ack(key, entry_id))
+            return
+        with self.lock:
+            self.in_flight[slot] = len(jobs)
+        for worker, job in jobs:
+            worker.jobs.put(job)
+
+    def retry_jobs(self, key: str, entry_id: str, raw: Any) -> list[tuple[TargetWorker, Job]]:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        try:
+            event = AuditEvent(fields["event"], dict(json.loads(fields.get("fields", "{}"))))
+        except (KeyError, ValueError, TypeError):
+            log.error("notify_retry_unreadable", entry=entry_id)
+            return []
+        worker = self.workers.get(fields.get("target", ""))
+        if worker is None:
+            log.error("notify_retry_unknown_target", target=fields.get("target"), entry=event.id)
+            self.keep_trying(lambda: self.store.record_dead(event, fields.get("target", "?"), 0,
+                                                            "target no longer configured"))
+            return []
+        return [(worker, Job(key, entry_id, event, retried=True))]
+
+    def update_lag(self) -> None:
+        with self.lock:
+            ids = [stream_id_tuple(entry_id) for key, entry_id in self.in_flight if key == self.store.audit_key]
+        self.metrics.oldest_undelivered.set(min(ids)[0] / 1000.0 if ids else 0)

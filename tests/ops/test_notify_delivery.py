@@ -1,0 +1,245 @@
+"""The notifier against a real Valkey and real HTTP receivers on loopback (issue 22's done-when list)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from breaker import redis_client
+from breaker.ops.audit import AuditTrail
+from breaker.ops.notify import GAP_ACTION, GROUP, Notifier, NotifyStore, RetryPolicy, WebhookTarget
+from tests.ops.webhook_receiver import WebhookReceiver, free_port, wait_for
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def client(redis_url, real_redis):
+    """A client whose socket timeout outlasts the notifier's 1 s blocking read."""
+    made = redis_client(redis_url, timeout_ms=5000)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def receivers():
+    started: list[WebhookReceiver] = []
+
+    def make(port: int | None = None, start: bool = True) -> WebhookReceiver:
+        receiver = WebhookReceiver(port)
+        started.append(receiver)
+        return receiver.start() if start else receiver
+
+    yield make
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def run_notifier(client):
+    """Start a Notifier in a thread; every one is stopped (and joined) at teardown."""
+    running: list[tuple[Notifier, threading.Thread]] = []
+
+    def start(targets, **options) -> Notifier:
+        options.setdefault("policy", RetryPolicy(tries=20, base_s=0.05, cap_s=0.5, timeout_s=2.0))
+        options.setdefault("block_ms", 200)
+        notifier = Notifier(client, targets, **options)
+        thread = threading.Thread(target=notifier.run, daemon=True)
+        thread.start()
+        running.append((notifier, thread))
+        wait_for(lambda: _has_group(client), 10, "the consumer group")
+        return notifier
+
+    yield start
+    for notifier, thread in running:
+        notifier.stop.set()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the notifier did not stop"
+
+
+def _has_group(client) -> bool:
+    try:
+        return any(g["name"] in (GROUP, GROUP.encode()) for g in client.xinfo_groups("brain:audit"))
+    except Exception:
+        return False
+
+
+def _record(trail: AuditTrail, n: int) -> list[str]:
+    return [trail.record(who="alice", action="override_set", why=f"event {i}", mode="force_full") for i in range(n)]
+
+
+def _pending(client) -> int:
+    return client.xpending("brain:audit", GROUP)["pending"]
+
+
+def test_twenty_events_survive_a_receiver_outage_and_verify(client, receivers, run_notifier):
+    """The receiver is down while 20 events are written (the notifier fails tries against it), then comes up:
+    all 20 arrive, each signature verifies with standardwebhooks, and a tampered body does not."""
+    receiver = receivers(start=False)  # its port is chosen, nothing listens yet
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)])
+    ids = _record(AuditTrail(client), 20)
+    wait_for(lambda: notifier.metrics.failed.labels("ops")._value.get() >= 5, 20, "failed tries during the outage")
+    receiver.start()
+    wait_for(lambda: receiver.ids() >= set(ids), 60, "all 20 events after the outage")
+    assert receiver.ids() == set(ids)
+    hook = Webhook(SECRET)
+    for received in receiver.received:
+        doc = hook.verify(received.body, received.headers)
+        assert doc["id"] == received.webhook_id and doc["type"] == "override_set"
+        assert doc["actor"] == {"name": "alice", "auth": "", "role": ""}
+    sample = receiver.received[0]
+    with pytest.raises(WebhookVerificationError):
+        hook.verify(sample.body.replace(b"force_full", b"force_calm"), sample.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_SECRET).verify(sample.body, sample.headers)
+    wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")
+
+
+def _notify_process(env: dict, consumer: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "breaker", "notify", "--consumer", consumer, "--claim-idle-s", "0.5", "--tries", "50",
+         "--backoff-s", "0.05", "--backoff-cap-s", "0.3", "--timeout-s", "5"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_mid_delivery_then_restart_loses_nothing(client, redis_url, receivers):
+    """A real `vix-breaker notify` process is SIGKILLed while a POST is in flight; a second one (another consumer
+    name: it takes the first one's pending entries over with XAUTOCLAIM) delivers the rest. Every event arrives;
+    a duplicate carries the same webhook-id and the same signed body."""
+    receiver = receivers()
+    receiver.delay_s = 0.15  # slow enough that the kill lands mid-delivery
+    env = {**os.environ, "REDIS_URL": redis_url, "VIX_BREAKER_WEBHOOK_URL": receiver.url,
+           "VIX_BREAKER_WEBHOOK_SECRET": SECRET, "BREAKER_LOG_LEVEL": "INFO", "BREAKER_REDIS_TIMEOUT_MS": "1000"}
+    env.pop("BREAKER_KEY_PREFIX", None)
+    first = _notify_process(env, "first")
+    second = None
+    try:
+        wait_for(lambda: _has_group(client) or first.poll() is not None, 30, "the first notifier's group")
+        assert first.poll() is None, first.stderr.read()
+        ids = _record(AuditTrail(client), 20)
+        wait_for(lambda: len(receiver.received) >= 5, 30, "some deliveries before the kill")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert len(receiver.ids()) < 20, "the kill came too late to test anything"
+        assert _pending(client) > 0
+        second = _notify_process(env, "second")
+        wait_for(lambda: receiver.ids() >= set(ids), 60, "all 20 events after the restart")
+        wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(15)
+    assert second.returncode == 0, second.stderr.read()  # SIGTERM ends it cleanly
+    hook = Webhook(SECRET)
+    bodies: dict[str, set[bytes]] = {}
+    for received in receiver.received:
+        hook.verify(received.body, received.headers)
+        bodies.setdefault(received.webhook_id, set()).add(received.body)
+    assert set(bodies) == set(ids)
+    assert all(len(b) == 1 for b in bodies.values())  # a duplicate is the same event under the same id
+
+
+def test_always_500_ends_in_a_dead_letter_after_the_last_try(client, receivers, run_notifier):
+    """Three tries against a receiver that answers 500, then one dead letter (target, event, error, tries) and
+    the entry acknowledged; the outcome log says dead."""
+    receiver = receivers()
+    receiver.status = 500
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)],
+                            policy=RetryPolicy(tries=3, base_s=0.01, cap_s=0.05, timeout_s=2.0))
+    [event_id] = _record(AuditTrail(client), 1)
+    store = NotifyStore(client)
+    [letter] = wait_for(store.dead_letters, 20, "a dead letter")
+    assert (letter.event_id, letter.target, letter.tries, letter.error) == (event_id, "ops", 3, "HTTP 500")
+    assert letter.fields["action"] == "override_set"
+    assert notifier.metrics.failed.labels("ops")._value.get() == 3
+    assert notifier.metrics.retried.labels("ops")._value.get() == 2
+    assert notifier.metrics.dead_lettered.labels("ops")._value.get() == 1
+    wait_for(lambda: _pending(client) == 0, 10, "the entry acknowledged")
+    assert [(o.event_id, o.state) for o in store.outcomes()] == [(event_id, "dead")]
+
+
+def test_a_hung_target_does_not_delay_the_other(client, receivers, run_notifier):
+    """Target "slow" accepts the connection and never answers; target "fast" gets the event while the hung
+    request is still open, and "slow" ends in its own time (bounded tries)."""
+    hung, fast = receivers(), receivers()
+    hung.hang.set()
+    run_notifier([WebhookTarget("slow", hung.url, SECRET), WebhookTarget("fast", fast.url, OTHER_SECRET)],
+                 policy=RetryPolicy(tries=2, base_s=0.01, cap_s=0.01, timeout_s=5.0))
+    [event_id] = _record(AuditTrail(client), 1)
+    wait_for(lambda: fast.ids() == {event_id}, 20, "the healthy target's delivery")
+    assert hung.hung_requests == 1 and not hung.release.is_set()  # still hanging when the other one received
+    assert NotifyStore(client).dead_letters() == []
+
+
+def test_trim_gap_is_reported_not_skipped(client, receivers, run_notifier):
+    """Entries trimmed from the audit stream before the notifier read them: one notify_gap audit entry (itself
+    notified), the lost counter, a ``lost`` outcome for History; the entries still in the stream are delivered."""
+    receiver = receivers()
+    NotifyStore(client).ensure_groups("$")  # the group exists; the notifier is down
+    small = AuditTrail(client, maxlen=5)
+    ids = _record(small, 13)  # 8 trimmed away unread
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)])
+    wait_for(lambda: receiver.ids() >= set(ids[-5:]), 20, "the 5 entries left")
+    assert not receiver.ids() & set(ids[:-5])
+    assert notifier.metrics.lost._value.get() == 8
+    gaps = [e for e in AuditTrail(client).entries() if e.action == GAP_ACTION]
+    assert len(gaps) == 1 and gaps[0].detail["count"] == 8 and "8 audit entries" in gaps[0].why
+    wait_for(lambda: gaps[0].id in receiver.ids(), 20, "the gap's own notification")
+    lost = [o for o in NotifyStore(client).outcomes() if o.state == "lost"]
+    assert len(lost) == 1 and lost[0].error.startswith("8 entries")
+
+
+def test_pending_entry_trimmed_after_a_crash_is_reported(client, receivers, run_notifier):
+    """An entry read by a notifier that then died, and trimmed before anyone delivered it, is a reported loss
+    when the next notifier reclaims the pending list (XAUTOCLAIM names deleted entries)."""
+    receiver = receivers()
+    store = NotifyStore(client)
+    store.ensure_groups("$")
+    trail = AuditTrail(client, maxlen=3)
+    [lost_id] = _record(trail, 1)
+    client.xreadgroup(GROUP, "crashed", {"brain:audit": ">"}, count=1)  # read, never acknowledged
+    kept = _record(trail, 3)  # the read entry is trimmed away
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)], claim_idle_s=0.1)
+    wait_for(lambda: receiver.ids() >= set(kept), 20, "the entries left")
+    wait_for(lambda: notifier.metrics.lost._value.get() == 1, 20, "the reported loss")
+    assert lost_id not in receiver.ids()
+    wait_for(lambda: _pending(client) == 0, 10, "the lost entry acknowledged")
+    assert any(e.action == GAP_ACTION for e in AuditTrail(client).entries())
+
+
+def test_filters_and_formats_per_target(client, receivers, run_notifier):
+    """A target gets only the actions its filter matches; the slack target gets a Slack body, signed too."""
+    everything, overrides_only = receivers(), receivers()
+    run_notifier([WebhookTarget("all", everything.url, SECRET),
+                  WebhookTarget("chat", overrides_only.url, OTHER_SECRET, ("override_*",), "slack")])
+    trail = AuditTrail(client)
+    login = trail.record(who="bob", action="login", kind="login")
+    [override] = _record(trail, 1)
+    wait_for(lambda: everything.ids() == {login, override} and overrides_only.ids() == {override}, 20,
+             "both deliveries")
+    Webhook(OTHER_SECRET).verify(overrides_only.received[0].body, overrides_only.received[0].headers,
+                                 json_parse=False)
+    body = json.loads(overrides_only.received[0].body)
+    assert body["text"].startswith("override_set by alice") and body["blocks"][0]["type"] == "section"
+
+
+def test_unreachable_port_fails_fast_and_counts(client, run_notifier):
+    """Nothing listens: each try fails at connect, is counted, and the event ends as a dead letter."""
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    notifier = run_notifier([WebhookTarget("gone", url, SECRET)],
+                            policy=RetryPolicy(tries=2, base_s=0.01, cap_s=0.01, timeout_s=1.0))
+    _record(AuditTrail(client), 1)
+    [letter] = wait_for(NotifyStore(client).dead_letters, 20, "a dead letter")
+    assert "ConnectionRefused" in letter.error
+    assert notifier.metrics.failed.labels("gone")._value.get() == 2
