@@ -50,7 +50,8 @@ def check_secret(secret: object, where: str) -> str:
     if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
         raise TargetsError(f"{where}: the secret must start with {SECRET_PREFIX!r} (Standard Webhooks)")
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):] + "==", validate=True)
+        text = secret[len(SECRET_PREFIX):].rstrip("=")
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise TargetsError(f"{where}: the secret after {SECRET_PREFIX!r} is not base64") from None
     if len(key) < 16:
@@ -110,7 +111,7 @@ def _target(table: dict, where: str) -> WebhookTarget:
     unknown = sorted(set(table) - TARGET_KEYS)
     if unknown:
         raise TargetsError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(TARGET_KEYS))})")
-    name = table.get("name", where.rsplit("#", 1)[-1])
+    name = table.get("name", "webhook" + where.rsplit("#", 1)[-1])
     name = str(name) if isinstance(name, (str, int)) else None
     if not name or not name.strip() or len(name) > 64 or "|" in name:
         raise TargetsError(f"{where}: name must be 1 to 64 characters without '|'")

@@ -1,0 +1,207 @@
+"""The notifier's parts without a loop: targets config, message formats (a Slack golden), signing, the retry
+schedule, one bounded POST, History's delivery states, and the CLI's start-up errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from breaker.ops.cli import cli
+from breaker.ops.notify import (
+    AuditEvent,
+    RetryPolicy,
+    TargetsError,
+    delivery_states,
+    load_targets,
+    post_once,
+    signed_headers,
+    slack_body,
+    standard_body,
+)
+from breaker.ops.notify.store import Outcome
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+GOLDEN = Path(__file__).parent / "golden" / "notify_slack.json"
+
+EVENT = AuditEvent("1800000000123-0", {
+    "at": "1800000000.0", "kind": "operator", "who": "alice", "action": "override_set",
+    "why": "cup final <!channel> & more", "detail": json.dumps({"mode": "force_full", "until": 1800003600.0}),
+    "auth": "token:t1", "role": "operator",
+})
+
+
+# ---- targets ----------------------------------------------------------------------------------------------
+
+def _write(tmp_path, text: str) -> str:
+    path = tmp_path / "webhooks.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_one_target_from_two_variables():
+    env = {"VIX_BREAKER_WEBHOOK_URL": "https://hooks.example/x", "VIX_BREAKER_WEBHOOK_SECRET": SECRET}
+    [target] = load_targets(env)
+    assert (target.name, target.url, target.events, target.format) == ("default", "https://hooks.example/x", ("*",),
+                                                                      "standard")
+    assert SECRET not in repr(target)
+
+
+def test_several_targets_from_toml(tmp_path):
+    path = _write(tmp_path, f"""
+[[webhook]]
+name = "pager"
+url = "https://pager.example/hook"
+secret = "{SECRET}"
+events = ["panic_*", "zombie_clear", "force_calm_requested"]
+
+[[webhook]]
+name = "chat"
+url = "https://hooks.slack.example/T/B/x"
+secret = "{SECRET}"
+format = "slack"
+""")
+    pager, chat = load_targets({"VIX_BREAKER_WEBHOOKS": path})
+    assert pager.wants("panic_start") and pager.wants("zombie_clear") and not pager.wants("login")
+    assert chat.format == "slack" and chat.wants("login")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[webhook]\nurl=1", "not TOML"),
+    ("[other]\nx = 1", "expected one or more [[webhook]] tables"),
+    (f'[[webhook]]\nurl = "ftp://x"\nsecret = "{SECRET}"', "url must be an http:// or https:// URL"),
+    ('[[webhook]]\nurl = "https://x.example"\nsecret = "hunter2-not-whsec"', "must start with 'whsec_'"),
+    ('[[webhook]]\nurl = "https://x.example"\nsecret = "whsec_@@@"', "is not base64"),
+    ('[[webhook]]\nurl = "https://x.example"\nsecret = "whsec_c2hvcnQ="', "use at least 16"),
+    (f'[[webhook]]\nurl = "https://x.example"\nsecret = "{SECRET}"\nformat = "teams"', "format must be one of"),
+    (f'[[webhook]]\nurl = "https://x.example"\nsecret = "{SECRET}"\nevents = []', "events must be a non-empty list"),
+    (f'[[webhook]]\nurl = "https://x.example"\nsecret = "{SECRET}"\nsecrets = 1', "unknown key(s) secrets"),
+    (f'[[webhook]]\nname="a"\nurl = "https://x.example"\nsecret = "{SECRET}"\n'
+     f'[[webhook]]\nname="a"\nurl = "https://y.example"\nsecret = "{SECRET}"', "names must be unique"),
+])
+def test_malformed_file_is_one_clear_error(tmp_path, text, message):
+    with pytest.raises(TargetsError) as caught:
+        load_targets({"VIX_BREAKER_WEBHOOKS": _write(tmp_path, text)})
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert "MfKQ9r8" not in str(caught.value)
+
+
+def test_no_target_and_url_without_secret_are_errors():
+    with pytest.raises(TargetsError, match="no webhook target"):
+        load_targets({})
+    with pytest.raises(TargetsError, match="VIX_BREAKER_WEBHOOK_SECRET is not"):
+        load_targets({"VIX_BREAKER_WEBHOOK_URL": "https://x.example"})
+
+
+def test_cli_refuses_a_malformed_file_with_exit_2_and_no_secret(tmp_path, redis_url):
+    path = _write(tmp_path, f'[[webhook]]\nurl = "https://x.example"\nsecret = "{SECRET}"\nformat = "teams"')
+    result = CliRunner().invoke(cli, ["notify"], env={"REDIS_URL": redis_url, "VIX_BREAKER_WEBHOOKS": path})
+    assert result.exit_code == 2
+    assert "format must be one of standard, slack" in result.output
+    assert result.output.count("\n") == 1 and SECRET not in result.output
+
+
+# ---- messages ---------------------------------------------------------------------------------------------
+
+def test_standard_document_carries_server_time_actor_and_fields():
+    doc = json.loads(standard_body(EVENT))
+    assert doc == {
+        "type": "override_set", "id": "1800000000123-0", "time": "2027-01-15T08:00:00.000Z",
+        "timestamp": 1800000000.0, "actor": {"name": "alice", "auth": "token:t1", "role": "operator"},
+        "data": {"kind": "operator", "why": "cup final <!channel> & more", "tier": None,
+                 "detail": {"mode": "force_full", "until": 1800003600.0}},
+    }
+
+
+def test_entries_without_identity_fields_have_empty_auth_and_role():
+    fields = {k: v for k, v in EVENT.fields.items() if k not in ("auth", "role")}
+    assert json.loads(standard_body(AuditEvent(EVENT.id, fields)))["actor"] == {"name": "alice", "auth": "",
+                                                                                "role": ""}
+
+
+def test_slack_body_matches_the_golden_file():
+    """The Slack body, byte for byte (regenerate the golden file only for a deliberate change)."""
+    assert json.loads(slack_body(EVENT)) == json.loads(GOLDEN.read_text())
+    assert b"<!channel>" not in slack_body(EVENT)  # an operator's text never pings a channel
+
+
+# ---- signing ----------------------------------------------------------------------------------------------
+
+def test_signature_verifies_with_standardwebhooks_and_tampering_fails():
+    body = standard_body(EVENT)
+    headers = signed_headers(SECRET, EVENT.id, body, time.time())
+    assert headers["webhook-id"] == EVENT.id
+    assert Webhook(SECRET).verify(body, headers)["id"] == EVENT.id
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body.replace(b"alice", b"mallory"), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, {**headers, "webhook-id": "1800000000124-0"})
+
+
+# ---- retry schedule and one try ---------------------------------------------------------------------------
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    policy = RetryPolicy(tries=10, base_s=1.0, cap_s=8.0, jitter=0.5)
+    rng = random.Random(7)
+    for failed, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)):
+        delays = [policy.delay_s(failed, rng) for _ in range(50)]
+        assert all(ceiling * 0.5 <= d <= ceiling for d in delays) and len(set(delays)) > 1
+    assert policy.worst_case_s() == 10 * 10.0 + (1 + 2 + 4 + 8 * 6)
+    with pytest.raises(ValueError):
+        RetryPolicy(tries=0)
+
+
+@pytest.fixture
+def trickling_server():
+    """Accepts, then sends an HTTP answer one byte every 0.1 s: each read is quick, the whole never ends."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    listener.close()
+    thread.join(5)
+
+
+def test_one_try_is_bounded_as_a_whole_not_per_read(trickling_server):
+    outcome = post_once(trickling_server, b"{}", {}, timeout_s=0.5)
+    assert not outcome.ok and outcome.error == "no complete answer within 0.5 s"
+    assert outcome.seconds < 3  # per-read timeouts alone would wait 1000 s here
+
+
+# ---- History's delivery states ----------------------------------------------------------------------------
+
+def test_delivery_states_per_event():
+    outcomes = [Outcome("5-0", "chat", "dead", 8, "HTTP 500", 9.0),  # newest first, as outcomes() returns them
+                Outcome("5-0", "ops", "delivered", 1, "", 8.0),
+                Outcome("4-0", "ops", "dead", 8, "HTTP 500", 7.0),
+                Outcome("4-0", "ops", "retry_delivered", 1, "", 10.0)]
+    outcomes.sort(key=lambda o: o.at, reverse=True)
+    states = delivery_states(["3-0", "4-0", "5-0", "6-0", "7-0"], outcomes, "6-0", {"6-0"})
+    assert states == {"3-0": "not sent (no target wanted it, or older than the notifier)",
+                      "4-0": "ops: delivered on retry", "5-0": "chat: dead, ops: delivered",
+                      "6-0": "in delivery", "7-0": "waiting"}
+    assert delivery_states(["1-0"], [], None, set()) == {"1-0": "no notifier"}
