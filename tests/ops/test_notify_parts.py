@@ -205,3 +205,31 @@ def test_delivery_states_per_event():
                       "4-0": "ops: delivered on retry", "5-0": "chat: dead, ops: delivered",
                       "6-0": "in delivery", "7-0": "waiting"}
     assert delivery_states(["1-0"], [], None, set()) == {"1-0": "no notifier"}
+
+
+# ---- metrics ----------------------------------------------------------------------------------------------
+
+def test_metrics_are_served_and_documented():
+    """Every metric the notifier serves is in NOTIFY_METRICS and in docs/notifications.md, and the alert rules
+    use only those names."""
+    import re
+    import urllib.request
+
+    from breaker.ops.notify import NOTIFY_METRICS, NotifierMetrics
+
+    metrics = NotifierMetrics()
+    metrics.delivered.labels("ops").inc()
+    server, _ = metrics.serve(0)
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+    served = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    served = {name + "_total" if f"# TYPE {name} counter" in text else name for name in served}
+    assert served == set(NOTIFY_METRICS)
+    assert 'vix_breaker_notify_delivered_total{target="ops"} 1.0' in text
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "notifications.md").read_text()
+    assert all(f"`{name}`" in docs for name in NOTIFY_METRICS)
+    rules = (root / "deploy" / "alerts" / "notifier.yml").read_text()
+    assert set(re.findall(r"vix_breaker_notify_\w+", rules)) <= set(NOTIFY_METRICS)

@@ -250,6 +250,7 @@ class Notifier:
                     break
 
     def read_once(self) -> None:
+        self.metrics.last_read.set(self.clock())  # the loop is alive (NotifierNotReading watches this)
         with self.lock:
             busy = len(self.in_flight) >= self.max_in_flight
         if busy:  # back-pressure: the entries wait in the stream (the lag gauge shows them)
@@ -262,7 +263,6 @@ class Notifier:
         pipe.xinfo_stream(retry)
         pipe.xreadgroup(GROUP, self.consumer, {audit: ">", retry: ">"}, count=self.batch)
         info, groups, retry_info, reply = pipe.execute()
-        self.metrics.last_read.set(self.clock())
         self.check_gap(info, groups)
         read = 0
         for key, rows in reply or []:
