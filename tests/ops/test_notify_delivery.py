@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,9 @@ def test_twenty_events_survive_a_receiver_outage_and_verify(client, receivers, r
     receiver = receivers(start=False)  # its port is chosen, nothing listens yet
     notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)])
     ids = _record(AuditTrail(client), 20)
-    wait_for(lambda: notifier.metrics.failed.labels("ops")._value.get() >= 5, 20, "failed tries during the outage")
+    down_since = time.monotonic()
+    wait_for(lambda: notifier.metrics.failed.labels("ops")._value.get() >= 5 and time.monotonic() - down_since >= 3,
+             20, "a 3 s outage with failed tries")
     receiver.start()
     wait_for(lambda: receiver.ids() >= set(ids), 60, "all 20 events after the outage")
     assert receiver.ids() == set(ids)
@@ -243,3 +246,58 @@ def test_unreachable_port_fails_fast_and_counts(client, run_notifier):
     [letter] = wait_for(NotifyStore(client).dead_letters, 20, "a dead letter")
     assert "ConnectionRefused" in letter.error
     assert notifier.metrics.failed.labels("gone")._value.get() == 2
+
+
+def test_restart_under_the_same_name_resends_its_own_pending_at_once(client, receivers):
+    """A notifier stopped while its receiver is down leaves its entries pending; started again under the same
+    consumer name it re-sends them at once (no claim wait). One of them trimmed meanwhile is a reported loss."""
+    receiver = receivers(start=False)
+    target = [WebhookTarget("ops", receiver.url, SECRET)]
+    policy = RetryPolicy(tries=50, base_s=0.05, cap_s=0.2, timeout_s=2.0)
+
+    def run(notifier: Notifier) -> threading.Thread:
+        thread = threading.Thread(target=notifier.run, daemon=True)
+        thread.start()
+        return thread
+
+    first = Notifier(client, target, consumer="n1", claim_idle_s=3600, block_ms=200, policy=policy)
+    thread = run(first)
+    wait_for(lambda: _has_group(client), 10, "the group")
+    ids = _record(AuditTrail(client), 3)
+    wait_for(lambda: first.metrics.failed.labels("ops")._value.get() >= 1 and _pending(client) == 3, 20,
+             "three entries pending")
+    first.stop.set()
+    thread.join(15)
+    assert not thread.is_alive() and _pending(client) == 3
+    later = _record(AuditTrail(client, maxlen=4), 2)  # trims the oldest pending entry
+    receiver.start()
+    second = Notifier(client, target, consumer="n1", claim_idle_s=3600, block_ms=200, policy=policy)
+    thread = run(second)
+    try:
+        wait_for(lambda: receiver.ids() >= set(ids[1:] + later), 20, "the pending entries and the new ones")
+        wait_for(lambda: second.metrics.lost._value.get() == 1, 10, "the trimmed pending entry reported")
+        wait_for(lambda: _pending(client) == 0, 10, "everything acknowledged")
+        assert ids[0] not in receiver.ids()
+    finally:
+        second.stop.set()
+        thread.join(15)
+
+
+def test_retry_needs_write_access_and_writes_nothing_without_it(client):
+    """A read-only session cannot retry a dead letter: refused, the letter stays, no retry request, no audit."""
+    from breaker.ops.access import WriteAccess, WriteRefused
+    from breaker.ops.notify.messages import AuditEvent
+
+    store = NotifyStore(client)
+    store.ensure_groups()
+    store.record_dead(AuditEvent("1-0", {"action": "panic_end", "who": "bob", "at": "1.0"}), "ops", 3, "HTTP 500")
+    [letter] = store.dead_letters()
+    with pytest.raises(WriteRefused):
+        store.retry_dead_letter(letter.key, WriteAccess(False, "anonymous", "read-only"), AuditTrail(client))
+    assert [d.key for d in store.dead_letters()] == ["1-0|ops"]
+    assert client.xlen(store.retry_key) == 0 and AuditTrail(client).entries() == []
+    assert store.retry_dead_letter(letter.key, WriteAccess(True, "carol"), AuditTrail(client), "receiver fixed")
+    assert not store.retry_dead_letter(letter.key, WriteAccess(True, "carol"), AuditTrail(client))  # gone already
+    assert client.xlen(store.retry_key) == 1
+    [entry] = AuditTrail(client).entries()
+    assert (entry.who, entry.action, entry.why) == ("carol", "notify_retry", "receiver fixed")
