@@ -301,3 +301,15 @@ def test_retry_needs_write_access_and_writes_nothing_without_it(client):
     assert client.xlen(store.retry_key) == 1
     [entry] = AuditTrail(client).entries()
     assert (entry.who, entry.action, entry.why) == ("carol", "notify_retry", "receiver fixed")
+
+
+def test_deleted_audit_stream_is_recreated_and_new_events_flow(client, receivers, run_notifier):
+    """Someone deletes the stream (and with it the group): the notifier says so, recreates both, carries on."""
+    receiver = receivers()
+    run_notifier([WebhookTarget("ops", receiver.url, SECRET)])
+    [before] = _record(AuditTrail(client), 1)
+    wait_for(lambda: receiver.ids() == {before}, 20, "the first event")
+    client.delete("brain:audit", "brain:notify:retry")
+    wait_for(lambda: _has_group(client), 20, "the group again")
+    [after] = _record(AuditTrail(client), 1)
+    wait_for(lambda: after in receiver.ids(), 20, "an event after the deletion")

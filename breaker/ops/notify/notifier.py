@@ -197,11 +197,13 @@ class Notifier:
                     self.read_once()
                     failures = 0
                 except redis.ResponseError as exc:
-                    if "NOGROUP" in str(exc):  # the stream or group was deleted: start again from new entries
-                        log.warning("notify_group_recreated", error=str(exc))
-                        self.store.ensure_groups("$")
-                        continue
-                    raise
+                    if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+                        raise
+                    # the stream or the group was deleted (a FLUSHDB, a DEL): start again from new entries
+                    log.error("notify_group_recreated", error=str(exc))
+                    self.stop.wait(0.1)
+                    self.store.ensure_groups("$")
+                    continue
                 except (redis.RedisError, OSError) as exc:
                     failures += 1
                     log.warning("notify_redis_error", error=f"{type(exc).__name__}: {exc}")
