@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def client(redis_url, real_redis):
-    """A client whose socket timeout outlasts the notifier's 1 s blocking read."""
-    made = redis_client(redis_url, timeout_ms=5000)
+def client(server_url, server_redis):
+    """A client whose socket timeout outlasts the notifier's 1 s blocking read, on a flushed Valkey 9 and a flushed
+    Redis 7.0 (every test here runs on both: consumer groups' counters and XAUTOCLAIM replies are version facts)."""
+    made = redis_client(server_url, timeout_ms=5000)
     yield made
     made.close()
 
@@ -115,13 +116,13 @@ def _notify_process(env: dict, consumer: str) -> subprocess.Popen:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_mid_delivery_then_restart_loses_nothing(client, redis_url, receivers):
+def test_sigkill_mid_delivery_then_restart_loses_nothing(client, server_url, receivers):
     """A real `vix-breaker notify` process is SIGKILLed while a POST is in flight; a second one (another consumer
     name: it takes the first one's pending entries over with XAUTOCLAIM) delivers the rest. Every event arrives;
     a duplicate carries the same webhook-id and the same signed body."""
     receiver = receivers()
     receiver.delay_s = 0.15  # slow enough that the kill lands mid-delivery
-    env = {**os.environ, "REDIS_URL": redis_url, "VIX_BREAKER_WEBHOOK_URL": receiver.url,
+    env = {**os.environ, "REDIS_URL": server_url, "VIX_BREAKER_WEBHOOK_URL": receiver.url,
            "VIX_BREAKER_WEBHOOK_SECRET": SECRET, "BREAKER_LOG_LEVEL": "INFO", "BREAKER_REDIS_TIMEOUT_MS": "1000"}
     env.pop("BREAKER_KEY_PREFIX", None)
     first = _notify_process(env, "first")
