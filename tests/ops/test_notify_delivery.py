@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ def test_twenty_events_survive_a_receiver_outage_and_verify(client, receivers, r
     down_since = time.monotonic()
     wait_for(lambda: notifier.metrics.failed.labels("ops")._value.get() >= 5 and time.monotonic() - down_since >= 3,
              20, "a 3 s outage with failed tries")
+    oldest = notifier.metrics.oldest_undelivered._value.get()
+    assert oldest == int(ids[0].split("-")[0]) / 1000  # the lag gauge: the first event's stream time
     receiver.start()
     wait_for(lambda: receiver.ids() >= set(ids), 60, "all 20 events after the outage")
     assert receiver.ids() == set(ids)
@@ -107,12 +110,13 @@ def test_twenty_events_survive_a_receiver_outage_and_verify(client, receivers, r
     with pytest.raises(WebhookVerificationError):
         Webhook(OTHER_SECRET).verify(sample.body, sample.headers)
     wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")
+    wait_for(lambda: notifier.metrics.oldest_undelivered._value.get() == 0, 10, "no lag once all are delivered")
 
 
-def _notify_process(env: dict, consumer: str) -> subprocess.Popen:
+def _notify_process(env: dict, consumer: str, *options: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "breaker", "notify", "--consumer", consumer, "--claim-idle-s", "0.5", "--tries", "50",
-         "--backoff-s", "0.05", "--backoff-cap-s", "0.3", "--timeout-s", "5"],
+         "--backoff-s", "0.05", "--backoff-cap-s", "0.3", "--timeout-s", "5", *options],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -136,9 +140,12 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(client, server_url, rec
         first.wait(10)
         assert len(receiver.ids()) < 20, "the kill came too late to test anything"
         assert _pending(client) > 0
-        second = _notify_process(env, "second")
+        metrics_port = free_port()
+        second = _notify_process(env, "second", "--metrics-port", str(metrics_port))
         wait_for(lambda: receiver.ids() >= set(ids), 60, "all 20 events after the restart")
         wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")
+        served = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'vix_breaker_notify_delivered_total{target="default"}' in served
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:

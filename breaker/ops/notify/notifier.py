@@ -133,7 +133,10 @@ class Notifier:
         self.claim_idle_s = claim_idle_s
         self.batch = batch
         self.max_in_flight = max_in_flight
-        self.block_ms = block_ms
+        # The blocking XREAD must end before the client's socket timeout would call it a dead server.
+        socket_timeout = getattr(client, "connection_pool", None) and \
+            client.connection_pool.connection_kwargs.get("socket_timeout")
+        self.block_ms = min(block_ms, int(socket_timeout * 500)) if socket_timeout else block_ms
         self.start_id = start_id
         self.metrics = metrics or NotifierMetrics()
         self.clock = clock
