@@ -232,3 +232,33 @@ def test_metrics_are_served_and_documented():
     assert all(f"`{name}`" in docs for name in NOTIFY_METRICS)
     rules = (root / "deploy" / "alerts" / "notifier.yml").read_text()
     assert set(re.findall(r"vix_breaker_notify_\w+", rules)) <= set(NOTIFY_METRICS)
+
+
+# ---- review findings: hostile URLs and hostile audit text ---------------------------------------------------
+
+SLACK_PATH = "/services/T0/B0/SECRETPATHTOKEN"
+
+
+@pytest.mark.parametrize("url", [
+    f"https://hooks.slack.example{SLACK_PATH} ",  # a trailing space pasted with the URL
+    f"https://hooks.slack.example{SLACK_PATH}\\u0000",
+    f"https://hooks.slack.example:99999{SLACK_PATH}",  # no such port
+    f"https://hooks.slack.example:80a{SLACK_PATH}",
+    f"hooks.slack.example{SLACK_PATH}",  # no scheme
+    f"https://[::1{SLACK_PATH}",
+])
+def test_unusable_url_is_a_start_up_error_that_does_not_echo_the_url(tmp_path, url):
+    """A Slack webhook URL is a credential: a URL that http.client would refuse (or that has no usable port) is
+    refused at start-up, and the message names the target, not the URL."""
+    path = _write(tmp_path, f'[[webhook]]\nname = "chat"\nurl = "{url}"\nsecret = "{SECRET}"')
+    with pytest.raises(TargetsError) as caught:
+        load_targets({"VIX_BREAKER_WEBHOOKS": path})
+    assert "chat" in str(caught.value) and "SECRETPATHTOKEN" not in str(caught.value)
+
+
+def test_a_refused_request_target_fails_the_try_without_echoing_the_url():
+    """http.client's InvalidURL message repeats the path (a Slack URL's secret part): the try's error, which goes
+    to logs, dead letters and History, must not."""
+    outcome = post_once(f"http://127.0.0.1:9{SLACK_PATH} ", b"{}", {}, timeout_s=1.0)
+    assert not outcome.ok and "SECRETPATHTOKEN" not in outcome.error
+

@@ -83,6 +83,8 @@ def post_once(url: str, body: bytes, headers: dict[str, str], timeout_s: float) 
         response = conn.getresponse()
         response.read(MAX_RESPONSE_BYTES)
         status = response.status
+    except http.client.InvalidURL:  # its message repeats the path, which is a Slack URL's secret part
+        return TryOutcome(False, None, "InvalidURL: http.client refused the URL's path", time.monotonic() - began)
     except (OSError, http.client.HTTPException) as exc:
         seconds = time.monotonic() - began
         if expired.is_set():

@@ -60,9 +60,19 @@ def check_secret(secret: object, where: str) -> str:
 
 
 def check_url(url: object, where: str) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetsError(f"{where}: url must be an http:// or https:// URL with a host, got {url!r}")
+    """An http(s) URL with a host, a usable port and nothing ``http.client`` refuses (spaces, control characters).
+
+    The message never repeats the URL: a Slack incoming-webhook URL is itself a credential."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        usable = (parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+                  and (parts.port is None or parts.port > 0)
+                  and not any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url))
+    except ValueError:  # a malformed port or IPv6 literal
+        usable = False
+    if not usable:
+        raise TargetsError(f"{where}: url must be an http:// or https:// URL with a host, a port in 1-65535 if any, "
+                           "and no spaces or control characters (the URL is not shown: it may be a credential)")
     return url
 
 
