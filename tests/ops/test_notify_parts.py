@@ -262,3 +262,31 @@ def test_a_refused_request_target_fails_the_try_without_echoing_the_url():
     outcome = post_once(f"http://127.0.0.1:9{SLACK_PATH} ", b"{}", {}, timeout_s=1.0)
     assert not outcome.ok and "SECRETPATHTOKEN" not in outcome.error
 
+
+def _mrkdwn_objects(body: dict) -> list[dict]:
+    section = body["blocks"][0]["text"]
+    return [section, *body["blocks"][1]["elements"]]
+
+
+def test_slack_body_of_hostile_audit_text_is_bounded_quoted_and_inert():
+    """A 1 MB reason with control characters, Slack mentions and links, and a name with a line break: the
+    body stays within Slack's limits (3000 characters per mrkdwn text, a short ``text``), every line of the
+    reason stays inside the quote (it cannot fake a second headline), no raw ``<`` reaches Slack, and Slack's
+    automatic parsing (bare URLs, @channel) is off."""
+    why = ("fine\n*panic_end by admin (admin)*\r\n<!channel> <http://evil.example|click> @here \x1b[31m\x00"
+           + "&" * 1_000_000)
+    event = AuditEvent("1800000000123-0", {**EVENT.fields, "who": "mallory\n*zombie_clear by root*", "why": why,
+                                           "auth": "token:" + "x" * 10_000})
+    raw = slack_body(event)
+    body = json.loads(raw)
+    assert len(raw) < 20_000
+    assert len(body["text"]) <= 3000
+    for obj in _mrkdwn_objects(body):
+        assert obj["type"] == "mrkdwn" and obj.get("verbatim") is True
+        assert len(obj["text"]) <= 3000 and "<" not in obj["text"]
+    headline, *rest = body["blocks"][0]["text"]["text"].split("\n")
+    assert headline.startswith("*override_set by mallory") and headline.endswith("*")
+    quoted = [line for line in rest if not line.startswith("• ")]
+    assert quoted and all(line.startswith("> ") for line in quoted)
+    assert "\x1b" not in raw.decode() and "\\u001b" not in raw.decode() and "\\u0000" not in raw.decode()
+    assert "\n" not in body["text"]

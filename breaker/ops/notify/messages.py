@@ -7,6 +7,7 @@ The event is built from the stream entry's raw fields, so it is the same on ever
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,35 +58,59 @@ def standard_body(event: AuditEvent) -> bytes:
     return json.dumps(event.document(), sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
+SLACK_TEXT_LIMIT = 3000  # Slack refuses a mrkdwn text object longer than this (the whole message, not the text)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def slack_escape(text: str) -> str:
     """Slack's three control characters: a name like ``<!channel>`` must not ping anyone."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_line(text: str) -> str:
+    """Operator-supplied text on one line, escaped: a line break in a name cannot start a fake headline."""
+    return slack_escape(CONTROL_CHARACTERS.sub(" ", text))
+
+
+def slack_clip(text: str, limit: int = SLACK_TEXT_LIMIT) -> str:
+    """At most ``limit`` characters, cut (with an ellipsis) before an escape it would split."""
+    if len(text) <= limit:
+        return text
+    return re.sub(r"&[a-z]*$", "", text[:limit - 1]) + "…"
+
+
+def slack_mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object with Slack's automatic parsing off (``verbatim``): a bare URL, ``@channel`` or
+    ``#channel`` in an operator's text stays text; the only markup left is the one this module writes."""
+    return {"type": "mrkdwn", "text": slack_clip(text), "verbatim": True}
+
+
 def slack_body(event: AuditEvent) -> bytes:
-    """A Slack incoming-webhook message: ``text`` (notifications, fallback) and ``blocks`` (what is shown)."""
+    """A Slack incoming-webhook message: ``text`` (notifications, fallback) and ``blocks`` (what is shown).
+
+    Every line of the reason is quoted, so a reason cannot fake a second event's headline."""
     doc = event.document()
     actor = doc["actor"]
     who = actor["name"] + (f" ({actor['role']})" if actor["role"] else "")
-    headline = f"{doc['type']} by {who}"
-    lines = [f"*{slack_escape(headline)}*"]
+    headline = slack_line(f"{doc['type']} by {who}")
+    lines = [f"*{slack_clip(headline, 500)}*"]
     why = doc["data"]["why"]
     if why:
-        lines.append(f"> {slack_escape(why)}")
+        lines.extend(f"> {slack_line(line)}" for line in why[:SLACK_TEXT_LIMIT].splitlines() or [""])
     detail = doc["data"]["detail"]
     if detail:
-        lines.append("\n".join(f"• {slack_escape(str(k))}: {slack_escape(json.dumps(v, default=str))}"
-                               for k, v in sorted(detail.items())))
+        lines.extend(f"• {slack_line(str(k))}: {slack_line(json.dumps(v, default=str))}"
+                     for k, v in sorted(detail.items()))
     context = f"vix-breaker · {doc['time']} (server time) · id {doc['id']}"
     if doc["data"]["tier"] is not None:
         context += f" · tier {doc['data']['tier']}"
     if actor["auth"]:
         context += f" · auth {actor['auth']}"
     body = {
-        "text": slack_escape(headline + (f": {why}" if why else "")),
+        "text": slack_clip(headline + (f": {slack_line(why[:SLACK_TEXT_LIMIT])}" if why else "")),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(context)}]},
+            {"type": "section", "text": slack_mrkdwn("\n".join(lines))},
+            {"type": "context", "elements": [slack_mrkdwn(slack_line(context))]},
         ],
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
