@@ -321,3 +321,22 @@ def test_deleted_audit_stream_is_recreated_and_new_events_flow(client, receivers
     wait_for(lambda: _has_group(client), 20, "the group again")
     [after] = _record(AuditTrail(client), 1)
     wait_for(lambda: after in receiver.ids(), 20, "an event after the deletion")
+
+
+def test_an_internal_error_at_one_target_is_a_dead_letter_not_an_ack(client, receivers, run_notifier):
+    """A delivery that raises (here http.client's ValueError for a port no config check would pass) is a dead
+    letter for that target, visible and retriable. It used to drop the entry's whole in-flight count, so the
+    healthy target's 2xx acknowledged the entry while the broken target had neither delivered nor dead-lettered
+    it, and the entry then bounced between reclaims for ever."""
+    healthy = receivers()
+    notifier = run_notifier([WebhookTarget("ok", healthy.url, SECRET),
+                             WebhookTarget("broken", "http://127.0.0.1:99999/hook", OTHER_SECRET)],
+                            claim_idle_s=0.2)
+    [event_id] = _record(AuditTrail(client), 1)
+    wait_for(lambda: healthy.ids() == {event_id}, 20, "the healthy target's delivery")
+    [letter] = wait_for(NotifyStore(client).dead_letters, 10, "a dead letter for the broken target")
+    assert (letter.event_id, letter.target) == (event_id, "broken") and letter.error.startswith("internal error")
+    assert SECRET not in letter.error and OTHER_SECRET not in letter.error
+    wait_for(lambda: _pending(client) == 0, 10, "the entry acknowledged once both targets are done")
+    assert notifier.metrics.dead_lettered.labels("broken")._value.get() == 1
+

@@ -68,10 +68,9 @@ class TargetWorker(threading.Thread):
                 continue
             try:
                 finished = self.deliver(job)
-            except Exception:  # a bug must not stop this target's thread: the entry is reclaimed later
+            except Exception as exc:  # a bug must neither stop this thread nor lose the event: a dead letter
                 log.exception("notify_worker_error", target=self.target.name, entry=job.event.id)
-                self.notifier.forget(job)
-                continue
+                finished = self.give_up(job, 0, f"internal error: {type(exc).__name__} (see the notifier's log)")
             if finished:
                 self.notifier.job_done(job)
 
@@ -100,9 +99,14 @@ class TargetWorker(threading.Thread):
                             error=error, retry_in_s=round(delay, 2))
                 if n.stop.wait(delay):
                     return False  # left pending: redelivered after the restart
-        metrics.dead_lettered.labels(target.name).inc()
-        log.error("notify_dead_letter", target=target.name, entry=job.event.id, tries=policy.tries, error=error)
-        return n.keep_trying(lambda: n.store.record_dead(job.event, target.name, policy.tries, error))
+        return self.give_up(job, policy.tries, error)
+
+    def give_up(self, job: Job, tries: int, error: str) -> bool:
+        """The dead letter: counted, logged, written (True once it is written)."""
+        n, name = self.notifier, self.target.name
+        n.metrics.dead_lettered.labels(name).inc()
+        log.error("notify_dead_letter", target=name, entry=job.event.id, tries=tries, error=error)
+        return n.keep_trying(lambda: n.store.record_dead(job.event, name, tries, error))
 
 
 class Notifier:
@@ -159,11 +163,6 @@ class Notifier:
                 log.warning("notify_redis_error", error=f"{type(exc).__name__}: {exc}")
                 self.stop.wait(1.0)
         return False
-
-    def forget(self, job: Job) -> None:
-        """Stop keeping ``job``'s entry fresh: it stays pending and ``reclaim`` delivers it again later."""
-        with self.lock:
-            self.in_flight.pop((job.key, job.entry_id), None)
 
     def job_done(self, job: Job) -> None:
         slot = (job.key, job.entry_id)
