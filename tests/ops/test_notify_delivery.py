@@ -340,3 +340,28 @@ def test_an_internal_error_at_one_target_is_a_dead_letter_not_an_ack(client, rec
     wait_for(lambda: _pending(client) == 0, 10, "the entry acknowledged once both targets are done")
     assert notifier.metrics.dead_lettered.labels("broken")._value.get() == 1
 
+
+def test_sigterm_during_a_delivery_records_and_acknowledges_it(client, server_url, receivers):
+    """SIGTERM while a POST is in flight: the receiver's 2xx is recorded and acknowledged on the way out (the
+    write is tried once even when stopping), so the restart does not send it again; the process exits 0."""
+    receiver = receivers()
+    receiver.delay_s = 0.4
+    env = {**os.environ, "REDIS_URL": server_url, "VIX_BREAKER_WEBHOOK_URL": receiver.url,
+           "VIX_BREAKER_WEBHOOK_SECRET": SECRET, "BREAKER_LOG_LEVEL": "INFO"}
+    env.pop("BREAKER_KEY_PREFIX", None)
+    process = _notify_process(env, "n1")
+    try:
+        wait_for(lambda: _has_group(client) or process.poll() is not None, 30, "the notifier's group")
+        [event_id] = _record(AuditTrail(client), 1)
+        wait_for(lambda: receiver.arrived == 1, 20, "the POST in flight")
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert process.returncode == 0, process.stderr.read()
+    assert receiver.ids() == {event_id}
+    assert _pending(client) == 0
+    assert [(o.event_id, o.state) for o in NotifyStore(client).outcomes()] == [(event_id, "delivered")]
+

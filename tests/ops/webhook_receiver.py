@@ -36,6 +36,7 @@ class WebhookReceiver:
         self.hang = threading.Event()  # set: requests wait until ``release`` is set (a hung receiver)
         self.release = threading.Event()
         self.hung_requests = 0
+        self.arrived = 0  # POSTs whose body was read, before any delay or hang (a request in flight)
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -49,6 +50,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver._lock:
+                    receiver.arrived += 1
                 if receiver.hang.is_set():
                     with receiver._lock:
                         receiver.hung_requests += 1

@@ -154,15 +154,18 @@ class Notifier:
     # ---- completion -------------------------------------------------------------------------------------
 
     def keep_trying(self, write: Callable[[], Any]) -> bool:
-        """A Redis write a delivery depends on: retried every second until it lands or the notifier stops."""
-        while not self.stop.is_set():
+        """A Redis write a delivery depends on: retried every second until it lands or the notifier stops.
+
+        Tried at least once even when stopping: a 2xx that arrives during shutdown is recorded and acknowledged,
+        not left pending to be sent again after the restart."""
+        while True:
             try:
                 write()
                 return True
             except (redis.RedisError, OSError) as exc:
                 log.warning("notify_redis_error", error=f"{type(exc).__name__}: {exc}")
-                self.stop.wait(1.0)
-        return False
+                if self.stop.wait(1.0):
+                    return False
 
     def job_done(self, job: Job) -> None:
         slot = (job.key, job.entry_id)
