@@ -365,3 +365,19 @@ def test_sigterm_during_a_delivery_records_and_acknowledges_it(client, server_ur
     assert _pending(client) == 0
     assert [(o.event_id, o.state) for o in NotifyStore(client).outcomes()] == [(event_id, "delivered")]
 
+
+def test_a_redelivered_event_clears_its_stale_dead_letter(client, receivers, run_notifier):
+    """A notifier that wrote a dead letter and died before its XACK: the next one sends the event again, and
+    when that succeeds the dead letter goes (History must not offer to retry an event already delivered)."""
+    receiver = receivers()
+    store = NotifyStore(client)
+    store.ensure_groups("$")
+    [event_id] = _record(AuditTrail(client), 1)
+    [(_, [(_, fields)])] = client.xreadgroup(GROUP, "crashed", {"brain:audit": ">"}, count=1)
+    from breaker.ops.notify import AuditEvent
+    store.record_dead(AuditEvent.from_stream(event_id, fields), "ops", 20, "HTTP 500")  # then the crash: no XACK
+    run_notifier([WebhookTarget("ops", receiver.url, SECRET)], claim_idle_s=0.1)
+    wait_for(lambda: receiver.ids() == {event_id}, 20, "the redelivery")
+    wait_for(lambda: _pending(client) == 0, 10, "the entry acknowledged")
+    assert store.dead_letters() == []
+

@@ -35,6 +35,11 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def letter_key(event_id: str, target: str) -> str:
+    """The dead-letter hash's field for one event at one target."""
+    return f"{event_id}|{target}"
+
+
 def stream_id_tuple(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -52,7 +57,7 @@ class DeadLetter:
 
     @property
     def key(self) -> str:
-        return f"{self.event_id}|{self.target}"
+        return letter_key(self.event_id, self.target)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,10 @@ class NotifyStore:
                   maxlen=LOG_MAXLEN, approximate=False)
 
     def record_delivered(self, event_id: str, target: str, tries: int, *, retried: bool = False) -> None:
+        """The outcome, and the end of any dead letter for this event and target: one written by a notifier
+        that died before its XACK is stale once the redelivery succeeds."""
         pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(self.dead_key, letter_key(event_id, target))
         self._log(pipe, event_id, target, "retry_delivered" if retried else "delivered", tries)
         pipe.execute()
 
@@ -126,7 +134,7 @@ class NotifyStore:
         letter = {"event": event.id, "target": target, "action": event.action, "tries": tries, "error": error[:300],
                   "at": self.clock(), "fields": event.fields}
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.dead_key, f"{event.id}|{target}", json.dumps(letter, sort_keys=True))
+        pipe.hset(self.dead_key, letter_key(event.id, target), json.dumps(letter, sort_keys=True))
         self._log(pipe, event.id, target, "dead", tries, error)
         pipe.execute()
 
