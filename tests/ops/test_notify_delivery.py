@@ -381,3 +381,35 @@ def test_a_redelivered_event_clears_its_stale_dead_letter(client, receivers, run
     wait_for(lambda: _pending(client) == 0, 10, "the entry acknowledged")
     assert store.dead_letters() == []
 
+
+def test_a_redirect_is_not_followed_and_its_host_never_sees_the_signature(client, receivers, run_notifier):
+    """A receiver answering 307 to another host: a failed try (retried, then a dead letter); nothing, and in
+    particular no signature, reaches the host it points at."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    elsewhere = receivers()
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(307)
+            self.send_header("location", elsewhere.url)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirector.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{redirector.server_address[1]}/hook"
+        run_notifier([WebhookTarget("moved", url, SECRET)],
+                     policy=RetryPolicy(tries=2, base_s=0.01, cap_s=0.01, timeout_s=2.0))
+        _record(AuditTrail(client), 1)
+        [letter] = wait_for(NotifyStore(client).dead_letters, 20, "a dead letter")
+        assert letter.error == "HTTP 307"
+        assert elsewhere.arrived == 0
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
