@@ -413,3 +413,24 @@ def test_a_redirect_is_not_followed_and_its_host_never_sees_the_signature(client
     finally:
         redirector.shutdown()
         redirector.server_close()
+
+
+def test_a_dead_target_with_a_full_queue_does_not_hold_up_the_healthy_one(client, receivers, run_notifier):
+    """A target that fails every try works through its queue one event at a time (all its tries each). Once it
+    is ``max_queued`` events behind, the loop used to stop reading: the healthy target got nothing new, and the
+    stream's 10 000-entry trim would in the end lose events for every target. Now the healthy target gets every
+    event at once; the dead one keeps ``max_queued`` events, and those beyond are dead letters without a try
+    (visible, retriable), so its memory stays bounded."""
+    healthy = receivers()
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    run_notifier([WebhookTarget("ok", healthy.url, SECRET), WebhookTarget("dead", dead, OTHER_SECRET)],
+                 policy=RetryPolicy(tries=3, base_s=0.5, cap_s=0.5, jitter=0.0, timeout_s=1.0),
+                 max_queued=3, batch=2)
+    ids = _record(AuditTrail(client), 20)
+    wait_for(lambda: healthy.ids() == set(ids), 5, "every event at the healthy target while the other is dead")
+    letters = wait_for(lambda: len(NotifyStore(client).dead_letters()) == 20 and NotifyStore(client).dead_letters(),
+                       30, "a dead letter per event at the dead target")
+    assert {d.event_id for d in letters} == set(ids) and {d.target for d in letters} == {"dead"}
+    untried = [d for d in letters if d.tries == 0]
+    assert untried and all(d.error.startswith("not tried") for d in untried)
+    wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")

@@ -5,7 +5,10 @@ dead letter; until then it stays in the group's pending list, so a notifier kill
 it after a restart (its own pending entries at once, another consumer's after ``claim_idle_s`` through
 XAUTOCLAIM). A receiver may therefore see an event twice, always with the same ``webhook-id``.
 
-Each target has its own thread and queue: a hung or failing receiver delays only its own events. The read
+Each target has its own thread and queue: a hung or failing receiver delays only its own events. The loop
+reads while some target has fewer than ``max_queued`` events waiting; a target that falls further behind
+(``max_queued + batch``) gets dead letters without a try for the excess, so it can neither hold up the others
+nor fill memory (back-pressure only when every target is that far behind). The read
 and the trim-gap check are one MULTI (XINFO STREAM, XINFO GROUPS, XREADGROUP), so the group's position is
 seen just before the read moves it: an entry trimmed away before anyone read it is reported once (log,
 ``vix_breaker_notify_lost_total``, a ``notify_gap`` audit entry, History), never skipped silently.
@@ -122,7 +125,7 @@ class Notifier:
         consumer: str | None = None,
         claim_idle_s: float = 60.0,
         batch: int = 100,
-        max_in_flight: int = 1000,
+        max_queued: int = 1000,
         block_ms: int = 1000,
         start_id: str = "$",
         metrics: NotifierMetrics | None = None,
@@ -136,7 +139,7 @@ class Notifier:
         self.consumer = consumer or socket.gethostname()
         self.claim_idle_s = claim_idle_s
         self.batch = batch
-        self.max_in_flight = max_in_flight
+        self.max_queued = max_queued
         # The blocking XREAD must end before the client's socket timeout would call it a dead server.
         socket_timeout = getattr(client, "connection_pool", None) and \
             client.connection_pool.connection_kwargs.get("socket_timeout")
@@ -258,9 +261,8 @@ class Notifier:
 
     def read_once(self) -> None:
         self.metrics.last_read.set(self.clock())  # the loop is alive (NotifierNotReading watches this)
-        with self.lock:
-            busy = len(self.in_flight) >= self.max_in_flight
-        if busy:  # back-pressure: the entries wait in the stream (the lag gauge shows them)
+        if all(w.jobs.qsize() >= self.max_queued for w in self.workers.values()):
+            # back-pressure: every target is far behind; the entries wait in the stream (the lag gauge shows them)
             self.stop.wait(0.05)
             return
         audit, retry = self.store.audit_key, self.store.retry_key
@@ -334,6 +336,7 @@ class Notifier:
         else:
             event = AuditEvent.from_stream(entry_id, fields)
             jobs = [(w, Job(key, entry_id, event)) for w in self.workers.values() if w.target.wants(event.action)]
+        jobs = [(worker, job) for worker, job in jobs if not self.shed(worker, job)]
         if not jobs:
             self.keep_trying(lambda: self.store.ack(key, entry_id))
             return
@@ -341,6 +344,13 @@ class Notifier:
             self.in_flight[slot] = len(jobs)
         for worker, job in jobs:
             worker.jobs.put(job)
+
+    def shed(self, worker: TargetWorker, job: Job) -> bool:
+        """True when ``worker`` is too far behind to queue ``job``, which is then a dead letter without a try."""
+        waiting = worker.jobs.qsize()
+        if waiting < self.max_queued + self.batch:
+            return False
+        return worker.give_up(job, 0, f"not tried: {waiting} events were waiting for this target (failing or slow)")
 
     def retry_jobs(self, key: str, entry_id: str, raw: Any) -> list[tuple[TargetWorker, Job]]:
         fields = {_text(k): _text(v) for k, v in raw.items()}
