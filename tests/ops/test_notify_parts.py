@@ -113,10 +113,10 @@ def test_cli_refuses_a_malformed_file_with_exit_2_and_no_secret(tmp_path, redis_
 def test_standard_document_carries_server_time_actor_and_fields():
     doc = json.loads(standard_body(EVENT))
     assert doc == {
-        "type": "override_set", "id": "1800000000123-0", "time": "2027-01-15T08:00:00.000Z",
-        "timestamp": 1800000000.0, "actor": {"name": "alice", "auth": "token:t1", "role": "operator"},
+        "type": "override_set", "id": "1800000000123-0", "time": "2027-01-15T08:00:00.123Z",
+        "timestamp": 1800000000.123, "actor": {"name": "alice", "auth": "token:t1", "role": "operator"},
         "data": {"kind": "operator", "why": "cup final <!channel> & more", "tier": None,
-                 "detail": {"mode": "force_full", "until": 1800003600.0}},
+                 "detail": {"mode": "force_full", "until": 1800003600.0}, "recorded_at": 1800000000.0},
     }
 
 
@@ -290,3 +290,14 @@ def test_slack_body_of_hostile_audit_text_is_bounded_quoted_and_inert():
     assert quoted and all(line.startswith("> ") for line in quoted)
     assert "\x1b" not in raw.decode() and "\\u001b" not in raw.decode() and "\\u0000" not in raw.decode()
     assert "\n" not in body["text"]
+
+
+def test_time_is_the_servers_clock_from_the_stream_id_not_the_writers():
+    """``at`` is the writer's own clock for logins, drills, retries, demo controls and the notifier's gap entries
+    (only overrides pass a server time). The stream id's milliseconds are the Redis server's clock at XADD: a
+    console host 10 min fast must not move an event's ``time``. The writer's value stays as ``recorded_at``."""
+    skewed = AuditEvent("1800000000123-0", {**EVENT.fields, "at": "1800000600.0"})
+    doc = json.loads(standard_body(skewed))
+    assert (doc["time"], doc["timestamp"]) == ("2027-01-15T08:00:00.123Z", 1800000000.123)
+    assert doc["data"]["recorded_at"] == 1800000600.0
+    assert "08:00:00.123Z (server time)" in json.loads(slack_body(skewed))["blocks"][1]["elements"][0]["text"]

@@ -1,7 +1,9 @@
 """What a receiver gets for one audit entry: a ``standard`` JSON event or a Slack incoming-webhook body.
 
 The event is built from the stream entry's raw fields, so it is the same on every try and after a restart
-(the signature covers these bytes). ``time`` is the entry's ``at``: the server time the writer recorded.
+(the signature covers these bytes). ``time`` is the Redis server's clock when the entry was written (the
+milliseconds of its stream id); the entry's ``at`` is the writer's own clock for most actions, kept as
+``recorded_at``.
 """
 
 from __future__ import annotations
@@ -37,17 +39,25 @@ class AuditEvent:
     def document(self) -> dict[str, Any]:
         """The ``standard`` format: type, id, time (ISO 8601, UTC, server time), actor, and the entry's fields."""
         entry = parse_audit_entry(self.id, self.fields)
+        at = server_time(self.id, entry.at)
         doc: dict[str, Any] = {
             "type": entry.action,
             "id": self.id,
-            "time": iso_time(entry.at),
-            "timestamp": entry.at,
+            "time": iso_time(at),
+            "timestamp": at,
             "actor": {"name": entry.who, "auth": self.fields.get("auth", ""), "role": self.fields.get("role", "")},
-            "data": {"kind": entry.kind, "why": entry.why, "tier": entry.tier, "detail": entry.detail},
+            "data": {"kind": entry.kind, "why": entry.why, "tier": entry.tier, "detail": entry.detail,
+                     "recorded_at": entry.at},
         }
         if entry.problems:
             doc["problems"] = list(entry.problems)
         return doc
+
+
+def server_time(entry_id: str, fallback: float) -> float:
+    """The server's clock at XADD: an automatic stream id is its milliseconds (``fallback`` for any other id)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms) / 1000 if ms.isdigit() and seq.isdigit() else fallback
 
 
 def iso_time(ts: float) -> str:
