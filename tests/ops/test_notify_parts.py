@@ -301,3 +301,18 @@ def test_time_is_the_servers_clock_from_the_stream_id_not_the_writers():
     assert (doc["time"], doc["timestamp"]) == ("2027-01-15T08:00:00.123Z", 1800000000.123)
     assert doc["data"]["recorded_at"] == 1800000600.0
     assert "08:00:00.123Z (server time)" in json.loads(slack_body(skewed))["blocks"][1]["elements"][0]["text"]
+
+
+def _strict_json(raw: bytes) -> object:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(raw, parse_constant=refuse)
+
+
+def test_a_non_finite_number_in_an_entry_still_makes_strict_json():
+    """A stored detail with NaN or Infinity (Python's json writes them) must not reach a receiver as ``NaN``:
+    RFC 8259 parsers (Go, JavaScript, most receivers) refuse the whole body, and the event ends as a dead letter."""
+    event = AuditEvent(EVENT.id, {**EVENT.fields, "detail": '{"ratio": NaN, "limits": [Infinity, -Infinity, 1.5]}'})
+    doc = _strict_json(standard_body(event))
+    assert doc["data"]["detail"] == {"ratio": "NaN", "limits": ["Infinity", "-Infinity", 1.5]}
+    _strict_json(slack_body(event))

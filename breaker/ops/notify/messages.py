@@ -9,6 +9,7 @@ milliseconds of its stream id); the entry's ``at`` is the writer's own clock for
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,8 +65,20 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def strict_json_value(value: Any) -> Any:
+    """``value`` with NaN and the infinities as strings: Python's json writes them, RFC 8259 parsers refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("nan", "NaN").replace("inf", "Infinity")
+    if isinstance(value, dict):
+        return {k: strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json_value(v) for v in value]
+    return value
+
+
 def standard_body(event: AuditEvent) -> bytes:
-    return json.dumps(event.document(), sort_keys=True, separators=(",", ":"), default=str).encode()
+    return json.dumps(strict_json_value(event.document()), sort_keys=True, separators=(",", ":"), default=str,
+                      allow_nan=False).encode()
 
 
 SLACK_TEXT_LIMIT = 3000  # Slack refuses a mrkdwn text object longer than this (the whole message, not the text)
@@ -109,7 +122,7 @@ def slack_body(event: AuditEvent) -> bytes:
         lines.extend(f"> {slack_line(line)}" for line in why[:SLACK_TEXT_LIMIT].splitlines() or [""])
     detail = doc["data"]["detail"]
     if detail:
-        lines.extend(f"• {slack_line(str(k))}: {slack_line(json.dumps(v, default=str))}"
+        lines.extend(f"• {slack_line(str(k))}: {slack_line(json.dumps(strict_json_value(v), default=str))}"
                      for k, v in sorted(detail.items()))
     context = f"vix-breaker · {doc['time']} (server time) · id {doc['id']}"
     if doc["data"]["tier"] is not None:
