@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..audit import _entry as parse_audit_entry
+from ..audit import parse_entry
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply value (bytes or not) as text."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
@@ -31,7 +32,7 @@ class AuditEvent:
 
     @classmethod
     def from_stream(cls, entry_id: Any, raw: dict[Any, Any]) -> AuditEvent:
-        return cls(_text(entry_id), {_text(k): _text(v) for k, v in raw.items()})
+        return cls(as_text(entry_id), {as_text(k): as_text(v) for k, v in raw.items()})
 
     @property
     def action(self) -> str:
@@ -39,7 +40,7 @@ class AuditEvent:
 
     def document(self) -> dict[str, Any]:
         """The ``standard`` format: type, id, time (ISO 8601, UTC, server time), actor, and the entry's fields."""
-        entry = parse_audit_entry(self.id, self.fields)
+        entry = parse_entry(self.id, self.fields)
         at = server_time(self.id, entry.at)
         doc: dict[str, Any] = {
             "type": entry.action,

@@ -31,7 +31,7 @@ import redis
 from ...logs import breaker_logger
 from ..audit import AuditTrail
 from .delivery import RetryPolicy, post_once
-from .messages import AuditEvent, body_for
+from .messages import AuditEvent, as_text, body_for
 from .metrics import NotifierMetrics
 from .signing import signed_headers
 from .store import GAP_ACTION, GROUP, NotifyStore, stream_id_tuple
@@ -39,9 +39,6 @@ from .targets import WebhookTarget
 
 log = breaker_logger()
 
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -234,8 +231,8 @@ class Notifier:
                 if not rows:
                     break
                 for entry_id, fields in rows:
-                    self.dispatch(key, _text(entry_id), fields)
-                start = _text(rows[-1][0])
+                    self.dispatch(key, as_text(entry_id), fields)
+                start = as_text(rows[-1][0])
 
     def reclaim(self) -> None:
         """Take over entries another (crashed) consumer left pending longer than ``claim_idle_s``, and keep
@@ -249,10 +246,10 @@ class Notifier:
             cursor = "0-0"
             while True:
                 reply = self.client.xautoclaim(key, GROUP, self.consumer, idle_ms, start_id=cursor, count=self.batch)
-                cursor, rows = _text(reply[0]), reply[1]
-                deleted = [_text(d) for d in reply[2]] if len(reply) > 2 else []
+                cursor, rows = as_text(reply[0]), reply[1]
+                deleted = [as_text(d) for d in reply[2]] if len(reply) > 2 else []
                 for entry_id, fields in rows:
-                    self.dispatch(key, _text(entry_id), fields)
+                    self.dispatch(key, as_text(entry_id), fields)
                 if deleted:
                     self.report_lost(deleted[0], len(deleted), "pending entries trimmed before delivery", key,
                                      deleted)
@@ -276,10 +273,10 @@ class Notifier:
         read = 0
         for key, rows in reply or []:
             for entry_id, fields in rows:
-                self.dispatch(_text(key), _text(entry_id), fields)
+                self.dispatch(as_text(key), as_text(entry_id), fields)
                 read += 1
-        self.last_ids = {audit: _text(info.get("last-generated-id")),
-                         retry: _text(retry_info.get("last-generated-id"))}
+        self.last_ids = {audit: as_text(info.get("last-generated-id")),
+                         retry: as_text(retry_info.get("last-generated-id"))}
         if not read:  # wait for news without moving the group: the next MULTI reads (and checks) it
             self.client.xread(self.last_ids, block=self.block_ms, count=1)
 
@@ -290,7 +287,7 @@ class Notifier:
         oldest entry left is newer than the group's last-delivered id, ``added - read - length`` entries were
         removed before anyone read them. A group without a valid counter (not created by the notifier) cannot
         be checked; that is logged once."""
-        group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+        group = next((g for g in groups if as_text(g.get("name")) == GROUP), None)
         if group is None:
             return
         entries_read = group.get("entries-read")
@@ -299,9 +296,9 @@ class Notifier:
                 self.warned_unchecked = True
                 log.warning("notify_gap_unchecked", reason="the group has no entries-read counter")
             return
-        last_delivered = _text(group.get("last-delivered-id"))
+        last_delivered = as_text(group.get("last-delivered-id"))
         first = info.get("first-entry")
-        first_id = _text(first[0]) if first and first[0] is not None else None
+        first_id = as_text(first[0]) if first and first[0] is not None else None
         if first_id is not None and stream_id_tuple(first_id) <= stream_id_tuple(last_delivered):
             return  # the group is inside the stream: nothing before its next entry was trimmed
         count = int(info.get("entries-added") or 0) - int(entries_read) - int(info.get("length") or 0)
@@ -353,7 +350,7 @@ class Notifier:
         return worker.give_up(job, 0, f"not tried: {waiting} events were waiting for this target (failing or slow)")
 
     def retry_jobs(self, key: str, entry_id: str, raw: Any) -> list[tuple[TargetWorker, Job]]:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         try:
             event = AuditEvent(fields["event"], dict(json.loads(fields.get("fields", "{}"))))
         except (KeyError, ValueError, TypeError):

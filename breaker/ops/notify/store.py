@@ -22,7 +22,7 @@ import redis
 from ...clock import client_key_prefix
 from ..access import WriteAccess
 from ..audit import AUDIT_KEY_NAME, AuditTrail
-from .messages import AuditEvent
+from .messages import AuditEvent, as_text
 
 GROUP = "notify"
 LOG_MAXLEN = 20_000
@@ -30,9 +30,6 @@ RETRY_MAXLEN = 10_000
 RETRY_ACTION = "notify_retry"
 GAP_ACTION = "notify_gap"
 
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def letter_key(event_id: str, target: str) -> str:
@@ -102,7 +99,7 @@ class NotifyStore:
                     if pipe.exists(key):
                         info = pipe.xinfo_stream(key)
                         added, length = int(info.get("entries-added") or 0), int(info.get("length") or 0)
-                        entry_id = _text(info.get("last-generated-id")) if start_id == "$" else "0"
+                        entry_id = as_text(info.get("last-generated-id")) if start_id == "$" else "0"
                         entries_read = added if start_id == "$" else added - length
                     else:
                         entry_id, entries_read = "0", 0
@@ -157,7 +154,7 @@ class NotifyStore:
                                           int(doc.get("tries", 0)), str(doc.get("error", "")),
                                           float(doc.get("at", 0)), dict(doc.get("fields", {}))))
             except (ValueError, KeyError, TypeError):
-                letters.append(DeadLetter(_text(field).partition("|")[0], _text(field).partition("|")[2], "?", 0,
+                letters.append(DeadLetter(as_text(field).partition("|")[0], as_text(field).partition("|")[2], "?", 0,
                                           "unreadable dead-letter record", 0.0, {}))
         return sorted(letters, key=lambda letter: (stream_id_tuple_safe(letter.event_id), letter.target))
 
@@ -190,7 +187,7 @@ class NotifyStore:
         """The newest ``count`` outcome records, newest first."""
         rows = []
         for _entry_id, raw in self.client.xrevrange(self.log_key, count=count):
-            f = {_text(k): _text(v) for k, v in raw.items()}
+            f = {as_text(k): as_text(v) for k, v in raw.items()}
             try:
                 rows.append(Outcome(f["event"], f["target"], f["state"], int(f.get("tries", 0)), f.get("error", ""),
                                     float(f.get("at", 0))))
@@ -204,11 +201,11 @@ class NotifyStore:
             groups = self.client.xinfo_groups(self.audit_key)
         except redis.ResponseError:
             return None, set()
-        group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+        group = next((g for g in groups if as_text(g.get("name")) == GROUP), None)
         if group is None:
             return None, set()
         pending = self.client.xpending_range(self.audit_key, GROUP, min="-", max="+", count=1000)
-        return _text(group.get("last-delivered-id")), {_text(p["message_id"]) for p in pending}
+        return as_text(group.get("last-delivered-id")), {as_text(p["message_id"]) for p in pending}
 
 
 def stream_id_tuple_safe(entry_id: str) -> tuple[int, int]:
