@@ -57,7 +57,8 @@ def render_dead_letters(store: NotifyStore, letters: list[DeadLetter]) -> None:
     if not access.allowed:
         st.caption("Log in as an operator to retry a dead letter.")
     for letter in letters[:SHOWN_DEAD_LETTERS]:
-        if st.button(f"Retry {letter.action} {letter.event_id} → {letter.target}", key=f"notify_retry_{letter.key}",
+        label = f"Retry {md_text(letter.action)} {md_text(letter.event_id)} → {md_text(letter.target)}"
+        if st.button(label, key=f"notify_retry_{letter.key}",
                      disabled=not access.allowed):
             done = guarded("retrying a notification",
                            lambda letter=letter: store.retry_dead_letter(letter.key, access, audit_trail()))

@@ -70,3 +70,19 @@ def test_dead_letter_shown_then_retried_by_an_operator(console_env, notifier, fa
     at.run()
     delivery = next(df.value for df in at.dataframe if "delivery" in df.value.columns)
     assert delivery.loc[delivery["id"] == event_id, "delivery"].item() == "ops: delivered on retry"
+
+
+def test_retry_button_label_shows_stored_text_as_text(console_env):
+    """A button label is markdown (links, images): a dead letter's action and target come from Redis, so they
+    go through md_text like every other stored text the console shows."""
+    from breaker.ops.notify import AuditEvent
+    from console.text import md_text
+
+    store = NotifyStore(console_env)
+    store.ensure_groups()
+    action = "[click me](http://evil.example) ![x](http://evil.example/i.png)"
+    store.record_dead(AuditEvent("1-0", {"action": action, "who": "bob", "at": "1.0"}), "ops", 3, "HTTP 500")
+    at = open_console("pages/history.py")
+    assert not at.exception
+    label = at.button(key="notify_retry_1-0|ops").label
+    assert md_text(action) in label and "Retry " + action not in label
