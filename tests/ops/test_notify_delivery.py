@@ -434,3 +434,24 @@ def test_a_dead_target_with_a_full_queue_does_not_hold_up_the_healthy_one(client
     untried = [d for d in letters if d.tries == 0]
     assert untried and all(d.error.startswith("not tried") for d in untried)
     wait_for(lambda: _pending(client) == 0, 10, "every entry acknowledged")
+
+
+def test_an_entry_trimmed_while_in_delivery_is_held_as_a_letter_until_delivered(client, receivers, run_notifier):
+    """XCLAIM (the notifier's own refresh of its in-flight entries) silently drops a trimmed entry from the
+    pending list, on Valkey 9 and Redis 7.0 alike. The event was then only in the notifier's memory: a stop or a
+    crash before its delivery lost it without a report. It is now held in the dead-letter hash from that moment
+    (visible, retriable) and the letter goes when the delivery succeeds."""
+    receiver = receivers()
+    receiver.status = 500
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)], claim_idle_s=0.3,
+                            policy=RetryPolicy(tries=1000, base_s=0.05, cap_s=0.1, timeout_s=2.0))
+    [event_id] = _record(AuditTrail(client), 1)
+    wait_for(lambda: receiver.arrived >= 2, 20, "the event failing at the receiver")
+    client.xtrim("brain:audit", maxlen=0, approximate=False)  # 10 000 newer entries, in short
+    [letter] = wait_for(NotifyStore(client).dead_letters, 10, "the trimmed in-flight event held as a letter")
+    assert (letter.event_id, letter.target, letter.tries) == (event_id, "ops", 0) and "trimmed" in letter.error
+    assert letter.fields["why"] == "event 0"
+    assert notifier.metrics.dead_lettered.labels("ops")._value.get() == 0  # not given up on: still being tried
+    receiver.status = 200
+    wait_for(lambda: receiver.ids() == {event_id}, 20, "the delivery")
+    wait_for(lambda: NotifyStore(client).dead_letters() == [], 10, "the held letter gone once delivered")

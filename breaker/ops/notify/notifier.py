@@ -38,6 +38,7 @@ from .store import GAP_ACTION, GROUP, NotifyStore, stream_id_tuple
 from .targets import WebhookTarget
 
 log = breaker_logger()
+DELIVERED, DEAD = "delivered", "dead"
 
 
 
@@ -47,6 +48,15 @@ class Job:
     entry_id: str  # that stream's id: what is acknowledged
     event: AuditEvent  # what is sent (for a retry request, the dead letter's event)
     retried: bool = False
+
+
+@dataclass
+class InFlight:
+    """An entry read and not yet acknowledged: its event and the targets still delivering it."""
+
+    event: AuditEvent
+    targets: set[str]
+    held: bool = False  # trimmed meanwhile and held in the dead-letter hash (``Notifier.hold_trimmed``)
 
 
 class TargetWorker(threading.Thread):
@@ -67,15 +77,15 @@ class TargetWorker(threading.Thread):
             except queue.Empty:
                 continue
             try:
-                finished = self.deliver(job)
+                ended = self.deliver(job)
             except Exception as exc:  # a bug must neither stop this thread nor lose the event: a dead letter
                 log.exception("notify_worker_error", target=self.target.name, entry=job.event.id)
-                finished = self.give_up(job, 0, f"internal error: {type(exc).__name__} (see the notifier's log)")
-            if finished:
-                self.notifier.job_done(job)
+                ended = self.give_up(job, 0, f"internal error: {type(exc).__name__} (see the notifier's log)")
+            if ended:
+                self.notifier.job_done(job, self.target.name, delivered=ended == DELIVERED)
 
-    def deliver(self, job: Job) -> bool:
-        """True once the job is finished (delivered or dead-lettered and recorded); False when stopping."""
+    def deliver(self, job: Job) -> str | None:
+        """How the job ended, once recorded (``DELIVERED`` or ``DEAD``); None when stopping (left pending)."""
         n = self.notifier
         policy, metrics, target = n.policy, n.metrics, self.target
         body = body_for(job.event, target.format)
@@ -89,8 +99,9 @@ class TargetWorker(threading.Thread):
                 metrics.delivered.labels(target.name).inc()
                 log.debug("notify_delivered", target=target.name, entry=job.event.id, tries=attempt,
                           ms=round(outcome.seconds * 1000, 1))
-                return n.keep_trying(lambda tries=attempt: n.store.record_delivered(
+                recorded = n.keep_trying(lambda tries=attempt: n.store.record_delivered(
                     job.event.id, target.name, tries, retried=job.retried))
+                return DELIVERED if recorded else None
             metrics.failed.labels(target.name).inc()
             error = outcome.error
             if attempt < policy.tries:
@@ -98,15 +109,15 @@ class TargetWorker(threading.Thread):
                 log.warning("notify_try_failed", target=target.name, entry=job.event.id, tries=attempt,
                             error=error, retry_in_s=round(delay, 2))
                 if n.stop.wait(delay):
-                    return False  # left pending: redelivered after the restart
+                    return None  # left pending: redelivered after the restart
         return self.give_up(job, policy.tries, error)
 
-    def give_up(self, job: Job, tries: int, error: str) -> bool:
-        """The dead letter: counted, logged, written (True once it is written)."""
+    def give_up(self, job: Job, tries: int, error: str) -> str | None:
+        """The dead letter: counted, logged, written (``DEAD`` once it is written)."""
         n, name = self.notifier, self.target.name
         n.metrics.dead_lettered.labels(name).inc()
         log.error("notify_dead_letter", target=name, entry=job.event.id, tries=tries, error=error)
-        return n.keep_trying(lambda: n.store.record_dead(job.event, name, tries, error))
+        return DEAD if n.keep_trying(lambda: n.store.record_dead(job.event, name, tries, error)) else None
 
 
 class Notifier:
@@ -146,7 +157,7 @@ class Notifier:
         self.clock = clock
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.in_flight: dict[tuple[str, str], int] = {}
+        self.in_flight: dict[tuple[str, str], InFlight] = {}
         self.workers = {t.name: TargetWorker(t, self) for t in self.targets}
         self.last_ids = {self.store.audit_key: "$", self.store.retry_key: "$"}
         self.warned_unchecked = False
@@ -167,15 +178,21 @@ class Notifier:
                 if self.stop.wait(1.0):
                     return False
 
-    def job_done(self, job: Job) -> None:
+    def job_done(self, job: Job, target: str, *, delivered: bool) -> None:
+        """One target is finished with ``job``; the entry is acknowledged when the last one is."""
         slot = (job.key, job.entry_id)
         with self.lock:
-            left = self.in_flight.get(slot, 0) - 1
-            if left > 0:
-                self.in_flight[slot] = left
-                return
-            self.in_flight.pop(slot, None)
-        self.keep_trying(lambda: self.store.ack(job.key, job.entry_id))
+            entry = self.in_flight.get(slot)
+            if entry is not None:
+                entry.targets.discard(target)
+            held = entry is not None and entry.held
+            last = entry is None or not entry.targets
+            if last:
+                self.in_flight.pop(slot, None)
+        if held and delivered:  # a letter held after record_delivered ran would outlive the delivery
+            self.keep_trying(lambda: self.store.drop_letter(job.event.id, target))
+        if last:
+            self.keep_trying(lambda: self.store.ack(job.key, job.entry_id))
 
     # ---- the loop ---------------------------------------------------------------------------------------
 
@@ -242,7 +259,8 @@ class Notifier:
             with self.lock:
                 mine = [entry_id for k, entry_id in self.in_flight if k == key]
             for i in range(0, len(mine), 500):
-                self.client.xclaim(key, GROUP, self.consumer, 0, mine[i:i + 500], justid=True)
+                kept = self.client.xclaim(key, GROUP, self.consumer, 0, mine[i:i + 500], justid=True)
+                self.hold_trimmed(key, set(mine[i:i + 500]) - {as_text(k) for k in kept})
             cursor = "0-0"
             while True:
                 reply = self.client.xautoclaim(key, GROUP, self.consumer, idle_ms, start_id=cursor, count=self.batch)
@@ -279,6 +297,24 @@ class Notifier:
                          retry: as_text(retry_info.get("last-generated-id"))}
         if not read:  # wait for news without moving the group: the next MULTI reads (and checks) it
             self.client.xread(self.last_ids, block=self.block_ms, count=1)
+
+    def hold_trimmed(self, key: str, missing: set[str]) -> None:
+        """In-flight entries that XCLAIM no longer found: trimmed from the stream, and so dropped from the pending
+        list, while this notifier still delivers them from memory. Each unfinished target gets a letter in the
+        dead-letter hash now, so that a stop or a crash before the delivery leaves a visible, retriable record;
+        the delivery removes it (``record_delivered``), a last failed try replaces it."""
+        for entry_id in sorted(missing):
+            with self.lock:
+                entry = self.in_flight.get((key, entry_id))
+                if entry is None or entry.held:  # finished meanwhile (acknowledged), or already held
+                    continue
+                entry.held = True
+                targets = sorted(entry.targets)
+            log.warning("notify_in_flight_trimmed", stream=key, entry=entry.event.id, targets=",".join(targets))
+            for target in targets:
+                self.keep_trying(lambda event=entry.event, target=target: self.store.hold(
+                    event, target, "audit entry trimmed while in delivery: held here until delivered "
+                                   "(left here if the notifier stopped first)"))
 
     def check_gap(self, info: dict, groups: list) -> None:
         """Entries added after the group's position that are no longer in the stream were trimmed unread.
@@ -338,7 +374,7 @@ class Notifier:
             self.keep_trying(lambda: self.store.ack(key, entry_id))
             return
         with self.lock:
-            self.in_flight[slot] = len(jobs)
+            self.in_flight[slot] = InFlight(jobs[0][1].event, {worker.target.name for worker, _ in jobs})
         for worker, job in jobs:
             worker.jobs.put(job)
 
@@ -347,7 +383,8 @@ class Notifier:
         waiting = worker.jobs.qsize()
         if waiting < self.max_queued + self.batch:
             return False
-        return worker.give_up(job, 0, f"not tried: {waiting} events were waiting for this target (failing or slow)")
+        ended = worker.give_up(job, 0, f"not tried: {waiting} events were waiting for this target (failing or slow)")
+        return ended is not None
 
     def retry_jobs(self, key: str, entry_id: str, raw: Any) -> list[tuple[TargetWorker, Job]]:
         fields = {as_text(k): as_text(v) for k, v in raw.items()}

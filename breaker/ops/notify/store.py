@@ -128,12 +128,20 @@ class NotifyStore:
         pipe.execute()
 
     def record_dead(self, event: AuditEvent, target: str, tries: int, error: str) -> None:
-        letter = {"event": event.id, "target": target, "action": event.action, "tries": tries, "error": error[:300],
-                  "at": self.clock(), "fields": event.fields}
+        letter = _letter(event, target, tries, error, self.clock())
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.dead_key, letter_key(event.id, target), json.dumps(letter, sort_keys=True))
         self._log(pipe, event.id, target, "dead", tries, error)
         pipe.execute()
+
+    def hold(self, event: AuditEvent, target: str, note: str) -> None:
+        """A letter for an event still being delivered whose audit entry is gone (no outcome record): the only
+        durable copy until the delivery ends."""
+        letter = _letter(event, target, 0, note, self.clock())
+        self.client.hset(self.dead_key, letter_key(event.id, target), json.dumps(letter, sort_keys=True))
+
+    def drop_letter(self, event_id: str, target: str) -> None:
+        self.client.hdel(self.dead_key, letter_key(event_id, target))
 
     def record_lost(self, first_missing: str, count: int | None, error: str) -> None:
         pipe = self.client.pipeline(transaction=True)
@@ -206,6 +214,12 @@ class NotifyStore:
             return None, set()
         pending = self.client.xpending_range(self.audit_key, GROUP, min="-", max="+", count=1000)
         return as_text(group.get("last-delivered-id")), {as_text(p["message_id"]) for p in pending}
+
+
+def _letter(event: AuditEvent, target: str, tries: int, error: str, at: float) -> dict[str, Any]:
+    """A dead letter's JSON document: enough to retry the event after its audit entry is gone."""
+    return {"event": event.id, "target": target, "action": event.action, "tries": tries, "error": error[:300],
+            "at": at, "fields": event.fields}
 
 
 def stream_id_tuple_safe(entry_id: str) -> tuple[int, int]:
