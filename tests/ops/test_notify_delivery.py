@@ -455,3 +455,22 @@ def test_an_entry_trimmed_while_in_delivery_is_held_as_a_letter_until_delivered(
     receiver.status = 200
     wait_for(lambda: receiver.ids() == {event_id}, 20, "the delivery")
     wait_for(lambda: NotifyStore(client).dead_letters() == [], 10, "the held letter gone once delivered")
+
+
+def test_two_notifiers_stealing_from_each_other_lose_nothing(client, receivers, run_notifier):
+    """Two notifiers in one group with a claim time shorter than their refresh can be late (``claim_idle_s`` 0.2,
+    a 200 ms blocking read): they take each other's in-flight entries over. Every event still arrives, nothing
+    stays pending, and any duplicate is the same event under the same id (an XACK by one of them never ends the
+    other's delivery early, because each acknowledges only after all of its own targets are done)."""
+    receiver = receivers()
+    receiver.delay_s = 0.05
+    targets = [WebhookTarget("ops", receiver.url, SECRET)]
+    run_notifier(targets, consumer="a", claim_idle_s=0.2)
+    run_notifier(targets, consumer="b", claim_idle_s=0.2)
+    ids = _record(AuditTrail(client), 30)
+    wait_for(lambda: receiver.ids() >= set(ids), 30, "all 30 events")
+    wait_for(lambda: _pending(client) == 0, 10, "nothing pending")
+    bodies: dict[str, set[bytes]] = {}
+    for received in receiver.received:
+        bodies.setdefault(received.webhook_id, set()).add(received.body)
+    assert set(bodies) == set(ids) and all(len(b) == 1 for b in bodies.values())
