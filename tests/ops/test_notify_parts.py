@@ -316,3 +316,12 @@ def test_a_non_finite_number_in_an_entry_still_makes_strict_json():
     doc = _strict_json(standard_body(event))
     assert doc["data"]["detail"] == {"ratio": "NaN", "limits": ["Infinity", "-Infinity", 1.5]}
     _strict_json(slack_body(event))
+
+
+def test_a_targets_repr_shows_neither_the_secret_nor_the_urls_path():
+    """``repr`` is what ends up in a log line or a traceback: a Slack URL's path is as secret as the secret."""
+    [target] = load_targets({"VIX_BREAKER_WEBHOOK_URL": f"https://hooks.slack.example{SLACK_PATH}?token=abc",
+                             "VIX_BREAKER_WEBHOOK_SECRET": SECRET})
+    text = repr(target)
+    assert "SECRETPATHTOKEN" not in text and "abc" not in text and SECRET not in text
+    assert "https://hooks.slack.example" in text and "default" in text

@@ -29,7 +29,8 @@ class TargetsError(ConfigError):
 
 @dataclass(frozen=True)
 class WebhookTarget:
-    """One receiver. ``repr`` leaves the secret out, so a target can be logged."""
+    """One receiver. ``repr`` leaves out the secret and all of the URL but its scheme and host (a Slack URL's path
+    is a credential), so a target can be logged."""
 
     name: str
     url: str
@@ -38,7 +39,9 @@ class WebhookTarget:
     format: str = "standard"
 
     def __repr__(self) -> str:
-        return f"WebhookTarget(name={self.name!r}, url={self.url!r}, events={self.events!r}, format={self.format!r})"
+        parts = urlsplit(self.url)
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+        return f"WebhookTarget(name={self.name!r}, url={where!r}, events={self.events!r}, format={self.format!r})"
 
     def wants(self, action: str) -> bool:
         """The event filter: an action name or a glob (``override_*``) matches; ``*`` matches everything."""
