@@ -325,3 +325,13 @@ def test_a_targets_repr_shows_neither_the_secret_nor_the_urls_path():
     text = repr(target)
     assert "SECRETPATHTOKEN" not in text and "abc" not in text and SECRET not in text
     assert "https://hooks.slack.example" in text and "default" in text
+
+
+def test_a_url_with_user_and_password_is_refused_rather_than_sent_without_them(tmp_path):
+    """http.client sends no credentials from a URL's userinfo: every try would get the receiver's 401 until the
+    dead letter. Refused at start-up instead, without repeating the password."""
+    path = _write(tmp_path, f'[[webhook]]\nname = "siem"\nurl = "https://bob:hunter2@siem.example/in"\n'
+                            f'secret = "{SECRET}"')
+    with pytest.raises(TargetsError, match="user or password") as caught:
+        load_targets({"VIX_BREAKER_WEBHOOKS": path})
+    assert "hunter2" not in str(caught.value)

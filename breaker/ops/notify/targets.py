@@ -73,6 +73,9 @@ def check_url(url: object, where: str) -> str:
                   and not any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url))
     except ValueError:  # a malformed port or IPv6 literal
         usable = False
+    if usable and (parts.username is not None or parts.password is not None):
+        raise TargetsError(f"{where}: url has a user or password, which notifications do not send (a receiver that "
+                           "needs one would answer 401 to every try): authenticate the receiver by the signature")
     if not usable:
         raise TargetsError(f"{where}: url must be an http:// or https:// URL with a host, a port in 1-65535 if any, "
                            "and no spaces or control characters (the URL is not shown: it may be a credential)")
