@@ -474,3 +474,21 @@ def test_two_notifiers_stealing_from_each_other_lose_nothing(client, receivers, 
     for received in receiver.received:
         bodies.setdefault(received.webhook_id, set()).add(received.body)
     assert set(bodies) == set(ids) and all(len(b) == 1 for b in bodies.values())
+
+
+def test_retry_requests_trimmed_before_the_notifier_read_them_are_a_reported_gap(client, receivers, run_notifier):
+    """A retry takes the letter out of the dead-letter hash and puts a request on ``notify:retry`` (trimmed to
+    10 000). Requests trimmed unread (many retries while the notifier is down) were the only copy of those
+    events: that gap is checked like the audit stream's and reported, not silent."""
+    receiver = receivers()
+    store = NotifyStore(client)
+    store.ensure_groups("$")
+    for n in range(13):  # the console's request, with a small MAXLEN standing in for 10 000
+        client.xadd(store.retry_key, {"event": f"1-{n}", "target": "ops",
+                                      "fields": json.dumps({"action": "panic_end", "who": "bob", "at": "1.0"})},
+                    maxlen=5, approximate=False)
+    notifier = run_notifier([WebhookTarget("ops", receiver.url, SECRET)])
+    wait_for(lambda: receiver.ids() >= {f"1-{n}" for n in range(8, 13)}, 20, "the 5 requests left")
+    wait_for(lambda: notifier.metrics.lost._value.get() == 8, 10, "the 8 trimmed requests reported")
+    [gap] = [e for e in AuditTrail(client).entries() if e.action == GAP_ACTION]
+    assert gap.detail["count"] == 8 and gap.detail["stream"] == store.retry_key

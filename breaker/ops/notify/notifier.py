@@ -285,9 +285,11 @@ class Notifier:
         pipe.xinfo_stream(audit)
         pipe.xinfo_groups(audit)
         pipe.xinfo_stream(retry)
+        pipe.xinfo_groups(retry)
         pipe.xreadgroup(GROUP, self.consumer, {audit: ">", retry: ">"}, count=self.batch)
-        info, groups, retry_info, reply = pipe.execute()
-        self.check_gap(info, groups)
+        info, groups, retry_info, retry_groups, reply = pipe.execute()
+        self.check_gap(audit, info, groups)
+        self.check_gap(retry, retry_info, retry_groups)  # a trimmed retry request was a letter's only copy
         read = 0
         for key, rows in reply or []:
             for entry_id, fields in rows:
@@ -316,7 +318,7 @@ class Notifier:
                     event, target, "audit entry trimmed while in delivery: held here until delivered "
                                    "(left here if the notifier stopped first)"))
 
-    def check_gap(self, info: dict, groups: list) -> None:
+    def check_gap(self, key: str, info: dict, groups: list) -> None:
         """Entries added after the group's position that are no longer in the stream were trimmed unread.
 
         ``entries-read`` is the group's position among every entry ever added (``entries-added``): when the
@@ -340,8 +342,7 @@ class Notifier:
         count = int(info.get("entries-added") or 0) - int(entries_read) - int(info.get("length") or 0)
         if count > 0:
             self.report_lost(f"after {last_delivered}", count,
-                             f"trimmed before the notifier read them (oldest left: {first_id or 'none'})",
-                             self.store.audit_key)
+                             f"trimmed before the notifier read them (oldest left: {first_id or 'none'})", key)
 
     def report_lost(self, first_missing: str, count: int | None, error: str, key: str,
                     deleted: list[str] | None = None) -> None:
