@@ -41,7 +41,6 @@ log = breaker_logger()
 DELIVERED, DEAD = "delivered", "dead"
 
 
-
 @dataclass(frozen=True)
 class Job:
     key: str  # the stream it came from (audit or retry)

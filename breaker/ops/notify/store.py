@@ -31,7 +31,6 @@ RETRY_ACTION = "notify_retry"
 GAP_ACTION = "notify_gap"
 
 
-
 def letter_key(event_id: str, target: str) -> str:
     """The dead-letter hash's field for one event at one target."""
     return f"{event_id}|{target}"
