@@ -10,7 +10,19 @@ from functools import partial
 
 import redis
 
-from . import cluster, console, demo_fleet, fleet, log_volume, memory, micro, operator_reads, protocol, single_thread
+from . import (
+    cluster,
+    console,
+    demo_fleet,
+    fleet,
+    log_volume,
+    memory,
+    micro,
+    notify,
+    operator_reads,
+    protocol,
+    single_thread,
+)
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
 from .table import Row, render
 
@@ -44,6 +56,7 @@ def main() -> int:
         partial(protocol.protocol, bench),
         partial(demo_fleet.demo_fleet, bench),
         partial(operator_reads.operator_reads, bench),
+        partial(notify.notify_figures, bench),
     ]
     rows = []
     began = time.perf_counter()

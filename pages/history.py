@@ -8,6 +8,7 @@ import streamlit as st
 from breaker.ops import AuditEntry, PanicEpisode, canonical_name, panic_episodes
 from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
+from console.notifications import render_notifications
 from console.shared import (
     audit_trail,
     finish_page,
@@ -99,4 +100,5 @@ except Exception as exc:
     show_redis_error("reading the audit trail", f"{type(exc).__name__}: {exc}")
 else:
     render_history(history, time.time(), current_clock_start())
+    render_notifications(history)
 finish_page(sidebar)

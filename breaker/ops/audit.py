@@ -181,6 +181,11 @@ def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
     )
 
 
+def parse_entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
+    """One stream entry (raw fields) as History reads it; what was wrong with it is in ``problems``."""
+    return _entry(entry_id, raw_fields)
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 30 else text[:27] + "..."

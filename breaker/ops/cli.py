@@ -694,6 +694,67 @@ def exporter(ctx: click.Context, port: int, host: str) -> None:
         server.shutdown()
 
 
+@cli.command()
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="Serve the notifier's metrics on http://127.0.0.1:PORT/metrics (default: none).")
+@click.option("--consumer", default=None, help="Consumer name in the group (default: the host name).")
+@click.option("--tries", default=8, show_default=True, type=click.IntRange(1, 100), help="Tries per event and target.")
+@click.option("--backoff-s", default=1.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Wait after the first failed try; doubled after each further one (with jitter).")
+@click.option("--backoff-cap-s", default=60.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Longest wait between two tries.")
+@click.option("--timeout-s", default=10.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Longest one try may take (connect, send and the whole answer).")
+@click.option("--claim-idle-s", default=60.0, show_default=True, type=click.FloatRange(0.1, 86400),
+              help="Take over another consumer's pending entries idle this long (a crashed notifier).")
+@click.option("--from-oldest", is_flag=True,
+              help="A new group starts at the oldest audit entry (default: at the next new one).")
+@click.pass_context
+def notify(ctx: click.Context, metrics_port: int | None, consumer: str | None, tries: int, backoff_s: float,
+           backoff_cap_s: float, timeout_s: float, claim_idle_s: float, from_oldest: bool) -> None:
+    """POST every audit entry to the configured webhooks, signed, at least once (docs/notifications.md).
+
+    Runs in the foreground until Ctrl-C or SIGTERM. Targets: VIX_BREAKER_WEBHOOK_URL + VIX_BREAKER_WEBHOOK_SECRET,
+    or VIX_BREAKER_WEBHOOKS=targets.toml."""
+    import signal
+
+    from .notify import Notifier, NotifierMetrics, RetryPolicy, TargetsError, load_targets
+
+    session: Session = ctx.obj
+    try:
+        targets = load_targets(os.environ)
+    except TargetsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if not session.settings.redis_url:
+        raise CliError("REDIS_URL is not set (or pass --redis-url)", EXIT_USAGE)
+    configure_logging(session.settings.log_level, session.settings.log_format)
+    block_ms = 1000
+    client = redis_client(session.settings.redis_url,
+                          timeout_ms=max(session.settings.redis_timeout_ms, block_ms + 2000.0))
+    session._client = client  # closed by the group on the way out
+    client.ping()
+    metrics = NotifierMetrics()
+    server = None
+    if metrics_port is not None:
+        try:
+            server, _ = metrics.serve(metrics_port)
+        except OSError as exc:
+            raise CliError(f"cannot listen on 127.0.0.1:{metrics_port}: {exc.strerror or exc}", EXIT_FAILED) from exc
+    notifier = Notifier(client, targets, key_prefix=session.settings.key_prefix, consumer=consumer,
+                        policy=RetryPolicy(tries=tries, base_s=backoff_s, cap_s=backoff_cap_s, timeout_s=timeout_s),
+                        claim_idle_s=claim_idle_s, block_ms=block_ms, start_id="0" if from_oldest else "$",
+                        metrics=metrics)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: notifier.stop.set())
+    where = f", metrics on http://127.0.0.1:{server.server_port}/metrics" if server is not None else ""
+    click.echo(f"vix-breaker notify: {len(targets)} target(s) for {session.target}{where}", err=True)
+    try:
+        notifier.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
 def main() -> None:
     """Console script entry point (``vix-breaker``)."""
     cli(prog_name="vix-breaker")

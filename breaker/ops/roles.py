@@ -79,6 +79,7 @@ WRITES: dict[str, Write] = {
     "break_glass": Write(Role.ADMIN, verified=True),  # force_calm without a second person on a real target
     "token_create": Write(Role.ADMIN, verified=True),
     "token_revoke": Write(Role.ADMIN, verified=True),
+    "notify_retry": Write(Role.OPERATOR),  # send a dead-lettered notification again
 }
 
 VERIFIED_AUTH = ("password", "oidc")
