@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from breaker.metrics import BreakerMetrics
 from breaker.ops.exporter import EXPORTED
+from breaker.ops.notify.metrics import NOTIFY_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "deploy" / "alerts"
@@ -98,7 +99,7 @@ def test_no_aggregation_drops_job_or_instance():
 
 def test_rules_use_only_metrics_that_exist():
     worker = {family.name for family in BreakerMetrics(CollectorRegistry()).registry.collect()}
-    known = set(EXPORTED) | {f"{name}_total" for name in worker} | {
+    known = set(EXPORTED) | set(NOTIFY_METRICS) | {f"{name}_total" for name in worker} | {
         f"vix_breaker_redis_round_trip_seconds{suffix}" for suffix in ("", "_bucket", "_count", "_sum")}
     used = {name for rule in rules() for name in re.findall(r"\bvix_breaker_[a-z_]+", rule["expr"])}
     assert used and used <= known, used - known
