@@ -26,11 +26,13 @@ from .client import describe_client, is_cluster_client, stall_risks
 from .client import redis_client as build_client
 from .clock import (
     DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_PANIC_AGE_H,
     SEED_KEY_TTL_S,
     NoAtomicCommands,
     PanicClock,
     UnusableStart,
     check_key_ttl,
+    check_max_panic_age_s,
     default_key_ttl_s,
     observation_of,
 )
@@ -41,7 +43,7 @@ from .importance import MatchImportance, importance_of
 from .keyspace import cluster_prefix_problem, default_key_prefix
 from .logs import breaker_logger
 from .outage import Outage
-from .override import OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
+from .override import DEFAULT_MAX_OVERRIDE_MIN, OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
 from .policy import MODE_OF_TIER, AdaptivePanicQuota, PanicMode, TierTable, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -130,6 +132,8 @@ def _last_time_before(limit: float, fits: Callable[[float], bool]) -> float | No
     return None
 
 
+SCRIPTING_RETRY_S = 30.0  # the non-atomic fallback tries the script again after this, doubling to the cap
+SCRIPTING_RETRY_CAP_S = 600.0
 BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
@@ -160,6 +164,9 @@ class VIXCircuitBreaker:
         circuit_close_threshold: float = 0.60,
         on_state_change: StateListener | None = None,
         metrics: Any = None,
+        max_panic_age_h: float = DEFAULT_MAX_PANIC_AGE_H,
+        max_override_min: float = DEFAULT_MAX_OVERRIDE_MIN,
+        scripting_retry_s: float = SCRIPTING_RETRY_S,
     ) -> None:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -167,6 +174,12 @@ class VIXCircuitBreaker:
         if panic_key_ttl_s is None:
             panic_key_ttl_s = default_key_ttl_s(end_on_normal)
         check_key_ttl(panic_key_ttl_s)
+        self.max_panic_age_s = check_max_panic_age_s(max_panic_age_h) * 3600
+        for name, value in (("max_override_min", max_override_min), ("scripting_retry_s", scripting_retry_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        self.max_override_s = float(max_override_min) * 60
+        self.scripting_retry_s = float(scripting_retry_s)
         cluster = is_cluster_client(redis_client)
         if key_prefix is None:
             key_prefix = default_key_prefix(cluster)
@@ -174,7 +187,8 @@ class VIXCircuitBreaker:
             raise ValueError(f"key_prefix {cluster_prefix_problem(key_prefix)}")
         self.redis = redis_client
         self.panic_clock = (
-            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s, keep_connection=True)
+            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s, keep_connection=True,
+                       max_panic_age_s=self.max_panic_age_s)
             if redis_client is not None
             else None
         )
@@ -210,7 +224,8 @@ class VIXCircuitBreaker:
         self._retry_at = -math.inf
         self._panic_seen = False  # a panic call since the last round trip: the next one observes the clock
         self._episode_start: float | None = None  # the start this worker's logged state belongs to
-        self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}")
+        self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}",
+                                          max_s=self.max_override_s)
         self._started: float | None = None
         self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
         self._host = socket.gethostname()
@@ -246,6 +261,8 @@ class VIXCircuitBreaker:
             "panic_key_ttl_s": settings.panic_key_ttl_s,
             "end_on_normal": settings.end_on_normal,
             "refresh_interval_s": settings.refresh_interval_s,
+            "max_panic_age_h": settings.max_panic_age_h,
+            "max_override_min": settings.max_override_min,
         }
         options.update(kwargs)
         return cls(redis_client, **options)
@@ -265,7 +282,7 @@ class VIXCircuitBreaker:
                 kind = _status_kind(vix_status)
             if kind is None:
                 self._emit("error", "UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), answer="PANIC_FULL")
-                return self._counted_fail_safe()
+                return self._bad_input()
             if type(base_ttl) is int and base_ttl >= 0:
                 base = base_ttl
             else:
@@ -274,7 +291,7 @@ class VIXCircuitBreaker:
                 except (TypeError, ValueError) as exc:
                     self._emit("error", "INVALID_BASE_TTL", base_ttl=_short(base_ttl), error=str(exc),
                                answer="PANIC_FULL")
-                    return self._counted_fail_safe()
+                    return self._bad_input()
             clock = self.clock
             now = clock() if clock is not None else time.time()
             if type(now) is not float or now - now != 0.0:  # finite floats pass; NaN and inf fail
@@ -416,6 +433,19 @@ class VIXCircuitBreaker:
 
     def _counted_fail_safe(self) -> tuple[int, PanicMode]:
         self._answers.count(PanicMode.PANIC_FULL, fail_safe=True)
+        return _FAIL_SAFE
+
+    def _bad_input(self) -> tuple[int, PanicMode]:
+        """A fail-safe answer to bad input, counted; the interval's round trip (the heartbeat) is still made
+        when due (SPEC section 4), so a worker fed only bad input shows in the fleet with its fail-safe count."""
+        self._answers.count(PanicMode.PANIC_FULL, fail_safe=True)
+        try:
+            clock = self.clock
+            now = clock() if clock is not None else time.time()
+            if type(now) is float and now - now == 0.0 and not 0 <= now - self._sync.at < self.refresh_interval_s:
+                self._sync_if_due(now, _CALM)
+        except Exception as exc:
+            self._emit("error", "VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
         return _FAIL_SAFE
 
     def _unreliable(self, tried: bool) -> None:

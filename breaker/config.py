@@ -35,6 +35,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For the console believes
     two_person_rule: bool | None = None  # None: on for a real target, off in the sandbox
     max_override_min: float = 60.0
+    max_panic_age_h: float = 48.0  # a stored start older than this is replaced like garbage (SPEC 3 v3)
 
     def __post_init__(self) -> None:
         if self.key_prefix is None:
@@ -71,6 +72,7 @@ class Settings:
             trusted_proxies=_networks(env.get("BREAKER_TRUSTED_PROXIES", "")),
             two_person_rule=_boolean(env, "BREAKER_TWO_PERSON_RULE", None),
             max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
+            max_panic_age_h=_number(env, "BREAKER_MAX_PANIC_AGE_H", 48.0, minimum=1.0),
         )
 
 

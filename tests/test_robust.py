@@ -1,0 +1,147 @@
+"""Issue 25 (and issue 21 items 3, 9; issue 19's worker cap) on a real server: implausible starts, the
+last-observed mark without scripts, bad input that still beats, and the worker's own override cap."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from structlog.testing import capture_logs
+
+from breaker import PanicClock, VIXCircuitBreaker, redis_client
+from breaker.config import ConfigError, Settings
+from breaker.ops.zombie import zombie_verdict
+from breaker.override import Override, OverrideMode
+from tests.conftest import FakeClock
+
+KEY = "brain:panic_start_ts"
+SEEN = "brain:panic_last_seen_ts"
+
+
+def server_now(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+@pytest.fixture
+def no_scripts(real_redis, redis_url):
+    """An ACL user denied scripting (and MULTI): the separate-command fallback."""
+    real_redis.execute_command("ACL", "SETUSER", "noscript", "reset", "on", ">pw", "~*", "&*", "+@all",
+                               "-multi", "-exec", "-watch", "-eval", "-evalsha")
+    client = redis_client(f"redis://noscript:pw@{redis_url.split('//', 1)[1]}", timeout_ms=1000)
+    yield client
+    client.close()
+    real_redis.execute_command("ACL", "DELUSER", "noscript")
+
+
+# --- implausible starts (SPEC 3 v3) -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stored", ["631152000.0", "12345.6"])  # 1990, and a monotonic-clock reading
+def test_a_start_older_than_the_max_panic_age_is_replaced(real_redis, stored):
+    real_redis.set(KEY, stored, ex=900)
+    breaker = VIXCircuitBreaker(real_redis)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")  # tier 1 of a fresh panic, not tier 4
+    start = float(real_redis.get(KEY))
+    assert abs(start - server_now(real_redis)) < 5
+    [error] = [e for e in logs if e["event"] == "INVALID_PANIC_TIMESTAMP"]
+    assert stored in error["value"]
+
+
+def test_a_start_within_the_max_panic_age_is_kept(real_redis):
+    old = repr(server_now(real_redis) - 40 * 3600)
+    real_redis.set(KEY, old, ex=900)
+    VIXCircuitBreaker(real_redis).get_ttl(60, "panic")
+    assert real_redis.get(KEY).decode() == old
+    real_redis.set(KEY, old, ex=900)
+    VIXCircuitBreaker(real_redis, max_panic_age_h=24).get_ttl(60, "panic")
+    assert real_redis.get(KEY).decode() != old
+
+
+def test_fallback_treats_an_implausible_start_like_garbage(real_redis, no_scripts):
+    real_redis.set(KEY, "631152000.0", ex=30)
+    breaker = VIXCircuitBreaker(no_scripts, refresh_interval_s=0, retry_after_s=0)
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (0, "PANIC_FULL")
+    assert [e for e in logs if e["event"] == "INVALID_PANIC_TIMESTAMP"]
+    assert real_redis.ttl(KEY) <= 30  # not renewed: it ends
+
+
+def test_max_panic_age_setting():
+    assert Settings.from_env({}).max_panic_age_h == 48.0
+    assert Settings.from_env({"BREAKER_MAX_PANIC_AGE_H": "72"}).max_panic_age_h == 72.0
+    with pytest.raises(ConfigError, match="BREAKER_MAX_PANIC_AGE_H"):
+        Settings.from_env({"BREAKER_MAX_PANIC_AGE_H": "0"})
+    assert VIXCircuitBreaker.from_settings(Settings(max_panic_age_h=5.0)).max_panic_age_s == 5 * 3600
+
+
+def test_operator_reading_flags_an_implausible_start(real_redis):
+    real_redis.set(KEY, "631152000.0", ex=900)
+    real_redis.set(SEEN, repr(server_now(real_redis)), ex=900)
+    reading = PanicClock(real_redis).read_now()
+    assert not reading.parses
+    verdict = zombie_verdict(reading)
+    assert verdict.suspect and any("implausible start" in r for r in verdict.reasons)
+
+
+# --- the last-observed mark without scripts (issue 21 item 9) -----------------------------------------------
+
+def test_no_scripting_users_healthy_panic_is_never_a_zombie(real_redis, no_scripts):
+    breaker = VIXCircuitBreaker(no_scripts, refresh_interval_s=0)
+    breaker.get_ttl(60, "panic")
+    first = PanicClock(real_redis).read_now()
+    assert first.last_observed_at is not None
+    assert not zombie_verdict(first).suspect
+    breaker.get_ttl(60, "panic")
+    second = PanicClock(real_redis).read_now()
+    assert second.last_observed_at > first.last_observed_at
+    assert not zombie_verdict(second).suspect
+
+
+# --- bad input still beats (issue 21 item 3) ----------------------------------------------------------------
+
+def _beat(real_redis, breaker) -> dict:
+    raw = real_redis.hget("brain:workers", breaker.worker_id)
+    assert raw is not None, "no heartbeat"
+    return json.loads(raw)
+
+
+def test_a_worker_fed_only_bad_input_still_beats(real_redis):
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(real_redis, clock=clock, refresh_interval_s=1.0, server_time=False)
+    for _ in range(3):
+        assert breaker.get_ttl(60, "bogus") == (0, "PANIC_FULL")
+    assert _beat(real_redis, breaker)["fail_safe"] >= 1
+    clock.advance(1.5)
+    assert breaker.get_ttl("sixty", "normal") == (0, "PANIC_FULL")
+    assert breaker.get_ttl(-1, "normal") == (0, "PANIC_FULL")
+    clock.advance(1.5)
+    assert breaker.get_ttl(None, "normal") == (0, "PANIC_FULL")
+    total = _beat(real_redis, breaker)["fail_safe"]
+    assert total >= 1
+    assert real_redis.get(KEY) is None  # bad input never observes the clock
+
+
+# --- the worker's own override cap (SPEC 12) ----------------------------------------------------------------
+
+def test_a_ten_hour_override_stops_after_the_workers_max(real_redis):
+    now = server_now(real_redis)
+    real_redis.set("brain:panic_override",
+                   Override(OverrideMode.FORCE_FULL, "tool", "straight into Redis", now - 1, now + 10 * 3600).to_json())
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(real_redis, clock=clock, refresh_interval_s=100_000, max_override_min=60)
+    assert breaker.get_ttl(60, "normal") == (0, "PANIC_FULL")
+    clock.advance(58 * 60)
+    assert breaker.get_ttl(60, "normal") == (0, "PANIC_FULL")
+    clock.advance(3 * 60)
+    assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
+
+
+def test_a_capped_override_is_not_honoured_after_a_round_trip_either(real_redis):
+    now = server_now(real_redis)
+    real_redis.set("brain:panic_override",
+                   Override(OverrideMode.FORCE_FULL, "tool", "old", now - 2 * 3600, now + 8 * 3600).to_json())
+    breaker = VIXCircuitBreaker(real_redis, refresh_interval_s=0)
+    assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
+    assert VIXCircuitBreaker(real_redis, refresh_interval_s=0, max_override_min=600).get_ttl(60, "normal") == (
+        0, "PANIC_FULL")
