@@ -134,6 +134,8 @@ def _last_time_before(limit: float, fits: Callable[[float], bool]) -> float | No
 
 SCRIPTING_RETRY_S = 30.0  # the non-atomic fallback tries the script again after this, doubling to the cap
 SCRIPTING_RETRY_CAP_S = 600.0
+_FALLBACK_TEXT = ("separate SET NX EX, GET, EXPIRE (first writer still wins; an unusable value is not replaced, "
+                  "it expires)")
 BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
@@ -230,7 +232,10 @@ class VIXCircuitBreaker:
         self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
         self._host = socket.gethostname()
         self._beat_at = -math.inf
-        self._separate = self.panic_clock is not None and not self.panic_clock.scripting
+        self._separate = False  # on the non-atomic fallback (the script was refused), until the retry works
+        self._separate_since = -math.inf
+        self._scripting_retry_at = -math.inf
+        self._scripting_backoff_s = self.scripting_retry_s
         self._warned_separate = False
         self._warned_not_configured = False
         self._warned_clock = False
@@ -543,24 +548,42 @@ class VIXCircuitBreaker:
         clock = self.panic_clock
         at = None if self.server_time else now
         ttl = beat_ttl_s(max(self.refresh_interval_s, BEAT_MIN_SPACING_S))
-        if not self._separate:
+        if clock.scripting and (not self._separate or self._scripting_due(now)):
             try:
-                return clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
-                                        beat_ttl_s=ttl, hexpire=self._hexpire)
+                reply = clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
+                                         beat_ttl_s=ttl, hexpire=self._hexpire)
             except NoAtomicCommands as exc:
-                self._separate = True
-                reason = str(exc)
-        else:
-            reason = f"{type(self.redis).__name__} has no evalsha"
-        if not self._warned_separate:
+                self._fall_back(now, str(exc))
+            else:
+                if self._separate:
+                    self._separate = False
+                    self._log.info("REDIS_SCRIPTING_RESTORED", after_failed_s=round(now - self._separate_since, 1))
+                return reply
+        elif not clock.scripting and not self._warned_separate:  # a client without evalsha: nothing to retry
             self._warned_separate = True
-            self._log.warning(
-                "REDIS_WITHOUT_SCRIPTING", reason=reason[:200],
-                fallback="separate SET NX EX, GET, EXPIRE (first writer still wins; an unusable value is not "
-                         "replaced, it expires)",
-            )
+            self._log.warning("REDIS_WITHOUT_SCRIPTING", reason=f"{type(self.redis).__name__} has no evalsha",
+                              fallback=_FALLBACK_TEXT)
         return clock.separate_round_trip(observe=observe, now=at, fallback_now=now, worker_id=self.worker_id,
                                          beat=beat)
+
+    def _fall_back(self, now: float, reason: str) -> None:
+        """The script was refused ("unknown command", NOPERM, a script that cannot load): the non-atomic fallback
+        is a state, not a verdict. Logged once on the way in; the script is tried again after
+        ``scripting_retry_s``, doubling per refusal up to ``SCRIPTING_RETRY_CAP_S``."""
+        if not self._separate:
+            self._separate = True
+            self._separate_since = now
+            self._scripting_backoff_s = self.scripting_retry_s
+            self._log.warning("REDIS_WITHOUT_SCRIPTING", reason=reason[:200], fallback=_FALLBACK_TEXT,
+                              retry_in_s=self._scripting_backoff_s)
+        else:
+            self._scripting_backoff_s = min(self._scripting_backoff_s * 2, max(SCRIPTING_RETRY_CAP_S,
+                                                                               self.scripting_retry_s))
+        self._scripting_retry_at = now + self._scripting_backoff_s
+
+    def _scripting_due(self, now: float) -> bool:
+        """Time to try the script again; a wall clock stepped back does not stretch the wait."""
+        return not now < self._scripting_retry_at <= now + self._scripting_backoff_s
 
     def _end_on_calm(self, now: float) -> None:
         """Seed mode: every calm observation deletes the clock."""

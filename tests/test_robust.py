@@ -3,12 +3,15 @@ last-observed mark without scripts, bad input that still beats, and the worker's
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 
 import pytest
 from structlog.testing import capture_logs
 
-from breaker import PanicClock, VIXCircuitBreaker, redis_client
+from breaker import PanicClock, VIXCircuitBreaker, redis_client, refresh
 from breaker.config import ConfigError, Settings
 from breaker.ops.zombie import zombie_verdict
 from breaker.override import Override, OverrideMode
@@ -145,3 +148,91 @@ def test_a_capped_override_is_not_honoured_after_a_round_trip_either(real_redis)
     assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
     assert VIXCircuitBreaker(real_redis, refresh_interval_s=0, max_override_min=600).get_ttl(60, "normal") == (
         0, "PANIC_FULL")
+
+
+# --- the fallback is a state, not a verdict -----------------------------------------------------------------
+
+class RefusingProxy:
+    """Loopback proxy to the server that, while ``refusing`` is set, answers every script command itself with
+    "unknown command" (a proxy restarting, a script cache flushed at the wrong moment); all else passes."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.refusing = threading.Event()
+        self.scripts_passed = 0
+        self.closing = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closing.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                script = b"EVALSHA" in data.upper() or b"\r\nEVAL\r\n" in data.upper()
+                if script and self.refusing.is_set():
+                    client.sendall(b"-ERR unknown command 'EVALSHA', with args beginning with: \r\n")
+                    continue
+                if script:
+                    self.scripts_passed += 1
+                upstream.sendall(data)
+
+    def _replies(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                client.sendall(data)
+
+    def close(self) -> None:
+        self.closing.set()
+        for sock in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@pytest.fixture
+def refusing_proxy(valkey_server, real_redis):
+    proxy = RefusingProxy(valkey_server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_unknown_command_for_a_while_then_back_on_the_atomic_path(real_redis, refusing_proxy):
+    """1.5 s of "unknown command": the worker falls back (logged once), tries the script again after its
+    back-off (doubling while still refused) and returns to it when it works (logged once)."""
+    real_redis.script_load(refresh.SCRIPT)  # one script command per round trip (no NOSCRIPT, then EVAL)
+    clock = FakeClock()
+    client = redis_client(f"redis://127.0.0.1:{refusing_proxy.port}/0", timeout_ms=1000)
+    breaker = VIXCircuitBreaker(client, clock=clock, refresh_interval_s=0.25, scripting_retry_s=1.0,
+                                server_time=False)
+    refusing_proxy.refusing.set()
+    with capture_logs() as logs:
+        assert breaker.get_ttl(60, "panic") == (0, "PANIC_FULL")
+        for _ in range(4):  # 0.25 s steps up to 1.0 s: still refused; the retry at 1.0 s doubles the wait to 2 s
+            clock.advance(0.25)
+            breaker.get_ttl(60, "panic")
+        assert refusing_proxy.scripts_passed == 0
+        clock.advance(0.5)  # 1.5 s: the proxy is healthy again
+        refusing_proxy.refusing.clear()
+        breaker.get_ttl(60, "panic")
+        assert refusing_proxy.scripts_passed == 0, "no retry before the back-off (2 s after the 1 s retry)"
+        for _ in range(6):  # up to 3.0 s: the retry is due at 3.0 s
+            clock.advance(0.25)
+            breaker.get_ttl(60, "panic")
+        assert refusing_proxy.scripts_passed == 1
+        clock.advance(0.25)
+        breaker.get_ttl(60, "panic")
+        assert refusing_proxy.scripts_passed == 2, "back on the atomic path: every round trip is the script"
+    events = [e["event"] for e in logs if e["event"].startswith("REDIS_")]
+    assert events == ["REDIS_WITHOUT_SCRIPTING", "REDIS_SCRIPTING_RESTORED"]
+    client.close()
