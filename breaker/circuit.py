@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -144,6 +145,19 @@ def _wall_clock() -> float:
     return time.time()
 
 
+_LIVE: weakref.WeakSet[VIXCircuitBreaker] = weakref.WeakSet()  # every breaker a forked child must renew
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork(after_in_child=...)``: each live breaker becomes a new worker in the child."""
+    for breaker in list(_LIVE):
+        with contextlib.suppress(Exception):  # a hook must never break the host's fork
+            breaker._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class VIXCircuitBreaker:
     """Answers ``(ttl, mode)`` for a cache write, failing safe to TTL 0 during a panic."""
 
@@ -239,6 +253,7 @@ class VIXCircuitBreaker:
         self._warned_separate = False
         self._warned_not_configured = False
         self._warned_clock = False
+        _LIVE.add(self)
         if metrics is not None:  # a prometheus_client registry; imported here so that only its users load it
             from .metrics import instrument_breaker
 
@@ -252,6 +267,32 @@ class VIXCircuitBreaker:
                     target=describe_client(redis_client),
                     hint="build the client with breaker.redis_client(url) for 50 ms timeouts and no retries",
                 )
+
+    def _after_fork(self) -> None:
+        """A forked child (gunicorn --preload, Celery prefork, multiprocessing): its own worker id, its own
+        connection, a clean round-trip state. Locks are new (the parent's threads may have held them at the
+        fork: a child forked mid round trip would otherwise never make one), counts start at zero, and the next
+        call makes the child's first round trip (its first heartbeat) at once. The hot path checks nothing."""
+        self.worker_id = new_worker_id()
+        self._refresh_lock = threading.Lock()
+        self._steady_lock = threading.Lock()
+        self._steady_epoch += 1
+        self._steady = _NO_STEADY
+        self._sync = _NEVER
+        self._retry_at = -math.inf
+        self._beat_at = -math.inf
+        self._started = None
+        self._panic_seen = False
+        self._answers = AnswerCounts()
+        self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
+        self._decisions._lock = threading.Lock()
+        self._window._lock = threading.Lock()
+        lane = self.panic_clock._lane if self.panic_clock is not None else None
+        if lane is not None:
+            lane.after_fork()
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is not None and getattr(pool, "pid", None) != os.getpid() and callable(getattr(pool, "reset", None)):
+            pool.reset()  # what redis-py's own pid check does at the next checkout, done before anything else
 
     @classmethod
     def from_settings(cls, settings: Settings, redis_client: Any = None, **kwargs: Any) -> VIXCircuitBreaker:
