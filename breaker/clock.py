@@ -371,6 +371,9 @@ class PanicClock:
         """
         if backdate_s < 0 or not math.isfinite(backdate_s):
             raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
+        if backdate_s > self.max_panic_age_s:  # workers would replace it at once (SPEC section 3 v3)
+            raise ValueError(f"backdate_s {backdate_s:g} is more than the maximum panic age "
+                             f"({self.max_panic_age_s / 3600:g} h, BREAKER_MAX_PANIC_AGE_H): workers would replace it")
         hold = self.panic_key_ttl_s if hold_s is None else int(hold_s)
         if hold < 1:
             raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")

@@ -131,12 +131,15 @@ class HonouredOverride:
                 if stored_len > MAX_RAW_BYTES:
                     raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
                 seen = parse_override(raw)
-                if seen.until - seen.since > self.max_s:
-                    self._log().warning("PANIC_OVERRIDE_CAPPED", key=self.key, until=seen.until,
-                                        honoured_until=seen.since + self.max_s, max_min=self.max_s / 60)
-                    seen = replace(seen, until=seen.since + self.max_s)
+                capped = seen.until - seen.since > self.max_s
+                if capped:
+                    asked, seen = seen.until, replace(seen, until=seen.since + self.max_s)
                 if not seen.active(server_now):
-                    raise InvalidOverride("expired")
+                    raise InvalidOverride("past this worker's BREAKER_MAX_OVERRIDE_MIN from its since" if capped
+                                          else "expired")
+                if capped:
+                    self._log().warning("PANIC_OVERRIDE_CAPPED", key=self.key, until=asked,
+                                        honoured_until=seen.until, max_min=self.max_s / 60)
             except InvalidOverride as exc:
                 seen = None
                 text = repr(raw)

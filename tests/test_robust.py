@@ -236,3 +236,23 @@ def test_unknown_command_for_a_while_then_back_on_the_atomic_path(real_redis, re
     events = [e["event"] for e in logs if e["event"].startswith("REDIS_")]
     assert events == ["REDIS_WITHOUT_SCRIPTING", "REDIS_SCRIPTING_RESTORED"]
     client.close()
+
+
+def test_a_capped_override_logs_its_cap_once_then_ends(real_redis):
+    now = server_now(real_redis)
+    real_redis.set("brain:panic_override",
+                   Override(OverrideMode.FORCE_FULL, "tool", "long", now - 1, now + 10 * 3600).to_json())
+    clock = FakeClock()
+    breaker = VIXCircuitBreaker(real_redis, clock=clock, refresh_interval_s=1.0, server_time=False,
+                                max_override_min=60)
+    with capture_logs() as logs:
+        for _ in range(5):
+            assert breaker.get_ttl(60, "normal") == (0, "PANIC_FULL")
+            clock.advance(2)
+    assert [e["event"] for e in logs if e["event"] == "PANIC_OVERRIDE_CAPPED"] == ["PANIC_OVERRIDE_CAPPED"]
+
+
+def test_a_drill_cannot_be_back_dated_past_the_max_panic_age(real_redis):
+    with pytest.raises(ValueError, match="BREAKER_MAX_PANIC_AGE_H"):
+        PanicClock(real_redis).start_drill(server_now(real_redis), backdate_s=49 * 3600)
+    assert PanicClock(real_redis, max_panic_age_s=72 * 3600).start_drill(server_now(real_redis), backdate_s=49 * 3600)

@@ -93,7 +93,8 @@ class Session:
 
     def clock(self) -> PanicClock:
         return PanicClock(self.client, key_prefix=self.settings.key_prefix,
-                          panic_key_ttl_s=self.settings.panic_key_ttl_s)
+                          panic_key_ttl_s=self.settings.panic_key_ttl_s,
+                          max_panic_age_s=self.settings.max_panic_age_h * 3600)
 
     def trail(self) -> AuditTrail:
         return AuditTrail(self.client, key_prefix=self.settings.key_prefix)
