@@ -283,7 +283,7 @@ class VIXCircuitBreaker:
         self._beat_at = -math.inf
         self._started = None
         self._panic_seen = False
-        self._answers = AnswerCounts()
+        self._answers.forget()
         self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
         self._decisions._lock = threading.Lock()
         self._window._lock = threading.Lock()

@@ -136,3 +136,22 @@ def test_a_child_forked_mid_round_trip_answers_normally(panicking, redis_url):
     admin.close()
     assert result["answers"][-1] == PARTIAL, result["answers"][:5]
     assert result["id"] != parent.worker_id
+
+
+def test_a_forked_childs_metrics_still_count(panicking, redis_url):
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    parent = VIXCircuitBreaker(redis_client(redis_url, timeout_ms=1000), metrics=registry)
+    parent.get_ttl(60, "panic", LOW)
+
+    labels = {"mode": "PANIC_PARTIAL", "stakes": "low_stakes"}
+
+    def child() -> str:
+        before = registry.get_sample_value("vix_breaker_answers_total", labels)
+        parent.get_ttl(60, "panic", LOW)
+        after = registry.get_sample_value("vix_breaker_answers_total", labels)
+        return json.dumps({"grew": after - before})
+
+    pid, read = _fork(child)
+    assert _collect(pid, read)["grew"] == 1
