@@ -114,14 +114,16 @@ def test_a_worker_fed_only_bad_input_still_beats(real_redis):
     breaker = VIXCircuitBreaker(real_redis, clock=clock, refresh_interval_s=1.0, server_time=False)
     for _ in range(3):
         assert breaker.get_ttl(60, "bogus") == (0, "PANIC_FULL")
-    assert _beat(real_redis, breaker)["fail_safe"] >= 1
+    first = _beat(real_redis, breaker)
+    assert first["fail_safe"] == 1 and first["calls"] == {"PANIC_FULL": 1}  # the call that made the round trip
     clock.advance(1.5)
-    assert breaker.get_ttl("sixty", "normal") == (0, "PANIC_FULL")
+    assert breaker.get_ttl("sixty", "normal") == (0, "PANIC_FULL")  # beats the two before it and itself
+    assert _beat(real_redis, breaker)["fail_safe"] == 3
     assert breaker.get_ttl(-1, "normal") == (0, "PANIC_FULL")
     clock.advance(1.5)
     assert breaker.get_ttl(None, "normal") == (0, "PANIC_FULL")
-    total = _beat(real_redis, breaker)["fail_safe"]
-    assert total >= 1
+    last = _beat(real_redis, breaker)
+    assert last["fail_safe"] == 2 and last["calls"] == {"PANIC_FULL": 2}
     assert real_redis.get(KEY) is None  # bad input never observes the clock
 
 
