@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,11 +27,13 @@ from .client import describe_client, is_cluster_client, stall_risks
 from .client import redis_client as build_client
 from .clock import (
     DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_PANIC_AGE_H,
     SEED_KEY_TTL_S,
     NoAtomicCommands,
     PanicClock,
     UnusableStart,
     check_key_ttl,
+    check_max_panic_age_s,
     default_key_ttl_s,
     observation_of,
 )
@@ -41,7 +44,7 @@ from .importance import MatchImportance, importance_of
 from .keyspace import cluster_prefix_problem, default_key_prefix
 from .logs import breaker_logger
 from .outage import Outage
-from .override import OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
+from .override import DEFAULT_MAX_OVERRIDE_MIN, OVERRIDE_KEY_NAME, HonouredOverride, OverrideMode
 from .policy import MODE_OF_TIER, AdaptivePanicQuota, PanicMode, TierTable, check_base_ttl
 from .volatility import VALID_STATUSES, CircuitBreakerMode, VolatilityWindow
 
@@ -130,12 +133,29 @@ def _last_time_before(limit: float, fits: Callable[[float], bool]) -> float | No
     return None
 
 
+SCRIPTING_RETRY_S = 30.0  # the non-atomic fallback tries the script again after this, doubling to the cap
+SCRIPTING_RETRY_CAP_S = 600.0
+_FALLBACK_TEXT = ("separate SET NX EX, GET, EXPIRE (first writer still wins; an unusable value is not replaced, "
+                  "it expires)")
 BEAT_MIN_SPACING_S = 0.25  # with a shorter refresh_interval_s, round trips carry a beat at most this often
 
 
 def _wall_clock() -> float:
     """``time.time`` looked up at each call, so that a host's ``mock.patch("time.time")`` or freezegun moves it."""
     return time.time()
+
+
+_LIVE: weakref.WeakSet[VIXCircuitBreaker] = weakref.WeakSet()  # every breaker a forked child must renew
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork(after_in_child=...)``: each live breaker becomes a new worker in the child."""
+    for breaker in list(_LIVE):
+        with contextlib.suppress(Exception):  # a hook must never break the host's fork
+            breaker._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class VIXCircuitBreaker:
@@ -160,6 +180,9 @@ class VIXCircuitBreaker:
         circuit_close_threshold: float = 0.60,
         on_state_change: StateListener | None = None,
         metrics: Any = None,
+        max_panic_age_h: float = DEFAULT_MAX_PANIC_AGE_H,
+        max_override_min: float = DEFAULT_MAX_OVERRIDE_MIN,
+        scripting_retry_s: float = SCRIPTING_RETRY_S,
     ) -> None:
         for name, value in (("refresh_interval_s", refresh_interval_s), ("retry_after_s", retry_after_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -167,6 +190,12 @@ class VIXCircuitBreaker:
         if panic_key_ttl_s is None:
             panic_key_ttl_s = default_key_ttl_s(end_on_normal)
         check_key_ttl(panic_key_ttl_s)
+        self.max_panic_age_s = check_max_panic_age_s(max_panic_age_h) * 3600
+        for name, value in (("max_override_min", max_override_min), ("scripting_retry_s", scripting_retry_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        self.max_override_s = float(max_override_min) * 60
+        self.scripting_retry_s = float(scripting_retry_s)
         cluster = is_cluster_client(redis_client)
         if key_prefix is None:
             key_prefix = default_key_prefix(cluster)
@@ -174,7 +203,8 @@ class VIXCircuitBreaker:
             raise ValueError(f"key_prefix {cluster_prefix_problem(key_prefix)}")
         self.redis = redis_client
         self.panic_clock = (
-            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s, keep_connection=True)
+            PanicClock(redis_client, key_prefix=key_prefix, panic_key_ttl_s=panic_key_ttl_s, keep_connection=True,
+                       max_panic_age_s=self.max_panic_age_s)
             if redis_client is not None
             else None
         )
@@ -210,15 +240,20 @@ class VIXCircuitBreaker:
         self._retry_at = -math.inf
         self._panic_seen = False  # a panic call since the last round trip: the next one observes the clock
         self._episode_start: float | None = None  # the start this worker's logged state belongs to
-        self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}")
+        self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}",
+                                          max_s=self.max_override_s)
         self._started: float | None = None
         self._hexpire = True  # per-field expiry until the server says it has none (Redis < 7.4)
         self._host = socket.gethostname()
         self._beat_at = -math.inf
-        self._separate = self.panic_clock is not None and not self.panic_clock.scripting
+        self._separate = False  # on the non-atomic fallback (the script was refused), until the retry works
+        self._separate_since = -math.inf
+        self._scripting_retry_at = -math.inf
+        self._scripting_backoff_s = self.scripting_retry_s
         self._warned_separate = False
         self._warned_not_configured = False
         self._warned_clock = False
+        _LIVE.add(self)
         if metrics is not None:  # a prometheus_client registry; imported here so that only its users load it
             from .metrics import instrument_breaker
 
@@ -233,6 +268,32 @@ class VIXCircuitBreaker:
                     hint="build the client with breaker.redis_client(url) for 50 ms timeouts and no retries",
                 )
 
+    def _after_fork(self) -> None:
+        """A forked child (gunicorn --preload, Celery prefork, multiprocessing): its own worker id, its own
+        connection, a clean round-trip state. Locks are new (the parent's threads may have held them at the
+        fork: a child forked mid round trip would otherwise never make one), counts start at zero, and the next
+        call makes the child's first round trip (its first heartbeat) at once. The hot path checks nothing."""
+        self.worker_id = new_worker_id()
+        self._refresh_lock = threading.Lock()
+        self._steady_lock = threading.Lock()
+        self._steady_epoch += 1
+        self._steady = _NO_STEADY
+        self._sync = _NEVER
+        self._retry_at = -math.inf
+        self._beat_at = -math.inf
+        self._started = None
+        self._panic_seen = False
+        self._answers.forget()
+        self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
+        self._decisions._lock = threading.Lock()
+        self._window._lock = threading.Lock()
+        lane = self.panic_clock._lane if self.panic_clock is not None else None
+        if lane is not None:
+            lane.after_fork()
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is not None and getattr(pool, "pid", None) != os.getpid() and callable(getattr(pool, "reset", None)):
+            pool.reset()  # what redis-py's own pid check does at the next checkout, done before anything else
+
     @classmethod
     def from_settings(cls, settings: Settings, redis_client: Any = None, **kwargs: Any) -> VIXCircuitBreaker:
         """A worker's breaker configured from ``Settings.from_env()``; the client defaults to ``settings.redis_url``."""
@@ -246,6 +307,8 @@ class VIXCircuitBreaker:
             "panic_key_ttl_s": settings.panic_key_ttl_s,
             "end_on_normal": settings.end_on_normal,
             "refresh_interval_s": settings.refresh_interval_s,
+            "max_panic_age_h": settings.max_panic_age_h,
+            "max_override_min": settings.max_override_min,
         }
         options.update(kwargs)
         return cls(redis_client, **options)
@@ -265,7 +328,7 @@ class VIXCircuitBreaker:
                 kind = _status_kind(vix_status)
             if kind is None:
                 self._emit("error", "UNKNOWN_VIX_STATUS", vix_status=_short(vix_status), answer="PANIC_FULL")
-                return self._counted_fail_safe()
+                return self._bad_input()
             if type(base_ttl) is int and base_ttl >= 0:
                 base = base_ttl
             else:
@@ -274,7 +337,7 @@ class VIXCircuitBreaker:
                 except (TypeError, ValueError) as exc:
                     self._emit("error", "INVALID_BASE_TTL", base_ttl=_short(base_ttl), error=str(exc),
                                answer="PANIC_FULL")
-                    return self._counted_fail_safe()
+                    return self._bad_input()
             clock = self.clock
             now = clock() if clock is not None else time.time()
             if type(now) is not float or now - now != 0.0:  # finite floats pass; NaN and inf fail
@@ -418,6 +481,19 @@ class VIXCircuitBreaker:
         self._answers.count(PanicMode.PANIC_FULL, fail_safe=True)
         return _FAIL_SAFE
 
+    def _bad_input(self) -> tuple[int, PanicMode]:
+        """A fail-safe answer to bad input, counted; the interval's round trip (the heartbeat) is still made
+        when due (SPEC section 4), so a worker fed only bad input shows in the fleet with its fail-safe count."""
+        self._answers.count(PanicMode.PANIC_FULL, fail_safe=True)
+        try:
+            clock = self.clock
+            now = clock() if clock is not None else time.time()
+            if type(now) is float and now - now == 0.0 and not 0 <= now - self._sync.at < self.refresh_interval_s:
+                self._sync_if_due(now, _CALM)
+        except Exception as exc:
+            self._emit("error", "VIX_CIRCUIT_BREAKER_ERROR", error=repr(exc), answer="PANIC_FULL")
+        return _FAIL_SAFE
+
     def _unreliable(self, tried: bool) -> None:
         """A fail-safe panic answer: say why, once (not configured) or once per outage."""
         if self.panic_clock is None:
@@ -513,24 +589,42 @@ class VIXCircuitBreaker:
         clock = self.panic_clock
         at = None if self.server_time else now
         ttl = beat_ttl_s(max(self.refresh_interval_s, BEAT_MIN_SPACING_S))
-        if not self._separate:
+        if clock.scripting and (not self._separate or self._scripting_due(now)):
             try:
-                return clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
-                                        beat_ttl_s=ttl, hexpire=self._hexpire)
+                reply = clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
+                                         beat_ttl_s=ttl, hexpire=self._hexpire)
             except NoAtomicCommands as exc:
-                self._separate = True
-                reason = str(exc)
-        else:
-            reason = f"{type(self.redis).__name__} has no evalsha"
-        if not self._warned_separate:
+                self._fall_back(now, str(exc))
+            else:
+                if self._separate:
+                    self._separate = False
+                    self._log.info("REDIS_SCRIPTING_RESTORED", after_failed_s=round(now - self._separate_since, 1))
+                return reply
+        elif not clock.scripting and not self._warned_separate:  # a client without evalsha: nothing to retry
             self._warned_separate = True
-            self._log.warning(
-                "REDIS_WITHOUT_SCRIPTING", reason=reason[:200],
-                fallback="separate SET NX EX, GET, EXPIRE (first writer still wins; an unusable value is not "
-                         "replaced, it expires)",
-            )
+            self._log.warning("REDIS_WITHOUT_SCRIPTING", reason=f"{type(self.redis).__name__} has no evalsha",
+                              fallback=_FALLBACK_TEXT)
         return clock.separate_round_trip(observe=observe, now=at, fallback_now=now, worker_id=self.worker_id,
                                          beat=beat)
+
+    def _fall_back(self, now: float, reason: str) -> None:
+        """The script was refused ("unknown command", NOPERM, a script that cannot load): the non-atomic fallback
+        is a state, not a verdict. Logged once on the way in; the script is tried again after
+        ``scripting_retry_s``, doubling per refusal up to ``SCRIPTING_RETRY_CAP_S``."""
+        if not self._separate:
+            self._separate = True
+            self._separate_since = now
+            self._scripting_backoff_s = self.scripting_retry_s
+            self._log.warning("REDIS_WITHOUT_SCRIPTING", reason=reason[:200], fallback=_FALLBACK_TEXT,
+                              retry_in_s=self._scripting_backoff_s)
+        else:
+            self._scripting_backoff_s = min(self._scripting_backoff_s * 2, max(SCRIPTING_RETRY_CAP_S,
+                                                                               self.scripting_retry_s))
+        self._scripting_retry_at = now + self._scripting_backoff_s
+
+    def _scripting_due(self, now: float) -> bool:
+        """Time to try the script again; a wall clock stepped back does not stretch the wait."""
+        return not now < self._scripting_retry_at <= now + self._scripting_backoff_s
 
     def _end_on_calm(self, now: float) -> None:
         """Seed mode: every calm observation deletes the clock."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import BlockingConnectionPool, Connection, SSLConnection, parse_url
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from .wire import DeadlineSocket
@@ -165,9 +166,30 @@ def check_redis_url(url: str, *, source: str = "Redis URL") -> None:
             raise ValueError("no host")
         if scheme != "unix" and parts.port == 0:
             raise ValueError("port 0")
-        parse_url(url)
+        _check_connection_options(scheme, parse_url(url))
     except ValueError as exc:
         raise ValueError(f"{source} {redact_url(url)!r}: {exc}") from None
+
+
+def _check_connection_options(scheme: str, options: dict[str, Any]) -> None:
+    """redis-py's URL parser passes any query option it does not know through to the connection class, which
+    refuses it only when the first connection is made (a ``TypeError`` at the first command: ``?ssl_password=``
+    on a ``redis://`` URL, a typo). Build that connection object now (it does not connect) so that such a URL
+    fails at configuration time, naming the option. TLS options on ``rediss://`` are the SSL connection's own
+    (``ssl_cert_reqs=required|optional|none`` included); on ``redis://`` they are refused."""
+    options = dict(options)
+    options.pop("max_connections", None)  # the pool's, not the connection's
+    connection_class = _CONNECTION_CLASS.get(scheme) or options.get("connection_class") or Connection
+    options.pop("connection_class", None)
+    try:
+        connection_class(**options)
+    except TypeError as exc:
+        name = re.search(r"argument '([^']+)'", str(exc))
+        option = name.group(1) if name else str(exc)
+        hint = " (TLS options need rediss://)" if option.startswith("ssl") and scheme != "rediss" else ""
+        raise ValueError(f"option {option!r} is not accepted by redis-py for a {scheme}:// URL{hint}") from None
+    except (RedisError, ValueError) as exc:
+        raise ValueError(f"a query option is invalid: {exc}") from None
 
 
 def is_cluster_url(url: str | None) -> bool:

@@ -36,6 +36,7 @@ DEFAULT_PANIC_KEY_TTL_S = 900
 SEED_KEY_TTL_S = 86400
 START_KEY_NAME = "panic_start_ts"
 LAST_SEEN_KEY_NAME = "panic_last_seen_ts"
+DEFAULT_MAX_PANIC_AGE_H = 48.0  # BREAKER_MAX_PANIC_AGE_H: no real panic runs two days on one clock
 
 
 def parse_start(raw: Any) -> float | None:
@@ -58,6 +59,23 @@ def parse_start(raw: Any) -> float | None:
     if not math.isfinite(value) or value <= 0:
         return None
     return value
+
+
+def usable_start(raw: Any, now: float, max_age_s: float) -> float | None:
+    """The one definition of a usable start (SPEC section 3), shared by workers and operators' readings: it
+    parses (``parse_start``), is at most ``refresh.MAX_AHEAD_S`` ahead of ``now`` and at most ``max_age_s``
+    behind it. A start decades old (a broken tool, a monotonic-clock reading such as ``12345.6``) would put
+    every worker at its last tier at once; it is replaced like garbage."""
+    start = parse_start(raw)
+    if start is None or start > now + refresh.MAX_AHEAD_S or start < now - max_age_s:
+        return None
+    return start
+
+
+def check_max_panic_age_s(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"max_panic_age must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def default_key_ttl_s(end_on_normal: bool) -> int:
@@ -95,6 +113,7 @@ class ClockReading:
     expiry_left_s: float | None  # None: no key, or a key without expiry (see has_expiry)
     has_expiry: bool
     last_observed_at: float | None
+    implausible: bool = False  # parses, but older than the maximum panic age: workers replace it
 
     @property
     def parses(self) -> bool:
@@ -148,8 +167,10 @@ class PanicClock:
         key_prefix: str | None = None,
         panic_key_ttl_s: int = DEFAULT_PANIC_KEY_TTL_S,
         keep_connection: bool = False,
+        max_panic_age_s: float = DEFAULT_MAX_PANIC_AGE_H * 3600,
     ) -> None:
         check_key_ttl(panic_key_ttl_s)
+        self.max_panic_age_s = check_max_panic_age_s(max_panic_age_s)
         key_prefix = client_key_prefix(client) if key_prefix is None else key_prefix
         self.client = client
         self.key_prefix = key_prefix
@@ -187,6 +208,7 @@ class PanicClock:
         args = refresh.arguments(
             self._keys, observe=observe, now="" if now is None else format_ts(now), ttl_s=self.panic_key_ttl_s,
             worker_id=worker_id, beat=beat, beat_ttl_s=beat_ttl_s, hexpire=hexpire, ascii_only=not self._bounded,
+            max_age_s=self.max_panic_age_s,
         )
         try:
             if self._bounded:
@@ -235,10 +257,11 @@ class PanicClock:
         ttl = self.panic_key_ttl_s
         created = self.client.set(self.start_key, stamp, nx=True, ex=ttl)
         raw = self.client.get(self.start_key)
-        start = parse_start(raw)
-        if start is None or start > now + refresh.MAX_AHEAD_S:
+        start = usable_start(raw, now, self.max_panic_age_s)
+        if start is None:
             raise UnusableStart(raw)
         self.client.expire(self.start_key, ttl)
+        self.client.set(self.last_seen_key, stamp, ex=ttl)  # the last-observed mark, as the script writes it
         return Observation(start, initialized=bool(created))
 
     def separate_round_trip(
@@ -295,15 +318,18 @@ class PanicClock:
                 raise raw
             raw = None
         exists = kind != "none"
+        start = None if wrong_type else parse_start(raw)
+        implausible = start is not None and start < now - self.max_panic_age_s
         return ClockReading(
             now=now,
             exists=exists,
             raw=raw if not wrong_type else f"<{kind}>",
-            start=None if wrong_type else parse_start(raw),
+            start=None if implausible else start,
             wrong_type=wrong_type,
             expiry_left_s=pttl / 1000.0 if pttl is not None and pttl >= 0 else None,
             has_expiry=exists and pttl is not None and pttl >= 0,
             last_observed_at=parse_start(seen),
+            implausible=implausible,
         )
 
     def read(self, now: float) -> ClockReading:
@@ -345,6 +371,9 @@ class PanicClock:
         """
         if backdate_s < 0 or not math.isfinite(backdate_s):
             raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
+        if backdate_s > self.max_panic_age_s:  # workers would replace it at once (SPEC section 3 v3)
+            raise ValueError(f"backdate_s {backdate_s:g} is more than the maximum panic age "
+                             f"({self.max_panic_age_s / 3600:g} h, BREAKER_MAX_PANIC_AGE_H): workers would replace it")
         hold = self.panic_key_ttl_s if hold_s is None else int(hold_s)
         if hold < 1:
             raise ValueError(f"hold_s must be >= 1 second, got {hold_s!r}")

@@ -36,6 +36,7 @@ class Settings:
     two_person_rule: bool | None = None  # None: on for a real target, off in the sandbox
     max_override_min: float = 60.0
     operator_read_timeout_s: float = 2.0  # one deadline over a whole operator read (breaker.ops.read_deadline)
+    max_panic_age_h: float = 48.0  # a stored start older than this is replaced like garbage (SPEC 3 v3)
 
     def __post_init__(self) -> None:
         if self.key_prefix is None:
@@ -73,6 +74,7 @@ class Settings:
             two_person_rule=_boolean(env, "BREAKER_TWO_PERSON_RULE", None),
             max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
             operator_read_timeout_s=_number(env, "BREAKER_OPERATOR_READ_TIMEOUT_S", 2.0, minimum=0.01),
+            max_panic_age_h=_number(env, "BREAKER_MAX_PANIC_AGE_H", 48.0, minimum=1.0),
         )
 
 

@@ -242,6 +242,11 @@ class AnswerCounts:
         self._order = itertools.count(1)  # next() is atomic: which answer of a class came last, across threads
         self._returned: tuple[dict[Any, int], int, dict[Any, tuple[int, int]]] = ({}, 0, {})
 
+    def forget(self) -> None:
+        """Start from zero, in place (a forked child: the parent's threads, tallies and lock are the parent's).
+        In place, so that whatever wraps ``count`` (the Prometheus metrics) keeps counting."""
+        AnswerCounts.__init__(self)
+
     def count(self, mode: Any, *, fail_safe: bool = False, stakes: Any = None, tier: int = 0) -> None:
         """One answer; ``mode`` and ``stakes`` may be str enums (turned into their text only at ``take``)."""
         try:

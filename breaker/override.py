@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 OVERRIDE_KEY_NAME = "panic_override"
+DEFAULT_MAX_OVERRIDE_MIN = 60.0  # BREAKER_MAX_OVERRIDE_MIN: what a worker honours from an override's since
 MAX_RAW_BYTES = 4096  # a well-formed override is a few hundred bytes; workers read at most this much
 
 
@@ -101,11 +102,15 @@ def parse_override(raw: Any) -> Override:
 class HonouredOverride:
     """The override one worker honours: adopted from each round trip's read, kept through failed ones until
     its end. Logs each change once (``PANIC_OVERRIDE_SEEN``) and each unusable value once
-    (``INVALID_PANIC_OVERRIDE``), through ``log()`` (the breaker's logger, looked up at each use)."""
+    (``INVALID_PANIC_OVERRIDE``), through ``log()`` (the breaker's logger, looked up at each use).
 
-    def __init__(self, log: Callable[[], Any], key: str) -> None:
+    ``max_s`` is the worker's own cap (SPEC section 12): whatever wrote it, an override is honoured only up to
+    ``since + max_s`` in server time (logged once as ``PANIC_OVERRIDE_CAPPED``)."""
+
+    def __init__(self, log: Callable[[], Any], key: str, max_s: float = DEFAULT_MAX_OVERRIDE_MIN * 60) -> None:
         self._log = log
         self.key = key
+        self.max_s = max_s
         self.current: Override | None = None
         self.changes = 0
         self._raw: Any = None
@@ -126,8 +131,15 @@ class HonouredOverride:
                 if stored_len > MAX_RAW_BYTES:
                     raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
                 seen = parse_override(raw)
+                capped = seen.until - seen.since > self.max_s
+                if capped:
+                    asked, seen = seen.until, replace(seen, until=seen.since + self.max_s)
                 if not seen.active(server_now):
-                    raise InvalidOverride("expired")
+                    raise InvalidOverride("past this worker's BREAKER_MAX_OVERRIDE_MIN from its since" if capped
+                                          else "expired")
+                if capped:
+                    self._log().warning("PANIC_OVERRIDE_CAPPED", key=self.key, until=asked,
+                                        honoured_until=seen.until, max_min=self.max_s / 60)
             except InvalidOverride as exc:
                 seen = None
                 text = repr(raw)

@@ -3,7 +3,8 @@
 One script call does what a worker needs from Redis, atomically and in the server's time:
 - reads ``TIME`` (the worker learns its offset to the server from it);
 - observes the panic clock when asked: first writer wins, a value that is not a usable start (garbage,
-  NaN, inf, <= 0, another type, more than 60 s ahead of ``now``) is replaced by ``now`` in the same step,
+  NaN, inf, <= 0, another type, more than 60 s ahead of ``now`` or more than the maximum panic age
+  behind it) is replaced by ``now`` in the same step,
   the expiry is (re)set; so no WATCH is needed, and no bad value ever has its expiry renewed;
 - reads the override, at most ``MAX_RAW_BYTES`` of it;
 - writes the worker's heartbeat field, ``seen`` filled in by the server, with a per-field expiry where the
@@ -55,7 +56,8 @@ if ARGV[1] == '1' then
   if kind == 'none' then
     redis.call('SET', KEYS[1], now_text, 'EX', ttl)
     start, created = now_text, 1
-  elseif value and value == value and value > 0 and value < math.huge and value <= now + tonumber(ARGV[8]) then
+  elseif value and value == value and value > 0 and value < math.huge and value <= now + tonumber(ARGV[8])
+      and value >= now - tonumber(ARGV[12]) then
     redis.call('EXPIRE', KEYS[1], ttl)
     start = raw
   else
@@ -117,6 +119,7 @@ def arguments(
     beat_ttl_s: int,
     hexpire: bool,
     ascii_only: bool,
+    max_age_s: float,
 ) -> list[bytes]:
     """EVALSHA's arguments after the sha: the key count, the keys, then ARGV in the script's order."""
     argv = [
@@ -131,6 +134,7 @@ def arguments(
         b"1" if ascii_only else b"0",
         b"%d" % MAX_START_BYTES,
         b"%d" % (MAX_RAW_BYTES + 1),  # one byte more than allowed, so a too-long value shows as too long
+        repr(float(max_age_s)).encode(),  # a start older than this behind now is replaced (SPEC 3 v3)
     ]
     return [b"4", *keys, *argv]
 

@@ -175,6 +175,13 @@ class Lane:
             raise reply
         return reply
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connection (its socket is the parent's) and the lock, which
+        the parent's thread may have held at the fork; the next call checks out from the child's own pool."""
+        self._lock = threading.Lock()
+        self._held[:] = [None, None, None]
+        self._pid = os.getpid()
+
     def close(self) -> None:
         """Hand the kept connection back to the pool (the next call checks one out again)."""
         with self._lock:

@@ -112,14 +112,17 @@ def test_unexpected_exception_is_fail_safe(fake_clock):
 
 @pytest.mark.parametrize("status", [None, "", "unknown", 42, b"panic", ["panic"], "pan ic"])
 def test_unknown_status_is_fail_safe_and_touches_no_clock(real_redis, fake_clock, status):
-    """An unknown status answers PANIC_FULL, logs an error and sends no command."""
+    """An unknown status answers PANIC_FULL, logs an error and observes no clock; its interval's heartbeat
+    round trip is still made when due (SPEC 4 v3), and not again within the interval."""
     breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False)
-    before = round_trips(real_redis)
     with capture_logs() as logs:
         assert breaker.get_ttl(60, status) == FAIL_SAFE
+    before = round_trips(real_redis)
+    assert breaker.get_ttl(60, status) == FAIL_SAFE
     assert events(logs, "UNKNOWN_VIX_STATUS")[0]["log_level"] == "error"
     assert round_trips(real_redis) == before
     assert not real_redis.exists("brain:panic_start_ts")
+    assert real_redis.hexists("brain:workers", breaker.worker_id)
 
 
 @pytest.mark.parametrize(

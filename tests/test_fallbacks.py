@@ -128,7 +128,7 @@ def test_a_minimal_client_gets_the_seeds_commands(fake_clock):
         assert breaker.get_ttl(60, "panic", {"stakes": "low"}) == (5, "PANIC_PARTIAL")
         assert breaker.get_ttl(60, "normal") == (60, "NORMAL")
     assert float(client.data[KEY]) == fake_clock() - 20 * 60 and client.expiry[KEY] == 900
-    assert client.commands[:4] == ["set", "get", "expire", "get"]  # SET NX EX, GET, EXPIRE, then the override
+    assert client.commands[:5] == ["set", "get", "expire", "set", "get"]  # SET NX EX, GET, EXPIRE, the mark, override
     assert [e["event"] for e in logs if e["event"] == "REDIS_WITHOUT_SCRIPTING"] == ["REDIS_WITHOUT_SCRIPTING"]
     assert not [e for e in logs if e["log_level"] == "error"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import threading
@@ -105,7 +106,8 @@ class Session:
 
     def clock(self) -> PanicClock:
         return PanicClock(self.client, key_prefix=self.settings.key_prefix,
-                          panic_key_ttl_s=self.settings.panic_key_ttl_s)
+                          panic_key_ttl_s=self.settings.panic_key_ttl_s,
+                          max_panic_age_s=self.settings.max_panic_age_h * 3600)
 
     def trail(self) -> AuditTrail:
         return AuditTrail(self.client, key_prefix=self.settings.key_prefix)
@@ -132,8 +134,20 @@ def _json_mode(ctx: click.Context) -> bool:
     return bool(ctx.params.get("as_json")) or (session is not None and session.json)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf: a stored value, an audit detail) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _dumps(doc: Any) -> str:
-    return json.dumps(doc, indent=2, sort_keys=False, default=str)
+    """Strict JSON (RFC 8259): no NaN or Infinity tokens, which ``jq`` and most parsers reject."""
+    return json.dumps(_finite(doc), indent=2, sort_keys=False, default=str, allow_nan=False)
 
 
 def emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
@@ -156,6 +170,10 @@ class CliGroup(click.Group):
             except (RedisError, OSError) as exc:
                 url = redact_url(ctx.obj.settings.redis_url or "")
                 raise CliError(f"Redis at {url}: {type(exc).__name__}: {exc}", EXIT_FAILED) from exc
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as exc:  # the last resort: one line and exit 1, never a traceback
+                raise CliError(f"unexpected error: {type(exc).__name__}: {str(exc)[:300]}", EXIT_FAILED) from exc
         except CliError as exc:
             exc.as_json = isinstance(ctx.obj, Session) and ctx.obj.json
             raise
@@ -188,10 +206,18 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="One JSON document on stdout.")(command)
 
 
+def _why_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--why must hold text: a blank reason is a usage error (exit 2) for every write."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must hold text: the reason recorded in the audit trail", ctx, param)
+    return value
+
+
 def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--why (required), --yes: what every write takes. Who writes comes from the credentials, never a flag."""
+    """--why (required, not blank), --yes: what every write takes. Who writes comes from the credentials."""
     command = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(command)
-    command = click.option("--why", required=True, help="Reason, recorded in the audit trail.")(command)
+    command = click.option("--why", required=True, callback=_why_text,
+                           help="Reason, recorded in the audit trail.")(command)
     return json_option(command)
 
 
@@ -756,5 +782,10 @@ def notify(ctx: click.Context, metrics_port: int | None, consumer: str | None, t
 
 
 def main() -> None:
-    """Console script entry point (``vix-breaker``)."""
-    cli(prog_name="vix-breaker")
+    """Console script entry point (``vix-breaker``). Whatever escapes the commands' own handling (the group's
+    guard) ends as one line on stderr and exit 1, never a traceback."""
+    try:
+        cli(prog_name="vix-breaker")
+    except Exception as exc:
+        click.echo(f"vix-breaker: unexpected error: {type(exc).__name__}: {printable(str(exc))[:300]}", err=True)
+        sys.exit(EXIT_FAILED)

@@ -32,6 +32,9 @@ def zombie_verdict(reading: ClockReading, stale_after_s: float = DEFAULT_STALE_A
         reasons.append("no expiry: the key will never end by itself")
     if reading.wrong_type:
         reasons.append(f"does not parse: the key holds a {reading.raw}, not a timestamp")
+    elif reading.implausible:
+        reasons.append(f"implausible start: stored value {_show(reading.raw)} is older than the maximum panic "
+                       "age (workers replace it)")
     elif not reading.parses:
         reasons.append(f"does not parse: stored value {_show(reading.raw)} is not a timestamp")
     if reading.starts_in_future:

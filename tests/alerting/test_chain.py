@@ -291,7 +291,6 @@ def test_high_stakes_panic_back_dated_into_tier_3_raises_the_tier_alert_with_ins
         real_redis.delete("brain:panic_start_ts")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the robust branch: workers fed only bad input do not heartbeat yet")
 def test_workers_given_only_bad_input_raise_fleet_fail_safe(chain, workers, real_redis):
     since = quiet(chain, "VixBreakerFleetFailSafe")
     workers(1, "bogus")  # an unknown vix_status: every answer fails safe

@@ -27,7 +27,9 @@ CASES = [
     ("1e308", b"1e308", (0, "PANIC_FULL"), REPLACED),  # far ahead: a broken clock wrote it (SPEC v2)
     ("one-year-ahead", repr(NOW + YEAR_S).encode(), (0, "PANIC_FULL"), REPLACED),
     ("a-minute-ahead", repr(NOW + 59).encode(), (0, "PANIC_FULL"), KEPT),
-    ("ten-years-ago", repr(NOW - 10 * YEAR_S).encode(), (45, "NEW_NORMAL"), KEPT),
+    ("ten-years-ago", repr(NOW - 10 * YEAR_S).encode(), (0, "PANIC_FULL"), REPLACED),  # older than 48 h (v3)
+    ("monotonic-reading", b"12345.6", (0, "PANIC_FULL"), REPLACED),
+    ("forty-hours-ago", repr(NOW - 40 * 3600).encode(), (45, "NEW_NORMAL"), KEPT),
     ("twenty-minutes-ago", repr(NOW - 1200).encode(), (5, "PANIC_PARTIAL"), KEPT),
     ("underscores", b"1_799_998_800", (0, "PANIC_FULL"), REPLACED),
     ("fullwidth-digits", "１８００００００００".encode(), (0, "PANIC_FULL"), REPLACED),
