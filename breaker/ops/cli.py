@@ -494,3 +494,6 @@ def exporter(ctx: click.Context, port: int, host: str) -> None:
 def main() -> None:
     """Console script entry point (``vix-breaker``)."""
     cli(prog_name="vix-breaker")
+
+
+from . import cli_schedule  # noqa: E402,F401  (registers override schedule / list / cancel on the group above)

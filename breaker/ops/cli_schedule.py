@@ -1,0 +1,157 @@
+"""``vix-breaker override schedule | list | cancel``: planned override windows from the command line.
+
+Registered on the ``override`` group of ``breaker.ops.cli`` (which imports this module), through the same
+functions as the console (``breaker.ops.schedule``): audited the same way, refusals exit 3. Times are the Redis
+server's; a relative start (``+30s``) counts from the server's clock, not this machine's.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ..override import OverrideMode
+from ..schedule import Window
+from .approvals import two_person_rule_applies
+from .cli import EXIT_USAGE, CliError, Session, _access, _confirm, emit, json_option, override, write_options
+from .report import table, when
+from .schedule import cancel_window, read_schedule, schedule_override
+
+UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_amount(text: str) -> float:
+    """``90s``, ``15m``, ``2h``, ``1d`` in seconds; ``ValueError`` otherwise."""
+    match = _AMOUNT.match(text or "")
+    if not match:
+        raise ValueError(f"{text!r} is not an amount of time like 90s, 15m or 2h")
+    return float(match.group(1)) * UNITS_S[match.group(2)]
+
+
+def parse_when(text: str) -> tuple[float | None, float | None]:
+    """WHEN as (start, None) for ISO 8601 (no zone: UTC) or (None, seconds from now) for ``+30s`` / ``now``."""
+    text = (text or "").strip()
+    if text == "now":
+        return None, 0.0
+    if text.startswith("+"):
+        return None, parse_amount(text[1:])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither ISO 8601 (2026-06-14T20:45:00Z) nor relative (+30s, +2h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp(), None
+
+
+class When(click.ParamType):
+    name = "when"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return parse_when(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Length(click.ParamType):
+    name = "length"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            seconds = parse_amount(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail("the length must be more than 0", param, ctx)
+        return seconds / 60.0
+
+
+def window_json(window: Window, now: float) -> dict[str, Any]:
+    return {**window.to_dict(), "starts_in_s": round(window.since - now, 3), "ends_in_s": round(window.until - now, 3),
+            "digest": window.digest()}
+
+
+def _approval(window: Window) -> str:
+    if window.mode is not OverrideMode.FORCE_CALM:
+        return "-"
+    if window.approved_by:
+        return f"approved by {window.approved_by}"
+    return "not needed" if window.approved else "WAITING (two-person rule)"
+
+
+@override.command("schedule")
+@click.argument("mode", type=click.Choice([m.value for m in OverrideMode]))
+@click.option("--start", "start", required=True, type=When(),
+              help="ISO 8601 (no zone: UTC) or relative to the server's clock: +30s, +15m, +2h, now.")
+@click.option("--length", "minutes", required=True, type=Length(), help="How long: 90s, 15m, 2h.")
+@write_options
+@click.pass_context
+def override_schedule(ctx: click.Context, mode: str, start: tuple[float | None, float | None], minutes: float,
+                      why: str, who: str | None, yes: bool, as_json: bool) -> None:
+    """Plan the override MODE for a window (refused, exit 3: overlapping, too long, too many, in the past).
+
+    force_calm under the two-person rule is planned waiting for a second verified operator's approval in the
+    console; unapproved when it opens, it does not apply."""
+    session: Session = ctx.obj
+    access = _access(who)
+    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
+    at, after_s = start
+    _confirm(session, f"Schedule {mode} for {minutes:g} min", yes)
+    try:
+        window = schedule_override(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
+                                   start=at, after_s=after_s, two_person_rule=rule,
+                                   max_minutes=session.settings.max_override_min)
+    except ValueError as exc:
+        if type(exc) is not ValueError:
+            raise
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    waiting = not window.approved
+    emit(ctx, {"window": window_json(window, window.at)},
+         f"{mode} scheduled from {when(window.since)} to {when(window.until)} (server time), id {window.id}"
+         + ("; waiting for a second verified operator's approval in the console (two-person rule)" if waiting
+            else "") + f"; audited as {access.who}")
+
+
+@override.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also windows that are over (kept an hour).")
+@json_option
+@click.pass_context
+def override_list(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """Planned override windows, by start, in server time (one round trip)."""
+    session: Session = ctx.obj
+    reading = read_schedule(session.clock())
+    shown = [w for w in reading.windows if show_all or w.until > reading.now]
+    human = table(("id", "mode", "from (server time)", "to", "state", "approval", "who", "why"),
+                  [(w.id, w.mode.value, when(w.since), when(w.until), w.state, _approval(w), w.who, w.why)
+                   for w in shown]) if shown else "no windows planned"
+    human = f"server time {when(reading.now)}\n{human}"
+    if reading.invalid:
+        human += f"\n{len(reading.invalid)} stored member(s) are not windows (ignored by workers): " \
+                 + "; ".join(reading.invalid)
+    emit(ctx, {"now": reading.now, "windows": [window_json(w, reading.now) for w in shown],
+               "invalid": list(reading.invalid)}, human)
+
+
+@override.command("cancel")
+@click.argument("window_id", metavar="ID")
+@write_options
+@click.pass_context
+def override_cancel(ctx: click.Context, window_id: str, why: str, who: str | None, yes: bool, as_json: bool) -> None:
+    """Remove a planned window; if it is in force, its override ends too (workers follow within one interval)."""
+    session: Session = ctx.obj
+    access = _access(who)
+    _confirm(session, f"Cancel window {window_id}", yes)
+    try:
+        window = cancel_window(session.clock(), session.trail(), access, window_id=window_id, why=why)
+    except ValueError as exc:
+        if type(exc) is not ValueError:
+            raise
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    emit(ctx, {"cancelled": window.to_dict(), "who": access.who},
+         f"window {window.id} ({window.mode.value}, {when(window.since)} to {when(window.until)}) cancelled"
+         f"; audited as {access.who}")
