@@ -7,8 +7,6 @@ server's; a relative start (``+30s``) counts from the server's clock, not this m
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -18,34 +16,7 @@ from ..schedule import Window
 from .approvals import two_person_rule_applies
 from .cli import EXIT_USAGE, CliError, Session, _access, _confirm, emit, json_option, override, write_options
 from .report import table, when
-from .schedule import cancel_window, read_schedule, schedule_override
-
-UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-
-
-def parse_amount(text: str) -> float:
-    """``90s``, ``15m``, ``2h``, ``1d`` in seconds; ``ValueError`` otherwise."""
-    match = _AMOUNT.match(text or "")
-    if not match:
-        raise ValueError(f"{text!r} is not an amount of time like 90s, 15m or 2h")
-    return float(match.group(1)) * UNITS_S[match.group(2)]
-
-
-def parse_when(text: str) -> tuple[float | None, float | None]:
-    """WHEN as (start, None) for ISO 8601 (no zone: UTC) or (None, seconds from now) for ``+30s`` / ``now``."""
-    text = (text or "").strip()
-    if text == "now":
-        return None, 0.0
-    if text.startswith("+"):
-        return None, parse_amount(text[1:])
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is neither ISO 8601 (2026-06-14T20:45:00Z) nor relative (+30s, +2h)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp(), None
+from .schedule import cancel_window, parse_amount, parse_when, read_schedule, schedule_override
 
 
 class When(click.ParamType):

@@ -12,8 +12,10 @@ not windows. Times are the Redis server's.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import PanicClock, server_time
@@ -264,3 +266,74 @@ def approve_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *,
                             key=key), queue, approved)
 
     return audited_write(clock.client, trail, watch=(key,), plan=plan)
+
+
+UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_amount(text: str) -> float:
+    """``90s``, ``15m``, ``2h``, ``1d`` in seconds; ``ValueError`` otherwise."""
+    match = _AMOUNT.match(text or "")
+    if not match:
+        raise ValueError(f"{text!r} is not an amount of time like 90s, 15m or 2h")
+    return float(match.group(1)) * UNITS_S[match.group(2)]
+
+
+def parse_when(text: str) -> tuple[float | None, float | None]:
+    """WHEN as (start, None) for ISO 8601 (no zone: UTC) or (None, seconds from now) for ``+30s`` / ``now``."""
+    text = (text or "").strip()
+    if text == "now":
+        return None, 0.0
+    if text.startswith("+"):
+        return None, parse_amount(text[1:])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither ISO 8601 (2026-06-14T20:45:00Z) nor relative (+30s, +2h)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp(), None
+
+
+#: Audit actions about windows, and what History calls each.
+WINDOW_ACTIONS = {"override_schedule": "scheduled", "force_calm_approved": "approved",
+                  "override_window_start": "started", "override_window_skipped": "skipped",
+                  "override_window_end": "ended", "override_schedule_cancel": "cancelled"}
+
+
+@dataclass(frozen=True)
+class WindowStory:
+    """One window's life as the audit trail tells it: ``events`` are (at, what, who) oldest first."""
+
+    id: str
+    mode: str
+    who: str
+    why: str
+    since: float | None
+    until: float | None
+    events: tuple[tuple[float, str, str], ...]
+
+    @property
+    def outcome(self) -> str:
+        """The last thing that happened to it: scheduled, approved, started, skipped, ended or cancelled."""
+        return self.events[-1][1] if self.events else "?"
+
+
+def window_stories(entries: Any) -> list[WindowStory]:
+    """Windows from the audit trail (each entry names its window in ``detail.window``), newest first."""
+    stories: dict[str, dict[str, Any]] = {}
+    for entry in sorted((e for e in entries if e.action in WINDOW_ACTIONS), key=lambda e: e.at):
+        window_id = entry.detail.get("window")
+        if not isinstance(window_id, str):
+            continue
+        story = stories.setdefault(window_id, {"mode": entry.detail.get("mode") or "?", "who": entry.who,
+                                               "why": entry.why, "events": []})
+        for name in ("since", "until"):
+            value = entry.detail.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                story[name] = float(value)
+        story["events"].append((entry.at, WINDOW_ACTIONS[entry.action], entry.who))
+    return sorted((WindowStory(wid, s["mode"], s["who"], s["why"], s.get("since"), s.get("until"),
+                               tuple(s["events"])) for wid, s in stories.items()),
+                  key=lambda story: story.events[-1][0], reverse=True)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from breaker import PanicClock
 from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
-from breaker.ops.cli_schedule import parse_amount, parse_when
+from breaker.ops.schedule import parse_amount, parse_when
 from breaker.schedule import run_step
 
 ROOT = Path(__file__).resolve().parents[2]

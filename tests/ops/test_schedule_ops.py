@@ -292,3 +292,21 @@ def test_a_skipped_window_does_not_block_its_slot(real_redis, tools):
     step(real_redis)
     again = plan(tools, "force_full", after_s=1, minutes=5)
     assert again.since < window.until
+
+
+def test_window_stories_tell_each_windows_life_from_the_audit_trail(real_redis, tools):
+    """Scheduled, started and ended by the fragment; another scheduled and cancelled; newest first."""
+    from breaker.ops.schedule import window_stories
+
+    clock, trail = tools
+    ran = plan(tools, after_s=0, minutes=1)
+    step(real_redis)
+    step(real_redis, now=ran.until + 1)
+    dropped = plan(tools, after_s=600)
+    cancel_window(clock, trail, BOB, window_id=dropped.id, why="postponed")
+    first, second = window_stories(trail.entries())
+    assert (first.id, first.outcome, [what for _, what, _ in first.events]) == \
+        (dropped.id, "cancelled", ["scheduled", "cancelled"])
+    assert (second.id, second.outcome, [what for _, what, _ in second.events]) == \
+        (ran.id, "ended", ["scheduled", "started", "ended"])
+    assert (second.since, second.until, second.mode) == (ran.since, ran.until, "force_full")
