@@ -321,10 +321,11 @@ class WindowStory:
 
 
 def window_stories(entries: Any) -> list[WindowStory]:
-    """Windows from the audit trail (each entry names its window in ``detail.window``), newest first."""
+    """Windows from the audit trail (each entry names its window in ``detail.window``), in stream order (the order
+    the writes happened), the window touched last first."""
     stories: dict[str, dict[str, Any]] = {}
-    for entry in sorted((e for e in entries if e.action in WINDOW_ACTIONS), key=lambda e: e.at):
-        window_id = entry.detail.get("window")
+    for position, entry in enumerate(entries):
+        window_id = entry.detail.get("window") if entry.action in WINDOW_ACTIONS else None
         if not isinstance(window_id, str):
             continue
         story = stories.setdefault(window_id, {"mode": entry.detail.get("mode") or "?", "who": entry.who,
@@ -334,6 +335,7 @@ def window_stories(entries: Any) -> list[WindowStory]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 story[name] = float(value)
         story["events"].append((entry.at, WINDOW_ACTIONS[entry.action], entry.who))
-    return sorted((WindowStory(wid, s["mode"], s["who"], s["why"], s.get("since"), s.get("until"),
-                               tuple(s["events"])) for wid, s in stories.items()),
-                  key=lambda story: story.events[-1][0], reverse=True)
+        story["last"] = position
+    ordered = sorted(stories.items(), key=lambda item: item[1]["last"], reverse=True)
+    return [WindowStory(wid, s["mode"], s["who"], s["why"], s.get("since"), s.get("until"), tuple(s["events"]))
+            for wid, s in ordered]
