@@ -42,6 +42,7 @@ MAX_ID_CHARS = 64
 STATES = ("planned", "started", "skipped", "ended", "missed")
 #: What the fragment answers, first element of its reply.
 NONE, APPLIED, IN_FORCE, MANUAL, SKIPPED, INVALID = "none", "applied", "in_force", "manual", "skipped", "invalid"
+ERROR = "error"  # a write the server refused (out of memory): nothing changed, the next round trip tries again
 
 
 class InvalidWindow(ValueError):
@@ -155,7 +156,7 @@ def parse_window(raw: Any) -> Window:
                   {k: v for k, v in data.items() if k not in known})
 
 
-def override_in_force(raw: Any, now: float) -> bool:
+def override_in_force(raw: Any, now: float, window_id: str | None = None) -> bool:
     """A manual override that defers a window: a JSON object naming a known mode with a numeric ``until`` after
     ``now`` (the fragment's check; ``breaker.override.parse_override`` is stricter, never looser on these)."""
     if raw is None:
@@ -164,8 +165,10 @@ def override_in_force(raw: Any, now: float) -> bool:
         data = json.loads(raw)
     except (ValueError, RecursionError, TypeError, UnicodeDecodeError):
         return False
-    until = data.get("until") if isinstance(data, dict) else None
-    return (isinstance(data, dict) and data.get("mode") in ("force_full", "force_calm")
+    if not isinstance(data, dict) or (window_id is not None and data.get("window") == window_id):
+        return False  # this window's own override (a step wrote it but could not mark the window) is no manual one
+    until = data.get("until")
+    return (data.get("mode") in ("force_full", "force_calm")
             and isinstance(until, (int, float)) and not isinstance(until, bool) and until > now)
 
 
@@ -222,7 +225,7 @@ def plan_step(rows: Sequence[Any], override_raw: Any, now: float, max_s: float) 
             rewrites.append((rows[index], replace(window, state="skipped")))
             audits.append(_audit("override_window_skipped", window, now,
                                  reason="force_calm not approved by a second operator before its start"))
-        elif override_in_force(override_raw, now):
+        elif override_in_force(override_raw, now, window.id):
             status = MANUAL
         else:
             status = APPLIED
@@ -259,15 +262,18 @@ local function schedule_window(raw)
 end
 local function schedule_rewrite(skey, raw, w, state)
   w['state'] = state
-  redis.call('ZREM', skey, raw)
-  redis.call('ZADD', skey, string.format('%.3f', w['since']), cjson.encode(w))
+  local added = redis.pcall('ZADD', skey, string.format('%.3f', w['since']), cjson.encode(w))
+  if type(added) == 'table' and added['err'] then return false end  -- out of memory: nothing changed
+  redis.pcall('ZREM', skey, raw)
+  return true
 end
-local function schedule_manual(okey, now)
+local function schedule_manual(okey, now, id)
   local raw = redis.pcall('GETRANGE', okey, 0, __MAX_WINDOW_BYTES__)
   if type(raw) ~= 'string' or raw == '' then return false end
   local ok, o = pcall(cjson.decode, raw)
   if not ok or type(o) ~= 'table' then return false end
   if o['mode'] ~= 'force_full' and o['mode'] ~= 'force_calm' then return false end
+  if o['window'] == id then return false end  -- this window's own, written by a step that could not mark it
   return type(o['until']) == 'number' and o['until'] > now
 end
 local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
@@ -284,12 +290,14 @@ local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
         local stop = math.min(w['until'], w['since'] + max_s)
         if now >= stop then
           if w['state'] == 'started' then
-            schedule_audit(akey, maxlen, 'override_window_end', w, now_text, {ended_at = stop})
-            schedule_rewrite(skey, raw, w, 'ended')
+            if schedule_rewrite(skey, raw, w, 'ended') then
+              schedule_audit(akey, maxlen, 'override_window_end', w, now_text, {ended_at = stop})
+            end
           elseif w['state'] == 'planned' then
-            schedule_audit(akey, maxlen, 'override_window_skipped', w, now_text,
-              {reason = 'no worker made a round trip inside the window'})
-            schedule_rewrite(skey, raw, w, 'missed')
+            if schedule_rewrite(skey, raw, w, 'missed') then
+              schedule_audit(akey, maxlen, 'override_window_skipped', w, now_text,
+                {reason = 'no worker made a round trip inside the window'})
+            end
           end
         elseif index == 1 then
           current = w['id']
@@ -299,10 +307,11 @@ local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
             status = 'skipped'
           elseif w['mode'] == 'force_calm' and w['approved'] ~= true then
             status = 'skipped'
-            schedule_audit(akey, maxlen, 'override_window_skipped', w, now_text,
-              {reason = 'force_calm not approved by a second operator before its start'})
-            schedule_rewrite(skey, raw, w, 'skipped')
-          elseif schedule_manual(okey, now) then
+            if schedule_rewrite(skey, raw, w, 'skipped') then
+              schedule_audit(akey, maxlen, 'override_window_skipped', w, now_text,
+                {reason = 'force_calm not approved by a second operator before its start'})
+            end
+          elseif schedule_manual(okey, now, w['id']) then
             status = 'manual'
           else
             status = 'applied'
@@ -314,9 +323,12 @@ local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
             end
             local doc = cjson.encode({mode = w['mode'], who = who, why = w['why'], since = w['since'],
               ['until'] = stop, window = w['id']})
-            redis.call('SET', okey, doc, 'PXAT', string.format('%.0f', math.floor(stop * 1000)))
-            schedule_audit(akey, maxlen, 'override_window_start', w, now_text, {honoured_until = stop})
-            schedule_rewrite(skey, raw, w, 'started')
+            local set = redis.pcall('SET', okey, doc, 'PXAT', string.format('%.0f', math.floor(stop * 1000)))
+            if type(set) == 'table' and set['err'] then
+              status = 'error'  -- out of memory, say: nothing written, the next round trip tries again
+            elseif schedule_rewrite(skey, raw, w, 'started') then
+              schedule_audit(akey, maxlen, 'override_window_start', w, now_text, {honoured_until = stop})
+            end
           end
         end
       end

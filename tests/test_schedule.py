@@ -284,3 +284,35 @@ def test_a_member_round_trips_through_the_fragments_rewrite(real_redis):
     back = parse_window(raw)
     assert back == Window(**{**w.__dict__, "state": "started"})
     assert back.digest() == w.digest()
+
+
+def test_a_write_the_server_refuses_changes_nothing_and_the_next_round_trip_applies(server_factory):
+    """Out of memory (maxmemory reached, noeviction): the step answers error without marking the window or auditing
+    (no half-done window), and the next round trip, memory back, applies it once."""
+    from breaker import redis_client
+    from breaker.schedule import ERROR
+
+    server = server_factory()
+    client = redis_client(server.connection_url, timeout_ms=1000)
+    try:
+        t0 = server_now(client)
+        plan(client, window(t0, 1, 5))
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        assert run_step(client, key_prefix=PREFIX, max_s=HOUR, now=t0 + 1.5)[:2] == (ERROR, "w1")
+        client.config_set("maxmemory", 0)
+        assert client.get(OKEY) is None and states(client) == {"w1": "planned"} and window_actions(client) == []
+        assert step(client, t0 + 2) == (APPLIED, "w1")
+        assert window_actions(client) == [("override_window_start", "w1")]
+    finally:
+        client.close()
+
+
+def test_a_window_whose_own_override_was_written_but_not_marked_is_no_manual_override(real_redis):
+    """The override key holding this window's own override (state still planned) does not hold the window back."""
+    t0 = server_now(real_redis)
+    w = window(t0, 1, 5)
+    plan(real_redis, w)
+    real_redis.set(OKEY, json.dumps(w.override_doc(HOUR)))
+    assert step(real_redis, t0 + 2) == (APPLIED, "w1")
+    assert states(real_redis) == {"w1": "started"}
