@@ -203,6 +203,8 @@ def plan_step(rows: Sequence[Any], override_raw: Any, now: float, max_s: float) 
             if index == 0:
                 status = INVALID
             continue
+        if window.state in ("ended", "missed"):
+            continue  # over and done with
         end = window.until_for(max_s)
         if now >= end:
             if window.state == "started":
@@ -218,7 +220,7 @@ def plan_step(rows: Sequence[Any], override_raw: Any, now: float, max_s: float) 
         current_id = window.id
         if window.state == "started":
             status = IN_FORCE
-        elif window.state in ("skipped", "missed", "ended"):
+        elif window.state == "skipped":
             status = SKIPPED
         elif window.mode is OverrideMode.FORCE_CALM and not window.approved:
             status = SKIPPED
@@ -282,10 +284,15 @@ local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
   local status, current = 'none', false
   for index = 2, 1, -1 do
     local raw = rows[index]
+    if raw and (string.find(raw, '"state":"ended"', 1, true) or string.find(raw, '"state":"missed"', 1, true)) then
+      raw = nil  -- over and done with: skip decoding it (the common case between windows, on every round trip)
+    end
     if raw then
       local w = schedule_window(raw)
       if not w then
         if index == 1 then status = 'invalid' end
+      elseif w['state'] == 'ended' or w['state'] == 'missed' then
+        -- over (perhaps written in another spelling than ours): nothing to do
       else
         local stop = math.min(w['until'], w['since'] + max_s)
         if now >= stop then

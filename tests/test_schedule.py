@@ -316,3 +316,15 @@ def test_a_window_whose_own_override_was_written_but_not_marked_is_no_manual_ove
     real_redis.set(OKEY, json.dumps(w.override_doc(HOUR)))
     assert step(real_redis, t0 + 2) == (APPLIED, "w1")
     assert states(real_redis) == {"w1": "started"}
+
+
+@pytest.mark.parametrize("spelling", ["compact", "spaced"])
+def test_a_window_marked_over_stays_over(real_redis, spelling):
+    """A window another worker (with a lower maximum) already ended is not applied again by one with a higher one,
+    whether the member is in the compact form the fragment skips undecoded or spelled otherwise."""
+    t0 = server_now(real_redis)
+    w = window(t0, 1, 90 * 60, state="ended")
+    member = w.to_json() if spelling == "compact" else json.dumps(w.to_dict(), indent=1)
+    real_redis.zadd(SKEY, {member: w.since})
+    assert step(real_redis, w.since + HOUR + 60, max_s=2 * HOUR) == (NONE, None)
+    assert real_redis.get(OKEY) is None and window_actions(real_redis) == []
