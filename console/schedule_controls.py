@@ -81,23 +81,23 @@ def render_schedule(access: WriteAccess, override: OverrideReading | None) -> No
     with plan_col.container(border=True):
         st.markdown("**Plan a window**")
         mode = OverrideMode(st.radio("Mode", [m.value for m in OverrideMode], key="schedule_mode", horizontal=True))
-        start = st.text_input("Start (server time: ISO 8601, no zone = UTC; or +30s, +15m, +2h)", value="+15m",
+        start = st.text_input("Window start (server time: ISO 8601, no zone = UTC; or +30s, +15m, +2h)", value="+15m",
                               key="schedule_start")
-        minutes = st.number_input("Length (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
-                                  step=1.0, format="%g", key="schedule_minutes")
-        why = st.text_input("Why (required, goes into the audit trail)", key="schedule_why")
+        minutes = st.number_input("Window length (min)", min_value=1.0, max_value=longest,
+                                  value=min(15.0, longest), step=1.0, format="%g", key="schedule_minutes")
+        why = st.text_input("Why this window (required, audited)", key="schedule_why")
         if mode is OverrideMode.FORCE_CALM and rule:
             st.caption("force_calm needs a second verified operator's approval before the window opens; "
                        "unapproved, it does not apply.")
         if st.button("Schedule", key="schedule_submit", type="primary"):
             _submit(mode, start, float(minutes), why, rule, longest)
     with cancel_col.container(border=True):
-        st.markdown("**Cancel a window**")
+        st.markdown("**Remove a planned window**")
         live = reading.live()
         chosen = st.selectbox("Window", [w.id for w in live], key="schedule_cancel_id",
                               format_func=lambda wid: _describe(live, wid), disabled=not live)
-        cancel_why = st.text_input("Why (required)", key="schedule_cancel_why", disabled=not live)
-        if st.button("Cancel window", key="schedule_cancel", disabled=not live) and chosen:
+        cancel_why = st.text_input("Why remove it (required, audited)", key="schedule_cancel_why", disabled=not live)
+        if st.button("Remove window", key="schedule_cancel", disabled=not live) and chosen:
             if not cancel_why.strip():
                 st.error("Say why: the reason goes into the audit trail with your name.")
             else:

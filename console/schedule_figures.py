@@ -43,8 +43,9 @@ def figure_schedule_timeline(windows: Sequence[Window], now: float, override: Ov
     for window in windows:
         text = plotly_text(f"{window_label(window)}: {window.who} ({window.why})")
         figure.add_trace(go.Scatter(
-            x=[_when(window.since), _when(window.until)], y=[SCHEDULE_ROW, SCHEDULE_ROW], mode="lines",
+            x=[_when(window.since), _when(window.until)], y=[SCHEDULE_ROW, SCHEDULE_ROW], mode="lines+markers",
             line={"width": 22, "color": window_colour(window)}, name=plotly_text(window_label(window)),
+            marker={"symbol": "line-ns-open", "size": 24, "color": "white", "line": {"width": 3}},  # edges apart
             text=[text, text], hoverinfo="text", showlegend=True,
         ))
     if override is not None:
@@ -64,7 +65,7 @@ def figure_schedule_timeline(windows: Sequence[Window], now: float, override: Ov
     figure.add_annotation(x=_when(now), y=1, xref="x", yref="paper", text="now", showarrow=False,
                           yanchor="bottom")
     figure.update_layout(
-        title="Planned override windows (server time, UTC)", height=260, margin={"t": 60, "b": 40},
+        title="Planned override windows (server time, UTC)", height=280, margin={"t": 60, "b": 40, "l": 130},
         xaxis={"type": "date", "range": [_when(left - margin), _when(right + margin)]},
         yaxis={"type": "category", "categoryorder": "array", "categoryarray": [SCHEDULE_ROW, OVERRIDE_ROW]},
         legend={"orientation": "h", "y": -0.3},
