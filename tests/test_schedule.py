@@ -328,3 +328,43 @@ def test_a_window_marked_over_stays_over(real_redis, spelling):
     real_redis.zadd(SKEY, {member: w.since})
     assert step(real_redis, w.since + HOUR + 60, max_s=2 * HOUR) == (NONE, None)
     assert real_redis.get(OKEY) is None and window_actions(real_redis) == []
+
+
+def spliced_round_trip_script() -> str:
+    """The round-trip script of breaker/refresh.py with the fragment in it, as phase 2 will wire it: the fragment's
+    functions before the main chunk, its call after the clock and before the override read, two more KEYS
+    (schedule, audit), max_s and maxlen as ARGV 12 and 13, and its reply appended."""
+    from breaker import refresh
+    from breaker.schedule import FRAGMENT
+
+    anchor = "local override, override_len = false, 0\n"
+    tail = "return {t[1], t[2], start, created, replaced, override, override_len, beat}"
+    assert anchor in refresh.SCRIPT and tail in refresh.SCRIPT
+    return (FRAGMENT + refresh.SCRIPT
+            .replace(anchor, "local sched = schedule_step(KEYS[5], KEYS[3], KEYS[6], now, now_text, "
+                             "tonumber(ARGV[12]), tonumber(ARGV[13]))\n" + anchor, 1)
+            .replace(tail, tail[:-1] + ", sched[1], sched[2]}"))
+
+
+def test_the_fragment_fits_in_the_one_round_trip(real_redis):
+    """Spliced into the existing round-trip script, one EVAL observes the clock, materializes the window, reads the
+    override it just wrote and beats: the round trip count stays one, and the reply carries the window's status."""
+    from breaker import refresh
+
+    t0 = server_now(real_redis)
+    w = window(t0, 0, 5)
+    plan(real_redis, w)
+    keys = (f"{PREFIX}panic_start_ts".encode(), f"{PREFIX}panic_last_seen_ts".encode(), OKEY.encode(),
+            f"{PREFIX}workers".encode())
+    args = refresh.arguments(keys, observe=True, now="", ttl_s=900, worker_id="w:1:aaaa", beat='{"v":1,"seen":',
+                             beat_ttl_s=60, hexpire=False, ascii_only=False)
+    before = real_redis.info("commandstats").get("cmdstat_eval", {"calls": 0})["calls"]
+    reply = real_redis.eval(spliced_round_trip_script(), 6, *args[1:5], SKEY, f"{PREFIX}audit", *args[5:], "3600",
+                            "10000")
+    assert real_redis.info("commandstats")["cmdstat_eval"]["calls"] == before + 1
+    parsed = refresh.parse_reply(reply[:8])
+    assert parse_override(parsed.override_raw).mode.value == "force_full"  # read in the same round trip
+    assert json.loads(parsed.override_raw)["window"] == "w1"
+    assert parsed.initialized and parsed.beat == refresh.BEAT_WRITTEN
+    assert [v.decode() if isinstance(v, bytes) else v for v in reply[8:]] == [APPLIED, "w1"]
+    assert window_actions(real_redis) == [("override_window_start", "w1")]
