@@ -116,6 +116,10 @@ def _text(data: dict[str, Any], name: str, optional: bool = False) -> Any:
     return value
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is no number a window may hold")
+
+
 def parse_window(raw: Any) -> Window:
     """The window stored in ``raw``, or ``InvalidWindow``: the same checks as the fragment's."""
     if isinstance(raw, bytes):
@@ -128,9 +132,9 @@ def parse_window(raw: Any) -> Window:
     if not isinstance(raw, str) or len(raw.encode("utf-8")) > MAX_WINDOW_BYTES:
         raise InvalidWindow(f"not text of at most {MAX_WINDOW_BYTES} bytes")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):
-        raise InvalidWindow("not JSON") from None
+        raise InvalidWindow("not JSON (or NaN / Infinity in it)") from None
     if not isinstance(data, dict):
         raise InvalidWindow("not a JSON object")
     window_id = _text(data, "id")
@@ -159,7 +163,7 @@ def parse_window(raw: Any) -> Window:
 def override_in_force(raw: Any, now: float, window_id: str | None = None) -> bool:
     """A manual override that defers a window: a JSON object naming a known mode with a numeric ``until`` after
     ``now`` (the fragment's check; ``breaker.override.parse_override`` is stricter, never looser on these)."""
-    if raw is None:
+    if raw is None or len(raw) > MAX_WINDOW_BYTES + 1:  # the fragment reads 4097 bytes: a longer value is cut
         return False
     try:
         data = json.loads(raw)
@@ -237,8 +241,9 @@ def plan_step(rows: Sequence[Any], override_raw: Any, now: float, max_s: float) 
     return Step(status, current_id, override, tuple(rewrites), tuple(audits))
 
 
-#: The fragment: one Lua function the round-trip script calls with the schedule, override and audit keys.
-#: ``schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)`` returns ``{status, window id or false}``;
+#: The fragment: Lua functions the round-trip script calls with the schedule, override and audit keys.
+#: ``schedule_step_safe(skey, okey, akey, now, now_text, max_s, maxlen)`` returns ``{status, window id or false}``
+#: (``{'error', false}`` if anything in it raised: the round trip around it never fails for the schedule);
 #: it reads at most two schedule members and the override's first 4 KB, and writes only at a window's edges.
 FRAGMENT = """
 local function schedule_audit(akey, maxlen, action, w, now_text, extra)
@@ -255,11 +260,13 @@ local function schedule_window(raw)
     return nil end
   if w['mode'] ~= 'force_full' and w['mode'] ~= 'force_calm' then return nil end
   if type(w['since']) ~= 'number' or type(w['until']) ~= 'number' or w['until'] <= w['since'] then return nil end
-  if w['since'] ~= w['since'] or w['until'] == math.huge or w['since'] == -math.huge then return nil end
+  if w['since'] ~= w['since'] or w['until'] ~= w['until'] or w['until'] == math.huge or w['since'] == -math.huge then
+    return nil end
   if type(w['who']) ~= 'string' or type(w['why']) ~= 'string' then return nil end
   if w['state'] == nil then w['state'] = 'planned' end
   local known = {planned = 1, started = 1, skipped = 1, ended = 1, missed = 1}
   if not known[w['state']] then return nil end
+  if not pcall(cjson.encode, w) then return nil end  -- NaN or inf anywhere in it: it could not be rewritten
   return w
 end
 local function schedule_rewrite(skey, raw, w, state)
@@ -343,6 +350,11 @@ local function schedule_step(skey, okey, akey, now, now_text, max_s, maxlen)
   end
   return {status, current}
 end
+local function schedule_step_safe(skey, okey, akey, now, now_text, max_s, maxlen)
+  local ok, reply = pcall(schedule_step, skey, okey, akey, now, now_text, max_s, maxlen)
+  if ok then return reply end
+  return {'error', false}  -- whatever went wrong, the round trip around it goes on
+end
 """.replace("__MAX_WINDOW_BYTES__", str(MAX_WINDOW_BYTES)).replace("__MAX_ID_CHARS__", str(MAX_ID_CHARS))
 
 #: The fragment on its own, as a script: what the tests EVAL and what ``run_step`` calls (operator tools, the
@@ -353,7 +365,7 @@ if now_text == '' then
   local t = redis.call('TIME')
   now_text = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
-local reply = schedule_step(KEYS[1], KEYS[2], KEYS[3], tonumber(now_text), now_text, tonumber(ARGV[2]),
+local reply = schedule_step_safe(KEYS[1], KEYS[2], KEYS[3], tonumber(now_text), now_text, tonumber(ARGV[2]),
   tonumber(ARGV[3]))
 return {reply[1], reply[2], now_text}
 """

@@ -249,6 +249,9 @@ def test_a_window_no_round_trip_saw_is_audited_as_missed(real_redis):
     b'{"id": "x", "mode": "force_full", "who": 7, "why": "b", "since": 1, "until": 2}',
     b'{"id": "x", "mode": "force_full", "who": "a", "why": "' + b"y" * MAX_WINDOW_BYTES + b'", "since": 1, "until": 2}',
     b"[" * 3000 + b"]" * 3000,
+    b'{"id": "x", "mode": "force_full", "who": "a", "why": "b", "since": 1, "until": NaN}',
+    b'{"id": "x", "mode": "force_full", "who": "a", "why": "b", "since": NaN, "until": 2}',
+    b'{"id": "x", "mode": "force_full", "who": "a", "why": "b", "since": 1, "until": 2, "extra": -Infinity}',
 ])
 def test_a_member_that_is_not_a_window_is_ignored(real_redis, member):
     """Whatever else sits in the schedule: status invalid, nothing written, and the twin refuses it too."""
@@ -341,7 +344,7 @@ def spliced_round_trip_script() -> str:
     tail = "return {t[1], t[2], start, created, replaced, override, override_len, beat}"
     assert anchor in refresh.SCRIPT and tail in refresh.SCRIPT
     return (FRAGMENT + refresh.SCRIPT
-            .replace(anchor, "local sched = schedule_step(KEYS[5], KEYS[3], KEYS[6], now, now_text, "
+            .replace(anchor, "local sched = schedule_step_safe(KEYS[5], KEYS[3], KEYS[6], now, now_text, "
                              "tonumber(ARGV[12]), tonumber(ARGV[13]))\n" + anchor, 1)
             .replace(tail, tail[:-1] + ", sched[1], sched[2]}"))
 
@@ -368,3 +371,14 @@ def test_the_fragment_fits_in_the_one_round_trip(real_redis):
     assert parsed.initialized and parsed.beat == refresh.BEAT_WRITTEN
     assert [v.decode() if isinstance(v, bytes) else v for v in reply[8:]] == [APPLIED, "w1"]
     assert window_actions(real_redis) == [("override_window_start", "w1")]
+
+
+def test_an_error_inside_the_fragment_does_not_fail_the_round_trip(real_redis):
+    """schedule_step_safe catches what the step raises (here: a function of the fragment broken on purpose) and
+    answers error, so the round trip around it goes on."""
+    sabotage = "local function schedule_step(x) error('boom') end\nlocal function schedule_step_unused("
+    broken = STANDALONE_SCRIPT.replace("local function schedule_step(", sabotage, 1)
+    t0 = server_now(real_redis)
+    plan(real_redis, window(t0, 1, 5))
+    reply = real_redis.eval(broken, 3, SKEY, OKEY, f"{PREFIX}audit", f"{t0 + 2:.6f}", "3600", "100")
+    assert reply[:2] == [b"error", None]
