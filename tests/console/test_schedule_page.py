@@ -133,7 +133,7 @@ def test_history_shows_each_windows_life(console_env):
     """Scheduled, started and ended (by the worker fragment), and another cancelled: one row per window."""
     clock = PanicClock(console_env)
     ran = plan(console_env, after_s=0, minutes=1)
-    run_step(console_env, key_prefix="brain:", max_s=3600)
+    run_step(console_env, key_prefix="brain:", max_s=3600, now=ran.since)
     run_step(console_env, key_prefix="brain:", max_s=3600, now=ran.until + 1)
     dropped = plan(console_env, after_s=600)
     from breaker.ops.schedule import cancel_window

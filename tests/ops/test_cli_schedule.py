@@ -162,8 +162,8 @@ def test_not_confirmed_writes_nothing(run, real_redis):
 def test_cancel_mid_window_ends_its_override(run, real_redis):
     done = run("override", "schedule", "force_full", "--start", "now", "--length", "5m", "--why", "drill", "--yes",
                "--json")
-    window_id = doc(done)["window"]["id"]
-    assert run_step(real_redis, key_prefix="brain:", max_s=3600)[0] == "applied"
+    window_id, since = doc(done)["window"]["id"], doc(done)["window"]["since"]
+    assert run_step(real_redis, key_prefix="brain:", max_s=3600, now=since)[0] == "applied"
     assert real_redis.get("brain:panic_override") is not None
     assert run("override", "cancel", window_id, "--why", "drill over", "--yes").exit_code == 0
     assert real_redis.get("brain:panic_override") is None
