@@ -355,7 +355,7 @@ def test_the_fragment_fits_in_the_one_round_trip(real_redis):
     from breaker import refresh
 
     t0 = server_now(real_redis)
-    w = window(t0, 0, 5)
+    w = window(t0, -1, 5)  # opened a second ago: the script's own TIME is inside it
     plan(real_redis, w)
     keys = (f"{PREFIX}panic_start_ts".encode(), f"{PREFIX}panic_last_seen_ts".encode(), OKEY.encode(),
             f"{PREFIX}workers".encode())
