@@ -4,8 +4,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 CHROMIUM ?= /usr/bin/chromium
 REDIS_SERVER ?= redis-server
+PROMTOOL ?= promtool
 
-.PHONY: run demo test lint bench chromium redis-server clean
+.PHONY: run demo test lint bench chromium redis-server prometheus clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,10 +61,35 @@ redis-server:
 	  fi; \
 	fi
 
+# The alert rules' unit tests need promtool, and the end-to-end alerting test a real Prometheus and
+# Alertmanager (tests/alerting/): install Debian's prometheus and prometheus-alertmanager when missing and we
+# can (root + apt-get). The tests start both themselves on free ports, so the packages' services must not
+# start: a policy-rc.d that forbids it (exit 101) for the install, and systemd units are stopped if they ran.
+prometheus:
+	@if ! command -v "$(PROMTOOL)" >/dev/null || ! command -v prometheus >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus and prometheus-alertmanager for the alerting tests"; \
+	    made_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager) \
+	      >/tmp/vix-breaker-apt-prometheus.log 2>&1; \
+	    status=$$?; if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    [ $$status = 0 ] || { echo "apt-get install prometheus failed, see /tmp/vix-breaker-apt-prometheus.log"; exit 1; }; \
+	    for unit in prometheus prometheus-alertmanager; do \
+	      if command -v systemctl >/dev/null && systemctl is-active --quiet $$unit 2>/dev/null; then \
+	        systemctl stop $$unit; systemctl disable --quiet $$unit; fi; \
+	    done; \
+	  else \
+	    echo "promtool, prometheus or prometheus-alertmanager is missing and cannot be installed here (need root and apt-get)."; \
+	    echo "Install Debian's 'prometheus' and 'prometheus-alertmanager' packages."; exit 1; \
+	  fi; \
+	fi
+
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 
-test: $(VENV)/.test-deps chromium redis-server lint
+test: $(VENV)/.test-deps chromium redis-server prometheus lint
 	CHROMIUM=$(CHROMIUM) REDIS_SERVER=$(REDIS_SERVER) $(PY) -m pytest
 
 bench: $(VENV)/.test-deps

@@ -10,7 +10,7 @@ from functools import partial
 
 import redis
 
-from . import cluster, console, demo_fleet, fleet, log_volume, memory, micro, protocol, single_thread
+from . import cluster, console, demo_fleet, fleet, log_volume, memory, micro, operator_reads, protocol, single_thread
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
 from .table import Row, render
 
@@ -43,6 +43,7 @@ def main() -> int:
         partial(memory.memory, bench),
         partial(protocol.protocol, bench),
         partial(demo_fleet.demo_fleet, bench),
+        partial(operator_reads.operator_reads, bench),
     ]
     rows = []
     began = time.perf_counter()

@@ -31,10 +31,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "console"
     operator_password: str | None = None
-    operators: tuple[str, ...] = ()  # OIDC allow-list: emails and @domains, lower case
+    operators: tuple[str, ...] = ()  # OIDC allow-list: emails and @domains, lower case, each optionally "=role"
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For the console believes
     two_person_rule: bool | None = None  # None: on for a real target, off in the sandbox
     max_override_min: float = 60.0
+    operator_read_timeout_s: float = 2.0  # one deadline over a whole operator read (breaker.ops.read_deadline)
 
     def __post_init__(self) -> None:
         if self.key_prefix is None:
@@ -71,6 +72,7 @@ class Settings:
             trusted_proxies=_networks(env.get("BREAKER_TRUSTED_PROXIES", "")),
             two_person_rule=_boolean(env, "BREAKER_TWO_PERSON_RULE", None),
             max_override_min=_number(env, "BREAKER_MAX_OVERRIDE_MIN", 60.0, minimum=1.0),
+            operator_read_timeout_s=_number(env, "BREAKER_OPERATOR_READ_TIMEOUT_S", 2.0, minimum=0.01),
         )
 
 
@@ -95,14 +97,23 @@ def _prefix(value: str | None, *, cluster: bool) -> str:
     return value
 
 
+#: Operator roles, least privilege first (breaker.ops.roles builds on these names).
+OPERATOR_ROLES = ("viewer", "operator", "approver", "admin")
+
+
 def _operators(raw: str) -> tuple[str, ...]:
-    """``alice@example.com, @example.org``: exact emails, or every email of a domain."""
-    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
-    for entry in entries:
-        _, at, domain = entry.rpartition("@")
-        if not at or not domain or "." not in domain or any(ch.isspace() for ch in entry):
-            raise ConfigError(f"BREAKER_OPERATORS entries must be emails or @domains, got {entry!r}")
-    return entries
+    """``alice@example.com=approver, @example.org``: exact emails, or every email of a domain, each with an
+    optional role (default: operator)."""
+    entries = []
+    for part in (p.strip().lower() for p in raw.split(",") if p.strip()):
+        email, eq, role = (text.strip() for text in part.partition("="))
+        if eq and role not in OPERATOR_ROLES:
+            raise ConfigError(f"BREAKER_OPERATORS roles must be one of {', '.join(OPERATOR_ROLES)}, got {part!r}")
+        _, at, domain = email.rpartition("@")
+        if not at or not domain or "." not in domain or any(ch.isspace() for ch in email):
+            raise ConfigError(f"BREAKER_OPERATORS entries must be emails or @domains, got {part!r}")
+        entries.append(f"{email}={role}" if eq else email)
+    return tuple(entries)
 
 
 def _networks(raw: str) -> tuple[str, ...]:

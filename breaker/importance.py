@@ -7,6 +7,7 @@ the answer for "don't know" is the configured default (low stakes).
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -67,8 +68,11 @@ def normalise_words(text: str) -> str:
     Padding lets a keyword match only on whole words: " euro " is not found in
     " eurosport ", " ligue 1 " is not found in " ligue 10 ".
     """
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():  # NFKD leaves ASCII as it is and it has no combining marks: skip the per-character pass
+        bare = text
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " " + _NON_WORD.sub(" ", bare.casefold()).strip() + " "
 
 
@@ -88,6 +92,8 @@ def explain_importance(match_context: Any, default: MatchImportance | None = Non
     except Exception:  # a context object whose .get misbehaves is still "don't know"
         return Classification(fallback, "default: context could not be read")
     try:  # the hot path: a context seen before is one cache hit, without filtering its fields first
+        if not cacheable(raw):  # a long or odd value: cached by digest, never kept whole
+            return _classify_fields(_strings_only(raw), fallback)
         return _classify_raw(raw, fallback)
     except Exception:  # a value that cannot be a cache key (a list, a dict): filter, then classify
         return _classify_fields(_strings_only(raw), fallback)
@@ -122,10 +128,45 @@ def _choose(raw: tuple[Any, ...]) -> MatchImportance | None:
     """Classify fields not seen before and remember the class a rule chose (None when none did)."""
     rule = _classify_fields(_strings_only(raw), MatchImportance.LOW_STAKES)
     chosen = None if rule.rule.startswith("default") else rule.importance
+    if not cacheable(raw):
+        return chosen
     if len(_CHOSEN_BY_RAW) >= _CHOSEN_MAX:
         _CHOSEN_BY_RAW.clear()
     _CHOSEN_BY_RAW[raw] = chosen
     return chosen
+
+
+#: A context is a cache key itself only when its fields are None, numbers, or strings of at most
+#: ``MAX_KEY_CHARS`` characters: a cache entry keeps its key alive, and 300 distinct 1 MB league names used to
+#: keep about 300 MB in a worker. Longer contexts are cached under a 16-byte BLAKE2 digest of their fields
+#: (``_BY_DIGEST``, 4096 entries): each cache then holds at most 4096 x 5 x 256 characters of keys (about 5 MB),
+#: and a long context seen again costs one digest (about 1 ms per MB), not a new classification.
+MAX_KEY_CHARS = 256
+_SMALL_TYPES = (int, float, bool, MatchImportance)
+_BY_DIGEST: dict[tuple[bytes, MatchImportance], Classification] = {}
+
+
+def cacheable(raw: tuple[Any, ...]) -> bool:
+    """Whether a context's fields may be kept as a cache key: None, numbers, strings of at most
+    ``MAX_KEY_CHARS`` characters (bytes, tuples and objects have no known size; no rule reads them)."""
+    for value in raw:
+        if value is None or type(value) in _SMALL_TYPES:
+            continue
+        if not isinstance(value, str) or str.__len__(value) > MAX_KEY_CHARS:
+            return False
+    return True
+
+
+def _digest(fields: tuple[str | None, ...]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for value in fields:
+        if value is None:
+            digest.update(b"\x00N")
+        else:
+            data = value.encode("utf-8", "surrogatepass")
+            digest.update(b"\x00S%d:" % len(data))
+            digest.update(data)
+    return digest.digest()
 
 
 def _strings_only(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
@@ -135,11 +176,29 @@ def _strings_only(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
 
 @lru_cache(maxsize=4096)
 def _classify_raw(raw: tuple[Any, ...], fallback: MatchImportance) -> Classification:
-    return _classify_fields(_strings_only(raw), fallback)
+    return _classify_short(_strings_only(raw), fallback)  # only cacheable contexts come here
+
+
+def _classify_fields(fields: tuple[str | None, ...], fallback: MatchImportance) -> Classification:
+    """Cached by the fields themselves when they are short (``cacheable``), by their digest otherwise."""
+    if cacheable(fields):
+        return _classify_short(fields, fallback)
+    key = (_digest(fields), fallback)
+    found = _BY_DIGEST.get(key)
+    if found is None:
+        found = _classify_uncached(fields, fallback)
+        if len(_BY_DIGEST) >= _CHOSEN_MAX:
+            _BY_DIGEST.clear()
+        _BY_DIGEST[key] = found
+    return found
 
 
 @lru_cache(maxsize=4096)
-def _classify_fields(fields: tuple[str | None, ...], fallback: MatchImportance) -> Classification:
+def _classify_short(fields: tuple[str | None, ...], fallback: MatchImportance) -> Classification:
+    return _classify_uncached(fields, fallback)
+
+
+def _classify_uncached(fields: tuple[str | None, ...], fallback: MatchImportance) -> Classification:
     stakes, *searched = fields
     if stakes is not None:
         explicit = _STAKES_WORDS.get(stakes.strip().casefold())

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from breaker.ops import Credentials, LoginThrottle, Operator, WriteAccess, attempt_login, oidc_operator, write_access
+from breaker.ops import Credentials, LoginThrottle, Principal, attempt_login, oidc_operator, write_access
 from breaker.ops.client_address import client_address, trusted_networks
 from breaker.ops.target import Target
 from console.shared import audit_trail, get_target, guarded
@@ -27,11 +27,10 @@ def _secret(name: str) -> Any:
 
 
 def credentials() -> Credentials:
-    """``[operators]`` (name = scrypt hash) and the shared password, from secrets.toml or the environment."""
-    table = _secret("operators")
-    operators = {str(k): str(v) for k, v in dict(table).items()} if table else {}
-    shared = _secret("operator_password") or get_target().settings.operator_password
-    return Credentials(operators, shared)
+    """``[operators]`` (name = scrypt hash, or {hash, role}), ``[operator_roles]`` and the shared password, from
+    secrets.toml or the environment."""
+    secrets = {name: _secret(name) for name in ("operators", "operator_roles", "operator_password")}
+    return Credentials.from_secrets(secrets, get_target().settings.operator_password)
 
 
 def _oidc_configured() -> bool:
@@ -45,17 +44,18 @@ def _oidc_user() -> dict[str, Any]:
         return {}
 
 
-def oidc_login() -> tuple[Operator | None, str]:
+def oidc_login() -> tuple[Principal | None, str]:
     """The OIDC identity as an operator when BREAKER_OPERATORS allows it; else None and why not."""
     return oidc_operator(_oidc_user(), get_target().settings.operators)
 
 
-def current_operator() -> Operator | None:
+def current_operator() -> Principal | None:
     operator = oidc_login()[0] or st.session_state.get(OPERATOR_KEY)
-    return operator if isinstance(operator, Operator) else None
+    return operator if isinstance(operator, Principal) else None
 
 
-def current_access() -> WriteAccess:
+def current_access() -> Principal:
+    """This session's principal: the logged-in operator, the sandbox, or an anonymous reader."""
     return write_access(embedded=get_target().embedded, operator=current_operator())
 
 
@@ -84,8 +84,11 @@ def render_login(target: Target) -> None:
         st.badge("sandbox: writes open", color="blue", icon=":material/science:")
         return
     if operator is not None:
-        st.badge("logged in", color="green", icon=":material/person:")
-        st.text(operator.audit_name)  # typed or provider-supplied: text, never markdown
+        st.badge(f"logged in · {operator.role_name}", color="green" if operator.allowed else "gray",
+                 icon=":material/person:")
+        st.text(operator.who)  # typed or provider-supplied: text, never markdown
+        if not operator.allowed:
+            st.caption("Your role is viewer: the console is read-only for you.")
         if st.button("Log out", key="sidebar_logout"):
             _logout(operator)
         return
@@ -115,10 +118,10 @@ def render_login(target: Target) -> None:
         st.error(outcome.message)
 
 
-def _logout(operator: Operator) -> None:
-    guarded("recording the logout", lambda: audit_trail().record(who=operator.audit_name, action="logout",
-                                                                 kind="login"))
+def _logout(operator: Principal) -> None:
+    guarded("recording the logout", lambda: audit_trail().record(who=operator.who, action="logout",
+                                                                 kind="login", **operator.audit()))
     st.session_state.pop(OPERATOR_KEY, None)
-    if operator.method == "oidc":
+    if operator.auth == "oidc":
         st.logout()
     st.rerun()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from breaker.ops.approvals import approve_force_calm, pending_request, same_person, two_person_rule_applies
+from breaker.ops.approvals import approve_force_calm, pending_request, two_person_rule_applies
 from console.access import current_access
 from console.shared import audit_trail, fmt_duration, get_target, guarded
 from console.text import md_text
@@ -23,8 +23,9 @@ def two_person_rule_on() -> bool:
 
 
 def render_pending_request() -> None:
-    """Show a waiting force_calm request to operators: the requester sees it wait, a verified second operator
-    gets the Approve button. Read-only visitors see nothing."""
+    """Show a waiting force_calm request to operators: the requester sees it wait, a verified second person
+    with the approver role gets the Approve button (bound to the request's id and digest). Read-only
+    visitors see nothing."""
     if FLASH in st.session_state:
         st.success(st.session_state.pop(FLASH), icon=":material/how_to_reg:")
     access = current_access()
@@ -40,18 +41,20 @@ def render_pending_request() -> None:
     if request is None:
         return
     lapses = f"lapses in {fmt_duration(request.left_s)}"
-    if same_person(request.requester, access.who):
+    if request.requester_canonical == access.canonical:
         st.info(f"Your force_calm request ({request.minutes:g} min) waits for a second operator's approval; {lapses}.",
                 icon=":material/hourglass_top:")
         return
     st.warning(f"{md_text(request.requester)} asks to force calm on every worker for {request.minutes:g} min: "
-               f"{md_text(request.why)} ({lapses}).", icon=":material/group:")
-    if not access.verified:
-        st.caption("Only a verified operator (own password or SSO) can approve it.")
+               f"{md_text(request.why)} ({lapses}; request {md_text(request.id)}, digest {md_text(request.digest)}).",
+               icon=":material/group:")
+    why_not = access.refusal("force_calm_approve")
+    if why_not is not None:
+        st.caption(f"Approving needs a verified identity with the approver role: {md_text(why_not)}.")
         return
-    if st.button("Approve force_calm", key=f"approve_force_calm_{request.id}", type="primary"):
+    if st.button("Approve force_calm", key=f"approve_force_calm_{request.id}_{request.digest}", type="primary"):
         override = guarded("approving force_calm", lambda: approve_force_calm(
-            clock, audit_trail(), current_access(), request_id=request.id,
+            clock, audit_trail(), current_access(), request_id=request.id, digest=request.digest,
             max_minutes=target.settings.max_override_min))
         if override is not None:
             st.session_state[FLASH] = f"force_calm is on for {request.minutes:g} min: {override.who}."

@@ -15,12 +15,13 @@ from console.shared import HEALTH_KEY, Health, get_target
 
 
 def read_fleet_view() -> FleetView | None:
-    """One timed MULTI/EXEC read of the fleet; None (and an unhealthy Health) when Redis fails."""
+    """One timed, deadline-bounded read of the fleet; None (and an unhealthy Health) when Redis fails."""
     target = get_target()
     checked_at = time.time()
     began = time.perf_counter()
     try:
-        view = read_fleet(target.panic_clock(), interval_s=target.settings.refresh_interval_s)
+        view = read_fleet(target.panic_clock(), interval_s=target.settings.refresh_interval_s,
+                          deadline_s=target.settings.operator_read_timeout_s)
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import WriteAccess
-from breaker.ops.approvals import request_force_calm
+from breaker.ops.approvals import pending_request, request_force_calm, set_override_or_request
 from breaker.ops.overrides import (
     NoActiveOverride,
     OverrideReading,
@@ -24,6 +24,7 @@ from breaker.ops.overrides import (
 )
 from breaker.override import Override, OverrideMode
 from console.shared import audit_trail, current_access, fmt_duration, get_target, guarded
+from console.text import md_text
 
 FLASH = "overrides_flash"
 MODE_HELP = {
@@ -49,7 +50,9 @@ def submit_force_calm(minutes: float, why: str) -> Override | None:
     from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     if not two_person_rule_on():
-        return _set(OverrideMode.FORCE_CALM, minutes, why)
+        return guarded("setting force_calm", lambda: set_override_or_request(
+            get_target().panic_clock(), audit_trail(), current_access(), mode=OverrideMode.FORCE_CALM,
+            minutes=minutes, why=why, two_person_rule=False, max_minutes=max_override_min()))
     request = guarded("requesting force_calm", lambda: request_force_calm(
         get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes, why=why,
         max_minutes=max_override_min()))
@@ -88,17 +91,21 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
         mode = OverrideMode(st.radio("Mode", [m.value for m in OverrideMode], key="overrides_mode",
                                      horizontal=True, disabled=locked))
         st.caption(MODE_HELP[mode])
+        calm_refusal = _force_calm_refusal(access) if mode is OverrideMode.FORCE_CALM and not locked else None
+        if calm_refusal:
+            st.caption(f"You cannot set or request force_calm: {md_text(calm_refusal)}.")
         minutes = st.number_input("Length (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
                                   step=1.0, format="%g", key="overrides_minutes", disabled=locked)
         why = st.text_input("Why (required, goes into the audit trail)", key="overrides_why", disabled=locked)
         if on:
             st.caption(f"Setting replaces the {reading.override.mode.value} override that is on.")
-        if st.button(f"Set {mode.value}", key="overrides_set", type="primary", disabled=locked) \
+        if st.button(f"Set {mode.value}", key="overrides_set", type="primary", disabled=locked or bool(calm_refusal)) \
                 and _reason_given(why):
             done = SUBMIT[mode](float(minutes), why.strip())
             if done is not None:
                 _flash(f"Override {done.mode.value} set for {fmt_duration(done.until - done.since)}.")
 
+    waiting = None if locked else _waiting_request()
     with change_col.container(border=True):
         st.subheader("Extend or clear")
         if on:
@@ -107,6 +114,9 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
             st.caption("A stored override that workers ignore: clear it.")
         else:
             st.caption("No override is on.")
+        if waiting:
+            st.caption("A force_calm request is waiting for approval: Clear override withdraws it too.")
+        stored = stored or waiting
         more = st.number_input("Extend by (min)", min_value=1.0, max_value=longest, value=min(15.0, longest),
                                step=1.0, format="%g", key="overrides_extend_minutes",
                                disabled=locked or not on)
@@ -121,8 +131,27 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
             cleared = guarded("clearing the override", lambda: clear_override(
                 get_target().panic_clock(), audit_trail(), current_access(), why=change_why.strip()))
             if cleared is not None:
-                _flash("Override cleared: workers answer on their own again within one interval."
-                       if cleared else "There was no override to clear.")
+                _flash(("Override cleared: workers answer on their own again within one interval."
+                        if cleared else "There was no override to clear.")
+                       + (" The waiting force_calm request was withdrawn." if waiting else ""))
+
+
+def _waiting_request() -> bool:
+    """Whether a force_calm request waits (clearing withdraws it); False when Redis does not say."""
+    try:
+        return pending_request(get_target().panic_clock()) is not None
+    except Exception:  # the page shows its own Redis error
+        return False
+
+
+def _force_calm_refusal(access: WriteAccess) -> str | None:
+    """Why this session may not set force_calm here: under the two-person rule a request needs a verified name;
+    without it, outside the sandbox, a direct set is break-glass (a verified admin)."""
+    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
+
+    if two_person_rule_on():
+        return access.refusal("force_calm_request")
+    return None if access.auth == "sandbox" else access.refusal("break_glass")
 
 
 def _extend(minutes: float, why: str) -> Any:

@@ -19,6 +19,7 @@ import streamlit as st
 
 from breaker import ClockReading, ConfigError, Settings, configure_logging, redis_client
 from breaker.ops import AuditTrail, WriteAccess, WriteRefused
+from breaker.ops.read_deadline import operator_deadline
 from breaker.ops.target import Target, connect_target
 from console.demo_banner import show_demo_banner
 from console.text import code_span, md_text
@@ -77,7 +78,8 @@ def read_clock() -> ClockReading | None:
     checked_at = time.time()
     began = time.perf_counter()
     try:
-        reading = target.panic_clock().read_now()  # judged at the server's time, as workers measure
+        with operator_deadline(target.settings.operator_read_timeout_s):  # the whole reply, not each recv
+            reading = target.panic_clock().read_now()  # judged at the server's time, as workers measure
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None
@@ -135,7 +137,9 @@ def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
         st.info("Sandbox: the console runs on its own embedded server; writes are open and reach no worker.",
                 icon=":material/science:")
     elif not access.allowed:
-        st.warning("Read-only: log in as an operator (sidebar) to use the write controls.", icon=":material/lock:")
+        why = access.refusal("panic_start") if access.role is not None else \
+            "log in as an operator (sidebar) to use the write controls"
+        st.warning(f"Read-only: {md_text(why)}.", icon=":material/lock:")
     elif scratch_only:
         st.info(f"Writes go to scratch keys on {md_text(target.display)}, deleted afterwards: no worker reads them.",
                 icon=":material/science:")

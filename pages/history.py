@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from breaker.ops import AuditEntry, PanicEpisode, panic_episodes
+from breaker.ops import AuditEntry, PanicEpisode, canonical_name, panic_episodes
 from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
 from console.schedule_controls import render_window_history
@@ -33,12 +33,12 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
     shown = [
         e for e in entries
         if e.kind in kinds
-        and who.lower() in e.who.lower()
+        and canonical_name(who) in canonical_name(e.who)
         and (text.lower() in e.action.lower() or text.lower() in e.why.lower())
     ]
     st.dataframe(
-        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "what": e.action, "why": e.why,
-          "tier": "" if e.tier is None else str(e.tier), "problem": "; ".join(e.problems)}
+        [{"when": fmt_ts(e.at), "kind": e.kind, "who": e.who, "auth": e.auth, "role": e.role, "what": e.action,
+          "why": e.why, "tier": "" if e.tier is None else str(e.tier), "problem": "; ".join(e.problems)}
          for e in reversed(shown)],
         hide_index=True,
     )

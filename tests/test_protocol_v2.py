@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from breaker import PanicClock, VIXCircuitBreaker, parse_beat, redis_client
-from breaker.ops import AuditTrail, WriteAccess, clear_override, read_fleet, set_override
+from breaker.ops import AuditTrail, Principal, clear_override, read_fleet, set_override
 from tests.conftest import FakeClock
 from tests.workers import beat_until_killed
 
@@ -22,7 +22,7 @@ KEY = "brain:panic_start_ts"
 OVERRIDE = "brain:panic_override"
 HOURS_7 = 7 * 3600
 CONTEXTS = ({"stakes": "high"}, {"stakes": "medium"}, {"stakes": "low"})
-ALICE = WriteAccess(True, "alice")
+ALICE = Principal.of("alice")
 
 
 def server_now(client) -> float:

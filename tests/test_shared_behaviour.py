@@ -10,10 +10,10 @@ import fakeredis
 import pytest
 
 from breaker import PanicClock, VIXCircuitBreaker
-from breaker.ops.access import WriteAccess
 from breaker.ops.audit import AuditTrail
 from breaker.ops.fleet import read_fleet
 from breaker.ops.overrides import OverrideTooLong, clear_override, extend_override, read_override, set_override
+from breaker.ops.roles import Principal
 
 START_KEY = "brain:panic_start_ts"
 
@@ -112,7 +112,7 @@ def test_a_drill_does_not_overwrite_a_running_panic(client, fake_clock):
 
 def test_overrides_set_extend_clear_with_audit(client):
     """Set, extend and clear an override: stored SPEC 7 JSON, server-time ends, one audit entry per write."""
-    clock, trail, access = PanicClock(client), AuditTrail(client), WriteAccess(True, "ops")
+    clock, trail, access = PanicClock(client), AuditTrail(client), Principal.of("ops")
     written = set_override(clock, trail, access, mode="force_calm", minutes=10, why="signal stuck")
     reading = read_override(clock)
     assert reading.override == written and 599 <= reading.left_s <= 600

@@ -1,18 +1,16 @@
 """What operators' tools share (the console, the CLI, the demo fleet): never imports streamlit.
 
-Audit trail, write access, the audited actions, drills, the zombie verdict, targets, the
+Audit trail, identity and roles, the audited actions, drills, the zombie verdict, targets, the
 per-class status, operator overrides and the fleet view. A worker never needs this package;
 ``import breaker`` does not load it.
 """
 
 from .access import (
     Credentials,
-    Operator,
-    WriteAccess,
-    WriteRefused,
     attempt_login,
     oidc_operator,
     password_matches,
+    verify_console_credentials,
     write_access,
 )
 from .actions import (
@@ -37,6 +35,8 @@ from .overrides import (
     read_override,
     set_override,
 )
+from .roles import Principal, Role, RoleRefused, WriteAccess, WriteRefused, canonical_name
+from .tokens import TokenRecord, TokenRefused, TokenStore
 from .zombie import ZombieVerdict, zombie_verdict
 
 __all__ = [
@@ -47,14 +47,20 @@ __all__ = [
     "FleetView",
     "LoginThrottle",
     "NoActiveOverride",
-    "Operator",
     "OverrideReading",
     "OverrideTooLong",
     "PanicEpisode",
+    "Principal",
+    "Role",
+    "RoleRefused",
+    "TokenRecord",
+    "TokenRefused",
+    "TokenStore",
     "WriteAccess",
     "WriteRefused",
     "ZombieVerdict",
     "attempt_login",
+    "canonical_name",
     "clear_override",
     "end_panic",
     "extend_override",
@@ -73,6 +79,7 @@ __all__ = [
     "set_override",
     "start_panic",
     "state_change_listener",
+    "verify_console_credentials",
     "write_access",
     "zombie_verdict",
 ]

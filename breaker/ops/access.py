@@ -1,9 +1,10 @@
-"""Who may write, and who someone is: the sandbox is open, a real target needs an operator.
+"""Who someone is: console logins (own password, OIDC, the shared password) turned into a ``Principal``.
 
-An operator is verified (their own salted scrypt hash in the ``[operators]`` table of ``secrets.toml``,
-or an OIDC identity on the ``BREAKER_OPERATORS`` allow-list) or self-declared (the shared operator
-password, a name anyone with it may type): the audit trail says which, because the name goes into it
-with every write. Failed logins are slowed down in Redis (``LoginThrottle``) and audited without the
+An operator is verified (their own salted scrypt hash in the ``[operators]`` table of ``secrets.toml``, an
+OIDC identity on the ``BREAKER_OPERATORS`` allow-list, or an API token, ``breaker.ops.tokens``) or
+self-declared (the shared operator password, a name anyone with it may type): the audit trail says which,
+because the name and the credential kind go into it with every write. Each verified operator has a role
+(``breaker.ops.roles``). Failed logins are slowed down in Redis (``LoginThrottle``) and audited without the
 typed name unless it is an operator's (a password typed into the name field must not reach History).
 Streamlit specifics (forms, ``st.secrets``, ``st.user``) stay in the console; this module only decides.
 """
@@ -19,62 +20,28 @@ from typing import Any
 
 from .audit import AuditTrail
 from .credentials import hash_password, verify_password
-from .login_throttle import FREE_PER_ADDRESS, FREE_PER_NAME, LoginThrottle
+from .login_throttle import FREE_PER_NAME, FREE_PER_NAME_GLOBAL, LoginThrottle
+from .roles import SELF_DECLARED, Principal, Role, RoleRefused, WriteAccess, WriteRefused, canonical_name, parse_role
 
 MAX_NAME_LENGTH = 64
-SELF_DECLARED = " (self-declared)"
 #: ``who`` of a failed login whose name is no operator's: the name may be a password typed in the wrong field.
 UNVERIFIED_NAME = "(unverified name)"
+#: Role of an ``[operators]`` entry without one, and of an allow-list entry without ``=role``.
+DEFAULT_ROLE = Role.OPERATOR
+#: Role of a self-declared name (shared password): the ordinary writes, nothing that needs a verified identity.
+SHARED_ROLE = Role.OPERATOR
+
+__all__ = ["SELF_DECLARED", "Principal", "Role", "RoleRefused", "WriteAccess", "WriteRefused"]
 
 
-class WriteRefused(PermissionError):
-    """A write was attempted without the right to write; nothing was written."""
-
-
-@dataclass(frozen=True)
-class Operator:
-    """A logged-in person: ``method`` is ``password`` (own hash), ``oidc`` or ``shared`` (self-declared)."""
-
-    name: str
-    method: str
-
-    @property
-    def verified(self) -> bool:
-        return self.method in ("password", "oidc")
-
-    @property
-    def audit_name(self) -> str:
-        """The name the audit trail records: a self-declared name says so."""
-        return self.name if self.verified else self.name + SELF_DECLARED
-
-
-@dataclass(frozen=True)
-class WriteAccess:
-    """The right to write for one console session, and the name that goes into the audit trail.
-
-    ``verified`` is True only for an operator whose identity was checked (own password or OIDC)."""
-
-    allowed: bool
-    who: str
-    why_not: str = ""
-    verified: bool = False
-
-    def require(self, action: str) -> None:
-        if not self.allowed:
-            raise WriteRefused(f"{action} refused: {self.why_not}")
-
-
-def write_access(*, embedded: bool, operator: Operator | str | None) -> WriteAccess:
-    """Sandbox (embedded server): writes open. Real target: only a logged-in operator writes.
-
-    A plain string is a name the caller vouches for (the CLI's ``--who``): recorded as given, not verified."""
-    if isinstance(operator, Operator):
-        return WriteAccess(True, operator.audit_name, verified=operator.verified)
-    if operator:
-        return WriteAccess(True, operator)
+def write_access(*, embedded: bool, operator: Principal | None) -> Principal:
+    """Sandbox (embedded server) with nobody logged in: writes open, audited as ``sandbox``. Real target: the
+    logged-in principal, or an anonymous one that may not write."""
+    if isinstance(operator, Principal):
+        return operator
     if embedded:
-        return WriteAccess(True, "sandbox")
-    return WriteAccess(False, "anonymous", "read-only: log in as an operator to write to this Redis")
+        return Principal.sandbox()
+    return Principal.anonymous()
 
 
 def password_matches(attempt: str, expected: str | None) -> bool:
@@ -85,50 +52,96 @@ def password_matches(attempt: str, expected: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """``operators``: name -> scrypt hash (``[operators]`` in secrets.toml); ``shared_password``: the old way."""
+class ConfiguredOperator:
+    name: str
+    hash: str
+    role: Role
 
-    operators: Mapping[str, str] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class Credentials:
+    """``operators``: name -> scrypt hash, or name -> {hash, role} (``[operators]`` in secrets.toml);
+    ``roles``: name -> role (``[operator_roles]``, for the plain form); ``shared_password``: the old way."""
+
+    operators: Mapping[str, Any] = field(default_factory=dict)
     shared_password: str | None = None
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def operator(self, name: str) -> ConfiguredOperator | None:
+        """The configured operator whose name is canonically ``name``, or None. A bad role is no operator."""
+        wanted = canonical_name(name)
+        for configured, stored in self.operators.items():
+            if canonical_name(str(configured)) != wanted:
+                continue
+            if isinstance(stored, Mapping):
+                hashed, role = str(stored.get("hash", "")), stored.get("role")
+            else:
+                hashed, role = str(stored), None
+            if role is None:
+                role = next((r for n, r in self.roles.items() if canonical_name(str(n)) == wanted), None)
+            try:
+                return ConfiguredOperator(str(configured), hashed, parse_role(role, DEFAULT_ROLE))
+            except ValueError:
+                return None
+        return None
 
     def operator_hash(self, name: str) -> tuple[str, str] | None:
         """(the operator's name as configured, their hash) for ``name`` in any case, or None."""
-        folded = name.casefold()
-        for configured, stored in self.operators.items():
-            if str(configured).casefold() == folded:
-                return str(configured), str(stored)
-        return None
+        found = self.operator(name)
+        return (found.name, found.hash) if found else None
 
     @property
     def configured(self) -> bool:
         return bool(self.operators) or bool(self.shared_password)
 
+    @classmethod
+    def from_secrets(cls, secrets: Mapping[str, Any], shared_password: str | None = None) -> Credentials:
+        """From a ``secrets.toml`` mapping: ``[operators]`` (``name = "scrypt$…"`` or ``name = {hash, role}``),
+        ``[operator_roles]`` (``name = "approver"``) and ``operator_password`` (else ``shared_password``)."""
+        table = secrets.get("operators") or {}
+        roles = secrets.get("operator_roles") or {}
+        operators = {str(k): (dict(v) if isinstance(v, Mapping) else str(v)) for k, v in dict(table).items()}
+        return cls(operators, secrets.get("operator_password") or shared_password,
+                   {str(k): str(v) for k, v in dict(roles).items()})
+
+
+def allow_list_role(email: str | None, allow_list: Iterable[str]) -> Role | None:
+    """The role ``alice@example.com`` has on the allow-list: its exact entry's, else its domain's
+    (``@example.com``), each ``entry[=role]`` (default operator); None when not on it or the list is empty."""
+    if not email or "@" not in email:
+        return None
+    email = canonical_name(email)
+    domain = "@" + email.rpartition("@")[2]
+    found: dict[str, Role] = {}
+    for entry in allow_list:
+        who, _, role = str(entry).partition("=")
+        with contextlib.suppress(ValueError):
+            found.setdefault(canonical_name(who), parse_role(role, DEFAULT_ROLE))
+    return found.get(email) or found.get(domain)
+
 
 def on_allow_list(email: str | None, allow_list: Iterable[str]) -> bool:
     """``alice@example.com`` is allowed by that exact entry or by ``@example.com``; nobody by an empty list."""
-    if not email or "@" not in email:
-        return False
-    email = email.strip().lower()
-    domain = "@" + email.rpartition("@")[2]
-    return any(entry in (email, domain) for entry in allow_list)
+    return allow_list_role(email, allow_list) is not None
 
 
-def oidc_operator(user: Mapping[str, Any], allow_list: Iterable[str]) -> tuple[Operator | None, str]:
+def oidc_operator(user: Mapping[str, Any], allow_list: Iterable[str]) -> tuple[Principal | None, str]:
     """The operator an OIDC login is, or None and why not (empty when nobody is logged in through OIDC)."""
     if not user.get("is_logged_in"):
         return None, ""
     email = str(user.get("email") or "")
     if user.get("email_verified") is False:
         return None, f"{email}: the identity provider has not verified this email"
-    if not on_allow_list(email, allow_list):
+    role = allow_list_role(email, allow_list)
+    if role is None:
         return None, f"{email or 'this identity'} is not on the operator allow-list (BREAKER_OPERATORS)"
-    return Operator(email.lower(), "oidc"), ""
+    return Principal(email.strip().lower(), role, "oidc"), ""
 
 
 @dataclass(frozen=True)
 class LoginOutcome:
     ok: bool
-    operator: Operator | None
+    operator: Principal | None
     message: str
 
 
@@ -136,6 +149,25 @@ class LoginOutcome:
 def _decoy_hash() -> str:
     """Unknown names cost one scrypt too, so that timing does not tell which names are operators."""
     return hash_password("decoy: no operator has this password")
+
+
+def verify_console_credentials(name: str, password: str, credentials: Credentials) -> Principal | None:
+    """The principal a name and password stand for, or None: an ``[operators]`` name logs in with its own
+    password only (verified, its role); any other name with the shared password (self-declared, operator
+    role). A name that is the shared password itself is refused (it would show the password on History)."""
+    who = (name or "").strip()[:MAX_NAME_LENGTH]
+    known = credentials.operator(who)
+    if known is not None:
+        return Principal(known.name, known.role, "password") if verify_password(known.hash, password) else None
+    verify_password(_decoy_hash(), password)
+    if not password_matches(password, credentials.shared_password) or _is_shared_password(who, credentials):
+        return None
+    return Principal(who, SHARED_ROLE, "shared")
+
+
+def _is_shared_password(name: str, credentials: Credentials) -> bool:
+    shared = credentials.shared_password
+    return bool(shared) and (password_matches(name, shared) or canonical_name(name) == canonical_name(shared))
 
 
 def attempt_login(
@@ -146,50 +178,56 @@ def attempt_login(
     throttle: LoginThrottle,
     client_key: str,
     trail: AuditTrail | None,
+    audit_success: bool = True,
 ) -> LoginOutcome:
     """Check one login attempt and audit it.
 
     A name in ``credentials.operators`` logs in with its own password only (verified); any other name with
     the shared password (self-declared). Successes and wrong passwords are audited; an attempt refused
-    during a delay only once per delay, so that retrying cannot flood the trimmed stream.
+    during a delay only once per delay, so that retrying cannot flood the trimmed stream. A self-declared
+    login is audited as ``(self-declared)`` without the typed name when that name is the shared password.
     """
     who = (name or "").strip()[:MAX_NAME_LENGTH]
-    if not who:
+    if not canonical_name(who):
         return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
     if not credentials.configured:
         return LoginOutcome(
             False, None, "No operator credentials are configured (an [operators] table or operator_password in "
             ".streamlit/secrets.toml, or BREAKER_OPERATOR_PASSWORD)."
         )
-    known = credentials.operator_hash(who)
-    audit_who = known[0] if known else UNVERIFIED_NAME
-    throttled = throttle.begin(client_key, who.casefold())
+    known = credentials.operator(who)
+    audit_who = known.name if known else UNVERIFIED_NAME
+    canonical = canonical_name(who)
+    throttled = throttle.begin(client_key, canonical, known=known is not None)
     if throttled is not None:
         wait = throttled.retry_after_s
         if throttled.first:
-            what = (f"more than {FREE_PER_ADDRESS} failed logins from this address" if throttled.per_address
-                    else f"more than {FREE_PER_NAME} failed logins for this name from this address")
+            what = (f"more than {FREE_PER_NAME_GLOBAL} failed logins for this name from any address"
+                    if throttled.per_name else f"more than {FREE_PER_NAME} failed logins for this name from this "
+                    "address")
             _audit(trail, audit_who, "login_rate_limited",
                    f"{what}: next attempt in {wait:.0f} s; refusals during this delay are not audited")
         return LoginOutcome(False, None, f"Too many failed logins: try again in {wait:.0f} s.")
-    if known:
-        operator = Operator(known[0], "password") if verify_password(known[1], password) else None
-    else:
-        verify_password(_decoy_hash(), password)
-        matches = password_matches(password, credentials.shared_password)
-        operator = Operator(who, "shared") if matches else None
+    operator = verify_console_credentials(who, password, credentials)
     if operator is None:
+        if not known and _is_shared_password(who, credentials):
+            why = "the name typed is the shared password: type your own name (the typed name is not recorded)"
+            _audit(trail, audit_who, "login_failed", why)
+            return LoginOutcome(False, None, "That name is not allowed: type your own name, not a password.")
         why = "wrong password" if known else "wrong password; the typed name is not recorded (it may be a password)"
         _audit(trail, audit_who, "login_failed", why)
         return LoginOutcome(False, None, "Wrong password.")
-    throttle.succeeded(client_key, who.casefold())
-    how = "own password (verified)" if operator.verified else "shared operator password: the name is self-declared"
-    _audit(trail, operator.audit_name, "login", how)
-    return LoginOutcome(True, operator, f"Logged in as {operator.audit_name}.")
+    throttle.succeeded(client_key, canonical, known=known is not None)
+    how = ("own password (verified)" if operator.verified
+           else "shared operator password: the name is self-declared")
+    if audit_success:
+        _audit(trail, operator.who, "login", how, operator)
+    return LoginOutcome(True, operator, f"Logged in as {operator.who}.")
 
 
-def _audit(trail: AuditTrail | None, who: str, action: str, why: str) -> None:
+def _audit(trail: AuditTrail | None, who: str, action: str, why: str, principal: Principal | None = None) -> None:
     """Login auditing is best effort: a Redis outage must not lock operators out of a read-only view."""
     if trail is not None:
         with contextlib.suppress(Exception):
-            trail.record(who=who, action=action, why=why, kind="login")
+            trail.record(who=who, action=action, why=why, kind="login",
+                         **(principal.audit() if principal else {}))

@@ -15,10 +15,10 @@ from typing import Any, Generic, TypeVar
 from ..clock import ClockReading, PanicClock, format_ts
 from ..importance import MatchImportance
 from ..policy import AdaptivePanicQuota
-from .access import WriteAccess
 from .audit import AuditTrail
 from .audited_write import Planned, audited_write
 from .drills import FailSafeDrill, MultiWorkerDrill, Replay, fail_safe_drill, multi_worker_drill, replay_scenario
+from .roles import WriteAccess
 from .zombie import DEFAULT_STALE_AFTER_S, ZombieVerdict, zombie_verdict
 
 MIN_CLEAR_REASON_CHARS = 10
@@ -56,7 +56,7 @@ def start_panic(
     A running panic is not overwritten unless ``overwrite``; then nothing is written. The clock and its
     audit entry are written together or not at all.
     """
-    access.require("starting a panic")
+    access.require("starting a panic", "panic_start")
     if not math.isfinite(backdate_s) or backdate_s < 0:
         raise ValueError(f"backdate_s must be a finite number >= 0, got {backdate_s!r}")
     hold = clock.panic_key_ttl_s if hold_s is None else int(hold_s)
@@ -73,7 +73,7 @@ def start_panic(
             tx.set(clock.last_seen_key, format_ts(now), ex=hold)
 
         return Planned(dict(
-            who=access.who, action="panic_start", why=why or "drill", tier=tier, at=now,
+            **access.audit(), who=access.who, action="panic_start", why=why or "drill", tier=tier, at=now,
             panic_start=now - backdate_s, hold_until=now + hold, backdate_s=backdate_s, hold_s=hold,
             overwrite=overwrite, key=clock.start_key,
         ), queue, PanicStart(True, tier))
@@ -83,11 +83,12 @@ def start_panic(
 
 def end_panic(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, now: float, why: str) -> bool:
     """Delete the clock; True when there was one. Workers still in panic start a new clock."""
-    access.require("ending the panic")
+    access.require("ending the panic", "panic_end")
 
     def plan(pipe: Any) -> Planned[bool]:
         existed = bool(pipe.exists(clock.start_key, clock.last_seen_key))
-        return Planned(dict(who=access.who, action="panic_end", why=why or "operator ended the panic", at=now,
+        return Planned(dict(who=access.who, **access.audit(),
+                            action="panic_end", why=why or "operator ended the panic", at=now,
                             existed=existed, key=clock.start_key),
                        lambda tx: tx.delete(clock.start_key, clock.last_seen_key), existed)
 
@@ -114,7 +115,7 @@ def force_clear(
 ) -> ClockCleared:
     """Clear a zombie clock; the reason (at least 10 characters) and the verdict go into the audit trail,
     in the same transaction as the deletion."""
-    access.require("force-clearing the clock")
+    access.require("force-clearing the clock", "zombie_clear")
     reason = (why or "").strip()
     if len(reason) < MIN_CLEAR_REASON_CHARS:
         raise ValueError(f"reason must be at least {MIN_CLEAR_REASON_CHARS} characters, got {len(reason)}")
@@ -123,7 +124,8 @@ def force_clear(
         reading = clock.read(now)  # another connection; the WATCH above still catches a change after it
         verdict = zombie_verdict(reading, stale_after_s)
         existed = bool(reading.exists or reading.last_observed_at is not None)
-        return Planned(dict(who=access.who, action="zombie_clear", why=reason, at=now, existed=existed,
+        return Planned(dict(who=access.who, **access.audit(),
+                            action="zombie_clear", why=reason, at=now, existed=existed,
                             zombie=verdict.suspect, reasons=list(verdict.reasons), key=clock.start_key),
                        lambda tx: tx.delete(clock.start_key, clock.last_seen_key), ClockCleared(existed, verdict))
 
@@ -142,10 +144,11 @@ def run_failsafe_drill(trail: AuditTrail, access: WriteAccess, *, calls: int = 5
     """Anyone may run the fail-safe drill (it touches no key); only someone with the right to write gets it
     audited, so a read-only visitor cannot fill the audit stream with it."""
     drill = fail_safe_drill(calls)
-    if not access.allowed:
+    if not access.may("drill"):
         return AuditedRun(drill)
     return AuditedRun(drill, _record(
-        trail, who=access.who, action="failsafe_drill", why="fail-safe drill", target=drill.target,
+        trail, who=access.who, **access.audit(),
+        action="failsafe_drill", why="fail-safe drill", target=drill.target,
         all_fail_safe=drill.all_fail_safe, worst_latency_ms=round(drill.worst_latency_ms, 2),
     ))
 
@@ -161,10 +164,11 @@ def run_multi_worker_drill(
     processes: int,
 ) -> AuditedRun[MultiWorkerDrill]:
     """The multi-worker drill writes (to a scratch namespace), so it needs the right to write."""
-    access.require("the multi-worker drill")
+    access.require("the multi-worker drill", "drill")
     result = multi_worker_drill(url, client, key_prefix=key_prefix, threads=threads, processes=processes)
     return AuditedRun(result, _record(
-        trail, who=access.who, action="multi_worker_drill", why=f"{threads} threads + {processes} processes",
+        trail, who=access.who, **access.audit(),
+        action="multi_worker_drill", why=f"{threads} threads + {processes} processes",
         namespace=result.namespace, agreed=result.agreed, distinct_starts=len(result.distinct_starts),
     ))
 
@@ -182,14 +186,15 @@ def run_replay(
 ) -> AuditedRun[list[Replay]]:
     """Replay ``scenario`` in default mode and in seed mode (``end_on_normal``); it writes scratch keys, so it
     needs the right to write."""
-    access.require("the scenario replay")
+    access.require("the scenario replay", "drill")
     replays = [
         replay_scenario(client, scenario, key_prefix=key_prefix, end_on_normal=seed, base_ttl=base_ttl,
                         match_context={"stakes": stakes}, minutes=minutes)
         for seed in (False, True)
     ]
     return AuditedRun(replays, _record(
-        trail, who=access.who, action="scenario_replay", why=f"{scenario}, {stakes}, {minutes} min",
+        trail, who=access.who, **access.audit(),
+        action="scenario_replay", why=f"{scenario}, {stakes}, {minutes} min",
     ))
 
 

@@ -38,6 +38,8 @@ class AuditEntry:
     tier: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # what was wrong with the stored entry and left out of the history
+    auth: str = ""  # the credential kind that verified ``who`` (password, oidc, token:<id>, shared, sandbox, worker)
+    role: str = ""  # the actor's role (viewer, operator, approver, admin), "" when none
 
 
 class AuditTrail:
@@ -67,10 +69,13 @@ class AuditTrail:
         kind: str = "operator",
         tier: int | None = None,
         at: float | None = None,
+        auth: str | None = None,
+        role: str | None = None,
         **detail: Any,
     ) -> str:
         """Append one entry (one XADD, trimmed to ``maxlen``) and return its stream id."""
-        fields = self.entry_fields(who=who, action=action, why=why, kind=kind, tier=tier, at=at, **detail)
+        fields = self.entry_fields(who=who, action=action, why=why, kind=kind, tier=tier, at=at, auth=auth,
+                                   role=role, **detail)
         entry_id = self.client.xadd(self.key, fields, maxlen=self.maxlen, approximate=False)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
@@ -87,9 +92,13 @@ class AuditTrail:
         kind: str = "operator",
         tier: int | None = None,
         at: float | None = None,
+        auth: str | None = None,
+        role: str | None = None,
         **detail: Any,
     ) -> dict[str, str]:
-        """The stream fields of one entry; raises ``ValueError`` for an entry nobody could read back."""
+        """The stream fields of one entry; raises ``ValueError`` for an entry nobody could read back.
+
+        ``auth`` and ``role`` (SPEC section 12) are top-level fields, written when given."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not who or not action:
@@ -104,6 +113,10 @@ class AuditTrail:
         }
         if tier is not None:
             fields["tier"] = str(int(tier))
+        if auth is not None:
+            fields["auth"] = str(auth)
+        if role is not None:
+            fields["role"] = str(role)
         return fields
 
     def entries(self, count: int = 1000) -> list[AuditEntry]:
@@ -163,6 +176,8 @@ def _entry(entry_id: Any, raw_fields: dict[Any, Any]) -> AuditEntry:
         tier=int(tier) if tier is not None and tier.lstrip("-").isdigit() and len(tier) < 4 else None,
         detail=detail,
         problems=tuple(problems),
+        auth=fields.get("auth", ""),
+        role=fields.get("role", ""),
     )
 
 
@@ -189,6 +204,7 @@ def state_change_listener(trail: AuditTrail, who: str | None = None) -> Callable
             who=name,
             action="state_change",
             kind="state_change",
+            auth="worker",
             why=f"{detail.get('match_importance')}: {previous} -> {detail.get('mode')}",
             tier=tier,
             **detail,

@@ -1,20 +1,20 @@
 """``vix-breaker``: the console's reads and audited writes for runbooks, scripts and on-call shells.
 
 Every write goes through the same functions as the console's (``breaker.ops.actions``,
-``breaker.ops.overrides``), so it is audited the same way, and asks for confirmation (naming the
-target) unless ``--yes``. ``--json`` prints one JSON document on stdout, errors included; human
+``breaker.ops.overrides``), so it is audited and role-checked the same way, made as the verified operator
+of an API token or of console credentials (``breaker.ops.cli_identity``; never argv), and asks for
+confirmation (naming the target) unless ``--yes``. ``--json`` prints one JSON document on stdout, errors included; human
 output is a table. Exit status: 0 ok, 1 failed, 2 usage, 3 refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -24,15 +24,24 @@ from .._version import __version__
 from ..client import redact_url, redis_client
 from ..clock import PanicClock
 from ..config import ConfigError, Settings
+from ..heartbeat import STATES
 from ..logs import configure_logging
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
-from .access import SELF_DECLARED, WriteAccess, WriteRefused
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
-from .approvals import PendingRequest, set_override_or_request, two_person_rule_applies
+from .approvals import (
+    NoPendingRequest,
+    PendingRequest,
+    approve_force_calm,
+    pending_request,
+    set_override_or_request,
+    two_person_rule_applies,
+)
 from .audit import AuditTrail
+from .cli_identity import CliSecrets
 from .credentials import hash_password
 from .fleet import read_fleet
+from .fleet_pages import iter_workers, read_hosts
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .report import (
     clock_doc,
@@ -45,12 +54,14 @@ from .report import (
     table,
     when,
 )
+from .roles import Principal, WriteRefused
 from .status import class_statuses
+from .tokens import TokenStore, parse_duration
 from .zombie import DEFAULT_STALE_AFTER_S
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 CLI_TIMEOUT_MS = 1000.0  # an operator's command, not a worker's hot path: a slow link may take a second
-REFUSALS = (WriteRefused, OverrideTooLong, NoActiveOverride)
+REFUSALS = (WriteRefused, OverrideTooLong, NoActiveOverride, NoPendingRequest)
 
 
 class CliError(click.ClickException):
@@ -74,7 +85,9 @@ class Session:
 
     settings: Settings
     json: bool = False
+    secrets: CliSecrets | None = None
     _client: Any = None
+    _principal: Principal | None = None
 
     @property
     def client(self) -> Any:
@@ -96,6 +109,18 @@ class Session:
 
     def trail(self) -> AuditTrail:
         return AuditTrail(self.client, key_prefix=self.settings.key_prefix)
+
+    def principal(self) -> Principal:
+        """Who this run writes as (verified once per run): a refusal (exit 3) when the secrets are missing or
+        wrong; a role too low is refused by the write itself."""
+        if self._principal is None:
+            secrets = self.secrets or CliSecrets({}, token_file=None, password_file=None)
+            self._principal = secrets.principal(self.client, self.settings.key_prefix, self.trail(),
+                                                self.settings.operator_password)
+        return self._principal
+
+    def tokens(self) -> TokenStore:
+        return TokenStore(self.client, key_prefix=self.settings.key_prefix)
 
     def close(self) -> None:
         if self._client is not None:
@@ -126,7 +151,7 @@ class CliGroup(click.Group):
                 return super().invoke(ctx)
             except REFUSALS as exc:
                 raise CliError(str(exc), EXIT_REFUSED) from exc
-            except ConfigError as exc:
+            except (ConfigError, ValueError) as exc:  # bad input the shared checks refused: a usage error
                 raise CliError(str(exc), EXIT_USAGE) from exc
             except (RedisError, OSError) as exc:
                 url = redact_url(ctx.obj.settings.redis_url or "")
@@ -164,20 +189,17 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--why (required), --who (default: login name), --yes: what every write takes."""
+    """--why (required), --yes: what every write takes. Who writes comes from the credentials, never a flag."""
     command = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(command)
-    command = click.option("--who", default=None, help="Name for the audit trail (default: your login name).")(command)
     command = click.option("--why", required=True, help="Reason, recorded in the audit trail.")(command)
     return json_option(command)
 
 
-def _access(who: str | None) -> WriteAccess:
-    """The CLI checks no operator identity (Redis credentials are its gate), so its names are audited as
-    self-declared, like the console's shared-password logins: History never shows them as a verified operator."""
-    name = (who or getpass.getuser() or "").strip().removesuffix(SELF_DECLARED.strip()).strip()
-    if not name:
-        raise CliError("--who is empty and the login name is unknown", EXIT_USAGE)
-    return WriteAccess(True, name + SELF_DECLARED)
+def _access(session: Session, write: str, action: str) -> Principal:
+    """The verified principal, refused (exit 3, nothing written) before any question when it may not ``write``."""
+    principal = session.principal()
+    principal.require(action, write)
+    return principal
 
 
 def _confirm(session: Session, action: str, yes: bool) -> None:
@@ -198,9 +220,21 @@ def _confirm(session: Session, action: str, yes: bool) -> None:
 @click.option("--redis-url", default=None, help="Redis to act on (default: $REDIS_URL).")
 @click.option("--key-prefix", default=None, help="Key prefix (default: $BREAKER_KEY_PREFIX or brain:).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (also per command).")
+@click.option("--token-file", default=None, metavar="PATH",
+              help="File holding your API token (else $VIX_BREAKER_TOKEN). Never pass a token itself.")
+@click.option("--password-file", default=None, metavar="PATH",
+              help="File holding your console password, for $VIX_BREAKER_USER (else $VIX_BREAKER_PASSWORD).")
 @click.pass_context
-def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_json: bool) -> None:
-    """Read and operate the shared panic clock, overrides and fleet (SPEC section 10)."""
+def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_json: bool, token_file: str | None,
+        password_file: str | None) -> None:
+    """Read and operate the shared panic clock, overrides and fleet (SPEC section 10).
+
+    Writes are made as a verified operator: an API token ($VIX_BREAKER_TOKEN or --token-file) or console
+    credentials ($VIX_BREAKER_USER with $VIX_BREAKER_PASSWORD or --password-file)."""
+    try:
+        secrets = CliSecrets(os.environ, token_file=token_file, password_file=password_file)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     # The options stand in for their variables and go through the same checks and defaults: a cluster URL
     # given as --redis-url gets the cluster's {brain}: prefix, a bad one a usage error rather than a traceback.
     env = dict(os.environ)
@@ -213,14 +247,14 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
         settings = Settings.from_env(env)
     except ConfigError as exc:
         if ctx.invoked_subcommand == "hash-password":  # needs no Redis: a broken REDIS_URL must not stop it
-            ctx.obj = Session(Settings(), json=as_json)
+            ctx.obj = Session(Settings(), json=as_json, secrets=secrets)
             return
         message = str(exc)
         for variable, option in named.items():
             message = message.replace(variable, option)
         raise CliError(message, EXIT_USAGE) from exc
     configure_logging("WARNING", settings.log_format)  # stderr; stdout is the command's output
-    ctx.obj = Session(settings, json=as_json)
+    ctx.obj = Session(settings, json=as_json, secrets=secrets)
 
 
 # ---- reads ------------------------------------------------------------------------------------------------
@@ -231,9 +265,10 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 @json_option
 @click.pass_context
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
-    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one round trip)."""
+    """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
+    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
+                      deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
     classes = [
         {"stakes": s.importance.value, "tier": s.tier, "mode": s.mode.value, "ttl": s.ttl,
@@ -249,7 +284,8 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
                 c.update(tier=0, mode="NORMAL", ttl=base_ttl, overridden_by=forced.value)
     override = override_doc(view.override)
     fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": len(view.disagreeing)}
+             "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
+    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
     doc = {"target": session.target, "now": view.now, "base_ttl": base_ttl, "clock": clock, "classes": classes,
            "override": override, "fleet": fleet}
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
@@ -260,7 +296,7 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
         f"override  {override_line(override)}",
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
-        f"{len(view.disagreeing)} disagreeing",
+        f"{len(view.disagreeing)} disagreeing{read}",
         "",
         table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override"),
               [(c["stakes"], c["tier"], c["mode"], c["ttl"],
@@ -270,26 +306,80 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     emit(ctx, doc, human)
 
 
+FLEET_ROWS = 50  # rows the human `fleet` output shows unless --limit says otherwise
+
+
 @cli.command()
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help=f"Workers to list (default: {FLEET_ROWS} in the table, all with --json).")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES),
+              help="Only workers in this state (repeatable).")
+@click.option("--host", default=None, help="Only workers of this host (ids host:pid:xxxx; matched by the server).")
+@click.option("--search", default=None, help="Only workers whose id contains this text.")
+@click.option("--hosts", "by_host", is_flag=True, help="Workers grouped by host: counts per state.")
 @json_option
 @click.pass_context
-def fleet(ctx: click.Context, as_json: bool) -> None:
-    """Every worker's last heartbeat: state, answers, tiers, override, error (one round trip)."""
+def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: str | None, search: str | None,
+          by_host: bool, as_json: bool) -> None:
+    """A fleet summary, then the workers' last heartbeats page by page (state, answers, tiers, override, error).
+
+    The summary is one bounded read (at most 10 000 heartbeats); the list is read in HSCAN pages and printed as
+    it arrives, in the server's scan order. --json streams one document whose "workers" array is written a
+    worker at a time.
+    """
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
-    doc = fleet_doc(view)
-    disagreeing = set(doc["disagreeing"])
+    deadline_s = session.settings.operator_read_timeout_s
+    clock = session.clock()
+    if by_host:
+        _fleet_hosts(ctx, clock, host, deadline_s)
+        return
+    view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
+    summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
+    del summary["workers"]
+    summary.update(fields_total=view.fields_total, complete=view.complete,
+                   filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
+    listed = iter_workers(clock, limit=limit if limit is not None or _json_mode(ctx) else FLEET_ROWS + 1,
+                          host=host, search=search, states=states or None, deadline_s=deadline_s)
+    if _json_mode(ctx):
+        _stream_json(summary, (dataclasses.asdict(beat) for beat in listed))
+        return
+    disagreeing = set(summary["disagreeing"])
+    beats = list(listed)
+    more = limit is None and len(beats) > FLEET_ROWS
+    beats = sorted(beats[:FLEET_ROWS] if more else beats, key=lambda b: b.worker_id)
     rows = [
         (b.worker_id, b.state, f"{b.age_s(view.now):.1f} s", b.answers, b.fail_safe,
          " ".join(f"{k.split('_')[0]}:{v}" for k, v in sorted(b.tiers.items())) or None, b.override,
          "yes" if b.worker_id in disagreeing else "", b.error, b.version)
-        for b in view.workers
+        for b in beats
     ]
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
-    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s\n\n"
+    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
+    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s{read}\n\n"
              + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "error",
                       "version"), rows))
-    emit(ctx, doc, human)
+    if more:
+        human += f"\n… the first {FLEET_ROWS} listed: --limit N for more, --state/--host/--search to narrow"
+    emit(ctx, {}, human)
+
+
+def _fleet_hosts(ctx: click.Context, clock: PanicClock, host: str | None, deadline_s: float) -> None:
+    view = read_hosts(clock, host=host, deadline_s=deadline_s)
+    doc = {"now": view.now, "hosts": view.hosts, "scanned": view.scanned, "complete": view.complete,
+           "invalid": view.invalid}
+    rows = [(name, sum(per.values()), *per.values()) for name, per in view.hosts.items()]
+    note = "" if view.complete else f"\n(from the first {view.scanned:,} heartbeats)"
+    emit(ctx, doc, table(("host", "workers", *STATES), rows) + note if rows else "no workers" + note)
+
+
+def _stream_json(summary: dict[str, Any], workers: Iterator[dict[str, Any]]) -> None:
+    """One JSON document, written as it is read: the summary's members, then "workers" one element a line. A read
+    failing half way ends the output there (exit status 1, an error document after the incomplete one)."""
+    head = json.dumps({"ok": True, **summary}, default=str)
+    click.echo(head[:-1] + ', "workers": [', nl=False)
+    for n, worker in enumerate(workers):
+        click.echo(("," if n else "") + "\n" + json.dumps(worker, default=str), nl=False)
+    click.echo("\n]}")
 
 
 @cli.command()
@@ -321,10 +411,10 @@ def panic() -> None:
 @write_options
 @click.pass_context
 def panic_start(ctx: click.Context, back_date_min: float, hold_min: float | None, overwrite: bool, why: str,
-                who: str | None, yes: bool, as_json: bool) -> None:
+                yes: bool, as_json: bool) -> None:
     """Start a panic now (or back-dated); a running panic is left alone (exit 3) unless --overwrite."""
     session: Session = ctx.obj
-    access = _access(who)
+    access = _access(session, "panic_start", "starting a panic")
     _confirm(session, "Start a panic" + (f" back-dated {back_date_min:g} min" if back_date_min else ""), yes)
     clock = session.clock()
     now = clock.server_now()
@@ -344,10 +434,10 @@ def panic_start(ctx: click.Context, back_date_min: float, hold_min: float | None
 @panic.command("end")
 @write_options
 @click.pass_context
-def panic_end(ctx: click.Context, why: str, who: str | None, yes: bool, as_json: bool) -> None:
+def panic_end(ctx: click.Context, why: str, yes: bool, as_json: bool) -> None:
     """Delete the panic clock (workers still in panic start a new one)."""
     session: Session = ctx.obj
-    access = _access(who)
+    access = _access(session, "panic_end", "ending the panic")
     _confirm(session, "End the panic", yes)
     clock = session.clock()
     existed = end_panic(clock, session.trail(), access, now=clock.server_now(), why=why)
@@ -360,12 +450,12 @@ def panic_end(ctx: click.Context, why: str, who: str | None, yes: bool, as_json:
               type=Minutes(min=0, min_open=True), help="Zombie threshold for the audit entry's verdict.")
 @write_options
 @click.pass_context
-def clear(ctx: click.Context, stale_after_min: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
+def clear(ctx: click.Context, stale_after_min: float, why: str, yes: bool, as_json: bool) -> None:
     """Force-clear a (zombie) panic clock; the reason (10+ characters) and the zombie verdict are audited."""
     if len(why.strip()) < MIN_CLEAR_REASON_CHARS:
         raise click.BadParameter(f"at least {MIN_CLEAR_REASON_CHARS} characters", param_hint="--why")
     session: Session = ctx.obj
-    access = _access(who)
+    access = _access(session, "zombie_clear", "force-clearing the clock")
     _confirm(session, "Force-clear the panic clock", yes)
     clock = session.clock()
     cleared = force_clear(clock, session.trail(), access, now=clock.server_now(), why=why,
@@ -393,25 +483,27 @@ def _check_length(minutes: float, session: Session) -> None:
 @click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="How long it lasts.")
 @write_options
 @click.pass_context
-def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: str | None, yes: bool,
-                 as_json: bool) -> None:
+def override_set(ctx: click.Context, mode: str, minutes: float, why: str, yes: bool, as_json: bool) -> None:
     """Set the override MODE for --minutes (replacing any override).
 
     force_calm under the two-person rule (BREAKER_TWO_PERSON_RULE, on by default: the CLI always talks to a
     real target) is filed as a request instead, which a second verified operator approves in the console."""
     session: Session = ctx.obj
     _check_length(minutes, session)
-    access = _access(who)
     rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
-    requesting = rule and mode == OverrideMode.FORCE_CALM.value
+    calm = mode == OverrideMode.FORCE_CALM.value
+    requesting = rule and calm
+    write = "force_calm_request" if requesting else "break_glass" if calm else "override_set"
+    access = _access(session, write, "requesting force_calm" if requesting else f"setting {mode}")
     _confirm(session, f"{'Request' if requesting else 'Set'} override {mode} for {minutes:g} min", yes)
     result = set_override_or_request(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
                                      two_person_rule=rule, max_minutes=session.settings.max_override_min)
     if isinstance(result, PendingRequest):
         emit(ctx, {"requested": {"id": result.id, "mode": mode, "minutes": result.minutes, "who": result.requester,
-                                 "why": result.why, "expires_in_s": result.left_s}},
-             f"force_calm requested for {minutes:g} min: a second verified operator approves it in the console "
-             f"within {result.left_s / 60:.0f} min (two-person rule); audited as {access.who}")
+                                 "why": result.why, "expires_in_s": result.left_s, "digest": result.digest}},
+             f"force_calm requested for {minutes:g} min (request {result.id}, digest {result.digest}): a second "
+             f"verified approver approves it (console, or `override approve`) within {result.left_s / 60:.0f} min "
+             f"(two-person rule); audited as {access.who}")
         return
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} until {when(result.until)}; audited as {access.who}")
@@ -421,12 +513,12 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
 @click.option("--minutes", required=True, type=Minutes(min=0, min_open=True), help="Minutes to add.")
 @write_options
 @click.pass_context
-def override_extend(ctx: click.Context, minutes: float, why: str, who: str | None, yes: bool, as_json: bool) -> None:
+def override_extend(ctx: click.Context, minutes: float, why: str, yes: bool, as_json: bool) -> None:
     """Move the end of the override in force --minutes later (exit 3 when none is in force, or for force_calm
     under the two-person rule: its length was approved, a longer one is a new request)."""
     session: Session = ctx.obj
     _check_length(minutes, session)
-    access = _access(who)
+    access = _access(session, "override_extend", "extending an override")
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
                              max_minutes=session.settings.max_override_min,
@@ -438,14 +530,125 @@ def override_extend(ctx: click.Context, minutes: float, why: str, who: str | Non
 @override.command("clear")
 @write_options
 @click.pass_context
-def override_clear(ctx: click.Context, why: str, who: str | None, yes: bool, as_json: bool) -> None:
-    """Remove the override: workers go back to their own answers within one interval."""
+def override_clear(ctx: click.Context, why: str, yes: bool, as_json: bool) -> None:
+    """Remove the override, and withdraw a pending force_calm request: workers go back to their own answers
+    within one interval, and no calm is coming."""
     session: Session = ctx.obj
-    access = _access(who)
-    _confirm(session, "Clear the override", yes)
-    existed = clear_override(session.clock(), session.trail(), access, why=why)
-    emit(ctx, {"existed": existed, "who": access.who},
-         ("override cleared" if existed else "there was no override") + f"; audited as {access.who}")
+    access = _access(session, "override_clear", "clearing an override")
+    _confirm(session, "Clear the override (and withdraw any pending force_calm request)", yes)
+    clock = session.clock()
+    waiting = pending_request(clock)
+    existed = clear_override(clock, session.trail(), access, why=why)
+    withdrawn = waiting.id if waiting is not None else None
+    emit(ctx, {"existed": existed, "withdrawn": withdrawn, "who": access.who},
+         ("override cleared" if existed else "there was no override")
+         + (f"; force_calm request {withdrawn} withdrawn" if withdrawn else "") + f"; audited as {access.who}")
+
+
+@override.command("pending")
+@json_option
+@click.pass_context
+def override_pending(ctx: click.Context, as_json: bool) -> None:
+    """The force_calm request waiting for a second person, with the id and digest an approval names."""
+    request = pending_request(ctx.obj.clock())
+    if request is None:
+        emit(ctx, {"pending": None}, "no force_calm request is waiting")
+        return
+    doc = {"id": request.id, "digest": request.digest, "mode": request.mode, "minutes": request.minutes,
+           "why": request.why, "requester": request.requester, "requester_auth": request.requester_auth,
+           "at": request.at, "left_s": request.left_s}
+    emit(ctx, {"pending": doc},
+         f"request {request.id} (digest {request.digest}): {printable(request.requester)} asks for force_calm "
+         f"for {request.minutes:g} min: {printable(request.why)}; lapses in {request.left_s:.0f} s")
+
+
+@override.command("approve")
+@click.argument("request_id")
+@click.option("--digest", required=True, help="The request's digest as `override pending` showed it.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def override_approve(ctx: click.Context, request_id: str, digest: str, yes: bool, as_json: bool) -> None:
+    """Approve another person's force_calm request REQUEST_ID (an approver's verified identity; the digest binds
+    what you read: a changed request is refused)."""
+    session: Session = ctx.obj
+    access = _access(session, "force_calm_approve", "approving force_calm")
+    _confirm(session, f"Approve force_calm request {request_id}", yes)
+    result = approve_force_calm(session.clock(), session.trail(), access, request_id=request_id, digest=digest,
+                                max_minutes=session.settings.max_override_min)
+    emit(ctx, {"override": override_json(result)},
+         f"force_calm on until {when(result.until)}: {result.who}")
+
+
+# ---- tokens -----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for the CLI (admins issue and revoke them; a token is shown once)."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["viewer", "operator", "approver", "admin"]))
+@click.option("--expires", default="30d", show_default=True, help="Lifetime: 30d, 12h, 90m, 45s; `never` for none.")
+@click.option("--why", default="", help="Reason, recorded in the audit trail.")
+@json_option
+@click.pass_context
+def token_create(ctx: click.Context, name: str, role: str, expires: str, why: str, as_json: bool) -> None:
+    """Issue a token for NAME with ROLE and print it once (store it in a secret manager or a 0600 file)."""
+    try:
+        expires_s = None if expires.strip().lower() == "never" else parse_duration(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    session: Session = ctx.obj
+    access = _access(session, "token_create", "creating a token")
+    secret, record = session.tokens().create(session.trail(), access, name=name, role=role, expires_s=expires_s,
+                                             why=why or f"token for {name}")
+    emit(ctx, {"token": secret, **record.public(record.created)}, secret)  # stdout: the token only
+    click.echo(f"token {record.id} for {printable(record.name)} ({record.role}), expires "
+               f"{when(record.expires) if record.expires else 'never'}: shown once, store it now; audited as "
+               f"{printable(access.who)}", err=True)
+
+
+@token.command("list")
+@json_option
+@click.pass_context
+def token_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token's id, name, role, created, expiry and state (no secrets: none are stored)."""
+    session: Session = ctx.obj
+    store = session.tokens()
+    now = store.now()
+    records = store.list()
+    rows = [(r.id, r.name, r.role, when(r.created), when(r.expires) if r.expires else "never", r.state(now),
+             r.created_by) for r in records]
+    emit(ctx, {"tokens": [r.public(now) for r in records]},
+         table(("id", "name", "role", "created", "expires", "state", "by"), rows) if rows else "no tokens")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.option("--why", default="", help="Reason, recorded in the audit trail.")
+@json_option
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: str, why: str, as_json: bool) -> None:
+    """Revoke token TOKEN_ID at once (it stays listed as revoked)."""
+    session: Session = ctx.obj
+    access = _access(session, "token_revoke", "revoking a token")
+    if not session.tokens().revoke(session.trail(), access, token_id, why=why or "revoked"):
+        raise CliError(f"no token {token_id}: nothing written", EXIT_REFUSED)
+    emit(ctx, {"revoked": token_id}, f"token {token_id} revoked; audited as {access.who}")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def whoami(ctx: click.Context, as_json: bool) -> None:
+    """Who the given credentials are: name, role, credential kind (nothing written)."""
+    principal = ctx.obj.principal()
+    emit(ctx, {"name": principal.name, "who": principal.who, "role": principal.role_name, "auth": principal.auth,
+               "verified": principal.verified},
+         f"{principal.who} ({principal.role_name or 'no role'}, {principal.auth})")
 
 
 # ---- tools ------------------------------------------------------------------------------------------------

@@ -1,16 +1,18 @@
 """``vix-breaker exporter``: the fleet's state for Prometheus, from one Redis round trip per scrape.
 
-Practice followed (Prometheus naming and instrumentation guides): timestamps rather than "time since"
-(``vix_breaker_panic_start_timestamp_seconds``), one 1/0 gauge per state instead of an Enum, and every
-series present, at 0, when there is no panic, no override or no worker.
+Practice followed (Prometheus naming and instrumentation guides): timestamps rather than "time since", named
+``_timestamp_seconds`` (``vix_breaker_panic_start_timestamp_seconds``), one 1/0 gauge per state instead of an
+Enum, no ``_per_second`` gauges (rates are ``rate()`` of the workers' own counters), and every series present,
+at 0, when there is no panic, no override or no worker. The alert rules in ``deploy/alerts/`` read these.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -18,14 +20,15 @@ from ..clock import PanicClock
 from ..heartbeat import STATES
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota, PanicMode
-from .fleet import read_fleet
+from .fleet import FleetView, read_fleet
+from .metrics_server import MetricsServer
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
 
 #: every metric the exporter serves: docs/metrics.md lists the same names (a test compares them)
 EXPORTED = (
     "vix_breaker_up",
-    "vix_breaker_redis_time_seconds",
+    "vix_breaker_redis_time_timestamp_seconds",
     "vix_breaker_panic_active",
     "vix_breaker_panic_start_timestamp_seconds",
     "vix_breaker_panic_last_observed_timestamp_seconds",
@@ -38,8 +41,6 @@ EXPORTED = (
     "vix_breaker_override_invalid",
     "vix_breaker_workers",
     "vix_breaker_workers_disagreeing",
-    "vix_breaker_fleet_answers_per_second",
-    "vix_breaker_fleet_fail_safe_answers_per_second",
 )
 
 
@@ -68,14 +69,16 @@ class FleetCollector(Collector):
         except Exception:  # Redis down: say so, and nothing else (stale values would be lies)
             yield _gauge("vix_breaker_up", "1 when the last scrape read the fleet from Redis.", 0)
             return
-        reading, override = view.reading, view.override
+        override = view.override
+        reading = observed_reading(view)
         yield _gauge("vix_breaker_up", "1 when the last scrape read the fleet from Redis.", 1)
-        yield _gauge("vix_breaker_redis_time_seconds", "The Redis server's clock at the scrape.", view.now)
+        yield _gauge("vix_breaker_redis_time_timestamp_seconds", "The Redis server's clock at the scrape.", view.now)
         yield _gauge("vix_breaker_panic_active", "1 while a panic clock exists.", 1 if reading.exists else 0)
         yield _gauge("vix_breaker_panic_start_timestamp_seconds",
                      "Panic start (Unix time, server clock); 0 without a readable clock.", reading.start or 0)
         yield _gauge("vix_breaker_panic_last_observed_timestamp_seconds",
-                     "Last time a worker observed the panic; 0 when none is recorded.", reading.last_observed_at or 0)
+                     "Last time a worker observed the panic (the recorded mark, or a worker's heartbeat answering "
+                     "from the clock); 0 when none is known.", reading.last_observed_at or 0)
         expiry = view.now + reading.expiry_left_s if reading.expiry_left_s is not None else 0
         yield _gauge("vix_breaker_panic_key_expiry_timestamp_seconds",
                      "When the clock ends unless observed again; 0 without a clock or without an expiry.", expiry)
@@ -108,12 +111,25 @@ class FleetCollector(Collector):
         yield workers
         yield _gauge("vix_breaker_workers_disagreeing", "Workers answering a tier the clock does not imply.",
                      len(view.disagreeing))
-        yield _gauge("vix_breaker_fleet_answers_per_second", "Answers per second the live workers report.",
-                     view.answers_per_s)
-        live = [beat for beat in view.workers if beat.state not in ("stale", "gone")]
-        fail_safe = sum(beat.fail_safe / max(beat.interval_s or self.interval_s, 1e-3) for beat in live)
-        yield _gauge("vix_breaker_fleet_fail_safe_answers_per_second",
-                     "Fail-safe answers per second the live workers report.", fail_safe)
+
+
+def observed_reading(view: FleetView) -> Any:
+    """The clock reading with its last observation taken as the later of the recorded mark and the newest
+    heartbeat of a worker that answered panic from the clock (state ``panic``: not failing safe, and honouring no
+    override: under ``force_full`` even calm calls answer ``PANIC_FULL`` without observing anything). A fleet
+    that cannot write the mark (no scripting: its fallback writes only the clock) still observes the clock
+    every interval, and its heartbeats say so: without this every panic of such a fleet would look like a
+    zombie, "not refreshed"."""
+    reading = view.reading
+    if not reading.exists:
+        return reading
+    beats = [beat.seen for beat in view.workers if beat.state == "panic" and beat.override is None]
+    if not beats:
+        return reading
+    newest = min(max(beats), view.now)
+    if reading.last_observed_at is not None and reading.last_observed_at >= newest:
+        return reading
+    return dataclasses.replace(reading, last_observed_at=newest)
 
 
 def exporter_registry(clock: PanicClock, **options: Any) -> CollectorRegistry:
@@ -123,7 +139,11 @@ def exporter_registry(clock: PanicClock, **options: Any) -> CollectorRegistry:
     return registry
 
 
-def serve_exporter(clock: PanicClock, *, host: str = "127.0.0.1", port: int = 9108, **options: Any) -> tuple[Any, Any]:
-    """Serve ``/metrics`` on ``host:port`` (loopback by default); returns prometheus_client's (server, thread)."""
-    return start_http_server(port, addr=host, registry=exporter_registry(clock, **options))
+def serve_exporter(clock: PanicClock, *, host: str = "127.0.0.1", port: int = 9108, max_connections: int = 100,
+                   request_timeout_s: float = 5.0, **options: Any) -> tuple[MetricsServer, Any]:
+    """Serve ``/metrics`` on ``host:port`` (loopback by default) from a ``MetricsServer`` (bounded threads and
+    connections, a deadline per request); returns (server, its thread)."""
+    server = MetricsServer(exporter_registry(clock, **options), host, port, max_connections=max_connections,
+                           request_timeout_s=request_timeout_s)
+    return server, server.thread
 

@@ -2,14 +2,16 @@
 
 Each worker writes one field of ``{prefix}workers`` per interval (``breaker.heartbeat``). A reader sees who
 reports, what they answered, which ones fail safe or fell silent, and which ones answer a tier the clock
-does not imply (a worker on another prefix, a stale build). Beats of gone workers are deleted by the reader
-when the server cannot expire hash fields itself (Redis before 7.4).
+does not imply (a worker on another prefix, a stale build). The read is bounded: one deadline over the whole
+read (``read_deadline``), at most ``READ_MAX_FIELDS`` fields in HSCAN pages of ``PAGE_FIELDS`` (never HGETALL),
+and pruning of dead, garbage and future-dated fields with bounded work per read (``fleet_prune``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import ClockReading, PanicClock, server_time
 from ..heartbeat import STATES, WORKERS_KEY_NAME, InvalidBeat, WorkerBeat, parse_beat
@@ -17,7 +19,14 @@ from ..importance import MatchImportance
 from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
+from .fleet_prune import delete_fields, expire_fields, future_reason, is_future, prune_reason, walk_and_prune
 from .overrides import OverrideReading, is_wrong_type, override_key, override_reading
+from .read_deadline import DEFAULT_OPERATOR_READ_S, operator_deadline
+
+#: HSCAN COUNT of one page: about a millisecond of server time (a beat is a few hundred bytes).
+PAGE_FIELDS = 1000
+#: Fields one ``read_fleet`` reads at most (in pages); a larger hash is read in part, see ``FleetView.complete``.
+READ_MAX_FIELDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,12 @@ class FleetView:
     answers_per_s: float
     disagreeing: list[WorkerBeat]
     invalid: dict[str, str] = field(default_factory=dict)  # field -> why it is not a readable beat
+    #: HLEN of the workers hash at the read; ``complete`` False when the read covered only ``scanned`` fields
+    #: of it (a hash over ``max_fields``): the counts are then those of the fields read.
+    fields_total: int = 0
+    complete: bool = True
+    scanned: int = 0
+    pruned: int = 0  # fields this read deleted or gave their grace expiry (dead, garbage, future-dated)
 
 
 def workers_key(clock: PanicClock) -> str:
@@ -64,56 +79,112 @@ def _disagrees(beat: WorkerBeat, reading: ClockReading, override: OverrideReadin
             if reading.start is None and override.override is None and tier > 1:
                 return True  # no clock at all, yet a tier only a running clock gives
             continue
-        if tier != expected and not _near_boundary(beat, stakes, reading, quota):
+        if tier != expected and tier not in _tiers_nearby(beat, stakes, reading, quota):
             return True
     return False
 
 
-def _near_boundary(beat: WorkerBeat, stakes: str, reading: ClockReading, quota: AdaptivePanicQuota) -> bool:
-    """Within one interval of a tier change the worker may still answer the previous tier."""
+def _tiers_nearby(beat: WorkerBeat, stakes: str, reading: ClockReading, quota: AdaptivePanicQuota) -> set[int]:
+    """The tiers the clock implies within one interval of the beat: at a tier change the worker may still
+    answer the previous tier (or already the next one). Only those are excused: a worker answering any other
+    tier still disagrees while the clock crosses a boundary (excusing every tier there made the count drop
+    to 0 at each boundary, and a persistent disagreement's alert start over)."""
     if reading.start is None:
-        return False
+        return set()
     importance = MatchImportance(stakes)
     slack = max(beat.interval_s, 1.0)
-    tiers = {
+    return {
         quota.decide(0, max(0.0, beat.seen + shift - reading.start) / 60.0, importance, True).tier
         for shift in (-slack, 0.0, slack)
     }
-    return len(tiers) > 1
 
 
-def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True) -> FleetView:
-    """Workers, clock and override in ONE round trip (a MULTI). ``interval_s`` is assumed for beats that do
-    not say theirs. Gone workers' fields are then deleted (``prune``) when there are any."""
-    pipe = clock.client.pipeline(transaction=True)
-    queue_time(pipe, clock.start_key)
-    pipe.hgetall(workers_key(clock))
-    clock.queue_read(pipe)
-    pipe.get(override_key(clock))
-    replies = pipe.execute(raise_on_error=False)
-    invalid: dict[str, str] = {}
-    beats = replies[1]
-    if is_wrong_type(beats):  # not the workers' hash: flag it, still show the clock and the override
-        invalid[workers_key(clock)] = "the key holds another type than a hash: no heartbeat can be read"
-        beats = {}
-    for reply in (replies[0], beats):
-        if isinstance(reply, Exception):
-            raise reply
-    now = server_time(replies[0])
-    reading = clock.reading(replies[2:6], now)
-    override = override_reading(replies[6], now)  # a key of another type is flagged there, like garbage
-    quota = AdaptivePanicQuota()
-    workers: list[WorkerBeat] = []
-    for name, raw in (beats or {}).items():
-        try:
-            workers.append(parse_beat(name, raw, now))
-        except InvalidBeat as exc:
-            invalid[name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)] = str(exc)
+def scan_reply(reply: Any) -> tuple[int, dict[Any, Any]]:
+    """HSCAN's reply as (cursor, {field: value}): redis-py parses it so, a cluster pipeline hands over the raw
+    ``[cursor, [field, value, …]]``."""
+    cursor, fields = reply
+    if not isinstance(fields, dict):
+        fields = dict(zip(fields[::2], fields[1::2]))
+    return int(cursor), fields
+
+
+def judge_field(name: Any, raw: Any, now: float) -> tuple[WorkerBeat | None, str | None, str | None]:
+    """One field of the workers hash at ``now``: (its beat, or None), why it is no readable beat (or None), and
+    why a reader deletes it (``fleet_prune.prune_reason``; None: keep). A beat ``seen`` in the future is no
+    beat: it is listed as invalid and never counted as a live worker."""
+    try:
+        beat = parse_beat(name, raw, now)
+    except InvalidBeat as exc:
+        return None, str(exc), prune_reason(None, exc, raw, now)
+    if is_future(beat, now):
+        return None, future_reason(beat, now), "future"
+    return beat, None, prune_reason(beat, None, raw, now)
+
+
+def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True,
+               deadline_s: float = DEFAULT_OPERATOR_READ_S, max_fields: int = READ_MAX_FIELDS) -> FleetView:
+    """Workers, clock and override in one MULTI (HSCAN's first page of ``PAGE_FIELDS`` inside it: a fleet of
+    that size is one round trip), then further HSCAN pages up to ``max_fields`` fields in all: a larger hash is
+    read in part (``complete`` False, ``fields_total`` says how large it is) rather than all at once. At most
+    ``max_fields / PAGE_FIELDS`` HSCAN calls (a page of a region emptied by pruning may hold fewer fields). The whole
+    read, pruning included, ends within ``deadline_s`` (``operator_deadline``). ``interval_s`` is assumed for
+    beats that do not say theirs. With ``prune``, dead, garbage and future-dated fields among those read are
+    removed (``fleet_prune``), and when the read did not cover the hash, ``PRUNE_WALK_FIELDS`` more from the
+    remembered cursor."""
+    key = workers_key(clock)
+    client = clock.client
+    with operator_deadline(deadline_s):
+        pipe = client.pipeline(transaction=True)
+        queue_time(pipe, clock.start_key)
+        pipe.hlen(key)
+        clock.queue_read(pipe)
+        pipe.get(override_key(clock))
+        pipe.hscan(key, 0, count=max(1, min(PAGE_FIELDS, max_fields)))
+        replies = pipe.execute(raise_on_error=False)
+        invalid: dict[str, str] = {}
+        total, page = replies[1], replies[7]
+        cursor, fields = 0, {}
+        if is_wrong_type(page) or is_wrong_type(total):  # not the workers' hash: flag it, still show the rest
+            invalid[key] = "the key holds another type than a hash: no heartbeat can be read"
+            total = 0
+        else:
+            for reply in (replies[0], total, page):
+                if isinstance(reply, Exception):
+                    raise reply
+            cursor, fields = scan_reply(page)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        now = server_time(replies[0])
+        reading = clock.reading(replies[2:6], now)
+        override = override_reading(replies[6], now)  # a key of another type is flagged there, like garbage
+        fields = dict(fields)
+        pages = 1
+        while cursor and len(fields) < max_fields and pages < -(-max_fields // PAGE_FIELDS):
+            cursor, more = client.hscan(key, cursor, count=max(1, min(PAGE_FIELDS, max_fields - len(fields))))
+            fields.update(more)
+            pages += 1
+        workers: list[WorkerBeat] = []
+        dead: list[Any] = []
+        for name, raw in fields.items():
+            beat, why_invalid, why_prune = judge_field(name, raw, now)
+            if beat is not None:
+                workers.append(beat)
+            else:
+                invalid[name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)] = why_invalid
+            if why_prune is not None:
+                dead.append((name, why_prune))
+        pruned = 0
+        if prune:
+            with contextlib.suppress(Exception):  # pruning is housekeeping: the view is already read
+                if cursor:  # larger than one read: whatever is dead goes now, and the walk goes on
+                    pruned += delete_fields(client, key, [name for name, _ in dead])
+                    pruned += walk_and_prune(client, clock.key_prefix, now,
+                                             lambda name, raw: judge_field(name, raw, now)[2])
+                else:  # gone beats now; invalid ones stay listed for GRACE_S, then the server removes them
+                    pruned += delete_fields(client, key, [name for name, why in dead if why == "gone"])
+                    pruned += expire_fields(client, key, [name for name, why in dead if why != "gone"])
     workers.sort(key=lambda beat: beat.worker_id)
-    gone = [beat.worker_id for beat in workers if beat.state == "gone"]
-    if prune and gone:
-        with contextlib.suppress(Exception):  # pruning is housekeeping: the view is already read
-            clock.client.hdel(workers_key(clock), *gone)
+    quota = AdaptivePanicQuota()
     counts = dict.fromkeys(STATES, 0)
     tiers: dict[str, dict[int, int]] = {importance.value: {} for importance in MatchImportance}
     answers_per_s = 0.0
@@ -135,4 +206,8 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
         answers_per_s=answers_per_s,
         disagreeing=[beat for beat in workers if _disagrees(beat, reading, override, quota)],
         invalid=invalid,
+        fields_total=int(total or 0),
+        complete=not cursor,
+        scanned=len(fields),
+        pruned=pruned,
     )

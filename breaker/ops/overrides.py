@@ -7,6 +7,7 @@ override ends by itself. Each write and its audit XADD go in one MULTI: both or 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from redis.exceptions import ResponseError, WatchError
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
-from .access import WriteAccess, WriteRefused
 from .audit import AuditTrail
 from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
+from .roles import WriteAccess, WriteRefused
 
 DEFAULT_MAX_MINUTES = 60.0
+#: The pending force_calm request (breaker.ops.approvals); clearing the override withdraws it too.
+PENDING_KEY_NAME = "pending_force_calm"
 T = TypeVar("T")
 
 
@@ -100,7 +103,8 @@ def check_minutes(minutes: Any, max_minutes: float) -> float:
 AuditUnwritable = AuditUnavailable
 
 
-def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T]) -> T:
+def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T],
+             *also_watch: str) -> T:
     """Run ``change(pipe, current, now)`` under WATCH of the override and the audit keys; it queues its write
     and its audit entry after ``pipe.multi()``. A stream that cannot take the entry stops the write before it
     is sent (MULTI does not roll back a failed command); a concurrent change retries."""
@@ -108,7 +112,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
     for _ in attempts():
         with clock.client.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key, trail.key)
+                pipe.watch(key, trail.key, *also_watch)
                 kind = pipe.type(trail.key)
                 if (kind.decode() if isinstance(kind, bytes) else kind) not in ("stream", "none"):
                     raise AuditUnwritable(f"{trail.key} holds a {kind!r}, not a stream: nothing written")
@@ -121,11 +125,13 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
     raise RuntimeError(f"{key}: changed by someone else during {RETRY_BUDGET_S:g} s of attempts; nothing written")
 
 
-def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float, action: str, pipe: Any) -> None:
+def _write(clock: PanicClock, trail: AuditTrail, override: Override, now: float, action: str, pipe: Any,
+           access: WriteAccess, **extra: Any) -> None:
     pipe.multi()
     pipe.set(override_key(clock), override.to_json(), px=max(1, math.ceil((override.until - now) * 1000)))
     trail.record_in(pipe, who=override.who, action=action, why=override.why, at=now, mode=override.mode.value,
-                    until=override.until, since=override.since, key=override_key(clock))
+                    until=override.until, since=override.since, key=override_key(clock), **access.audit(), **extra)
+
 
 
 def set_override(
@@ -137,15 +143,26 @@ def set_override(
     minutes: float,
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
+    break_glass: bool = False,
 ) -> Override:
-    """Pin the fleet to ``mode`` for ``minutes`` from now (server time), replacing any override."""
-    access.require("setting an override")
+    """Pin the fleet to ``mode`` for ``minutes`` from now (server time), replacing any override.
+
+    ``break_glass``: ``force_calm`` set by one person where a second one would be needed (the two-person rule is
+    off outside the sandbox, ``approvals.set_override_or_request``): a verified admin only, and a ``break_glass``
+    audit entry beside the ``override_set`` one, in the same transaction."""
     mode = OverrideMode(mode)
+    access.require("setting force_calm without a second person (break-glass)" if break_glass
+                   else "setting an override", "break_glass" if break_glass else "override_set")
     length = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
         override = Override(mode, access.who, why or "", now, now + length * 60.0)
-        _write(clock, trail, override, now, "override_set", pipe)
+        _write(clock, trail, override, now, "override_set", pipe, access,
+               **({"break_glass": True} if break_glass else {}))
+        if break_glass:
+            trail.record_in(pipe, who=access.who, action="break_glass", why=override.why, at=now,
+                            mode=mode.value, since=override.since, until=override.until, key=override_key(clock),
+                            **access.audit())
         return override
 
     return _audited(clock, trail, change)
@@ -164,7 +181,7 @@ def extend_override(
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
     now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
     not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request."""
-    access.require("extending an override")
+    access.require("extending an override", "override_extend")
     added = check_minutes(minutes, max_minutes)
 
     def change(pipe: Any, current: OverrideReading, now: float) -> Override:
@@ -180,7 +197,7 @@ def extend_override(
                 f"leave {(until - now) / 60.0:.1f}"
             )
         extended = Override(current.override.mode, access.who, why or "", current.override.since, until)
-        _write(clock, trail, extended, now, "override_extend", pipe)
+        _write(clock, trail, extended, now, "override_extend", pipe, access)
         return extended
 
     return _audited(clock, trail, change)
@@ -188,19 +205,32 @@ def extend_override(
 
 def clear_override(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, why: str) -> bool:
     """Remove the override (workers go back to their own answers within one interval); True when a value
-    was stored. The audit entry names what was cleared."""
-    access.require("clearing an override")
-    key = override_key(clock)
+    was stored. The audit entry names what was cleared. A pending ``force_calm`` request is withdrawn in the
+    same transaction (``force_calm_withdrawn``): "clear" means no calm is coming either."""
+    access.require("clearing an override", "override_clear")
+    key, pending = override_key(clock), f"{clock.key_prefix}{PENDING_KEY_NAME}"
 
     def change(pipe: Any, current: OverrideReading, now: float) -> bool:
         cleared = current.override
+        request = pipe.get(pending)
         pipe.multi()
         pipe.delete(key)
         trail.record_in(
             pipe, who=access.who, action="override_clear", why=why or "", at=now,
             mode=cleared.mode.value if cleared else None, until=cleared.until if cleared else None,
-            existed=current.raw is not None, key=key,
+            existed=current.raw is not None, key=key, **access.audit(),
         )
+        if request is not None:
+            pipe.delete(pending)
+            trail.record_in(pipe, who=access.who, action="force_calm_withdrawn", why=why or "", at=now,
+                            request=_request_id(request), key=pending, **access.audit())
         return current.raw is not None
 
-    return _audited(clock, trail, change)
+    return _audited(clock, trail, change, pending)
+
+
+def _request_id(raw: Any) -> str | None:
+    try:
+        return str(json.loads(raw)["id"])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None

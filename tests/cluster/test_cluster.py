@@ -11,9 +11,9 @@ import pytest
 
 from breaker import PanicClock, PanicMode, VIXCircuitBreaker, redis_client
 from breaker.ops import AuditTrail
-from breaker.ops.access import write_access
 from breaker.ops.fleet import read_fleet
 from breaker.ops.overrides import clear_override, read_override, set_override
+from breaker.ops.roles import Principal
 from tests.console.conftest import PASSWORD, login, open_console
 
 from .cluster_workers import panic_at_barrier
@@ -105,7 +105,7 @@ def test_override_and_fleet_read_in_one_slot(cluster_redis):
     """Setting and clearing an override (each with its audit entry) and the one-round-trip fleet read work."""
     clock = PanicClock(cluster_redis, key_prefix=PREFIX)
     trail = AuditTrail(cluster_redis, key_prefix=PREFIX)
-    access = write_access(embedded=False, operator="alice")
+    access = Principal.of("alice")
     override = set_override(clock, trail, access, mode="force_full", minutes=5, why="feed incident")
     assert read_override(clock).override == override
     assert read_fleet(clock).override.override == override
@@ -161,7 +161,7 @@ def test_worker_round_trip_beats_and_honours_the_override_on_the_cluster(cluster
     trail = AuditTrail(cluster_redis, key_prefix=PREFIX)
     breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0)
     assert breaker.get_ttl(60, "normal") == (60, PanicMode.NORMAL)
-    set_override(clock, trail, write_access(embedded=False, operator="alice"), mode="force_full", minutes=5,
+    set_override(clock, trail, Principal.of("alice"), mode="force_full", minutes=5,
                  why="bad feed")
     assert breaker.get_ttl(60, "normal") == (0, PanicMode.PANIC_FULL)
     assert breaker.last_error is None
@@ -178,11 +178,17 @@ def test_cli_with_a_cluster_url_option_uses_the_cluster_prefix(cluster_url, clus
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("BREAKER_KEY_PREFIX", raising=False)
+    from breaker.ops.tokens import TokenStore
+
+    token, _ = TokenStore(cluster_redis, key_prefix=PREFIX).create(
+        AuditTrail(cluster_redis, key_prefix=PREFIX), Principal.of("root", "admin"), name="alice", role="operator",
+        expires_s=None, why="cluster test")
+    monkeypatch.setenv("VIX_BREAKER_TOKEN", token)
     runner = CliRunner()
     written = runner.invoke(cli, ["--redis-url", cluster_url, "override", "set", "force_full", "--minutes", "5",
-                                  "--why", "cluster drill", "--who", "alice", "--yes"])
+                                  "--why", "cluster drill", "--yes"])
     assert written.exit_code == 0, written.output
-    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice (self-declared)"
+    assert read_override(PanicClock(cluster_redis, key_prefix=PREFIX)).override.who == "alice"
     status = runner.invoke(cli, ["--redis-url", cluster_url, "--json", "status"])
     assert status.exit_code == 0 and "(prefix {brain}:)" in json.loads(status.stdout)["target"]
 
@@ -205,17 +211,29 @@ def test_approvals_login_throttle_and_exporter_on_the_cluster(cluster_redis):
     the exporter's one-round-trip scrape, all under {brain}: on the cluster."""
     from prometheus_client import generate_latest
 
-    from breaker.ops import LoginThrottle, Operator
+    from breaker.ops import LoginThrottle
     from breaker.ops.approvals import approve_force_calm, pending_request, request_force_calm
     from breaker.ops.exporter import exporter_registry
 
     clock, trail = PanicClock(cluster_redis, key_prefix=PREFIX), AuditTrail(cluster_redis, key_prefix=PREFIX)
-    alice = write_access(embedded=False, operator=Operator("alice", "password"))
-    bob = write_access(embedded=False, operator=Operator("bob", "oidc"))
+    alice, bob = Principal.of("alice"), Principal.of("bob", "approver", "oidc")
     request = request_force_calm(clock, trail, alice, minutes=5, why="signal stuck")
     assert pending_request(clock).id == request.id
-    assert approve_force_calm(clock, trail, bob, request_id=request.id).who == "alice, approved by bob"
+    assert approve_force_calm(clock, trail, bob, request_id=request.id,
+                              digest=request.digest).who == "alice, approved by bob"
     throttle = LoginThrottle(cluster_redis, key_prefix=PREFIX)
     assert [throttle.begin("10.0.0.1", "mallory") is None for _ in range(5)] == [True] * 4 + [False]
     scraped = generate_latest(exporter_registry(clock)).decode()
     assert "vix_breaker_up 1.0" in scraped and 'vix_breaker_override{mode="force_calm"} 1.0' in scraped
+
+
+def test_paged_fleet_read_on_the_cluster(cluster_redis):
+    """The fleet list in HSCAN pages (a cluster pipeline hands HSCAN's reply over unparsed) and the host view."""
+    from breaker.ops.fleet_pages import iter_workers, read_hosts
+
+    clock = PanicClock(cluster_redis, key_prefix=PREFIX)
+    breaker = VIXCircuitBreaker(cluster_redis, refresh_interval_s=0)
+    assert breaker.get_ttl(60, "normal") == (60, PanicMode.NORMAL)
+    host = breaker.worker_id.split(":", 1)[0]
+    assert [beat.worker_id for beat in iter_workers(clock, host=host)] == [breaker.worker_id]
+    assert read_hosts(clock).hosts[host]["calm"] == 1

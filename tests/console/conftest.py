@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,28 @@ def login(at: AppTest, name: str = "alice", password: str = PASSWORD) -> AppTest
     at.text_input(key="sidebar_login_password").input(password)
     at.sidebar.button[0].click()  # the form's submit button
     return at.run()
+
+
+def operator_password(name: str) -> str:
+    return f"{name}'s own passphrase"
+
+
+@functools.cache
+def _hash(name: str) -> str:
+    from breaker.ops.credentials import hash_password
+
+    return hash_password(operator_password(name))
+
+
+def with_operators(at: AppTest, **roles: str) -> AppTest:
+    """Configure verified operators (``[operators]`` with a role each): ``with_operators(at, alice="admin")``;
+    each logs in with ``operator_password(name)``."""
+    at.secrets["operators"] = {name: {"hash": _hash(name), "role": role} for name, role in roles.items()}
+    return at
+
+
+def login_verified(at: AppTest, name: str, role: str = "operator", **others: str) -> AppTest:
+    """Log in as verified ``name`` with ``role`` (other operators may be configured beside)."""
+    with_operators(at, **{name: role}, **others)
+    at.run()
+    return login(at, name, operator_password(name))

@@ -3,14 +3,14 @@
 import pytest
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, Operator, write_access
+from breaker.ops import AuditTrail, Principal
 from breaker.ops.approvals import pending_request, request_force_calm
 from breaker.ops.credentials import hash_password
 from breaker.ops.overrides import read_override
 from tests.console.conftest import login, open_console
 
 BOB_PASSWORD = "bob's own passphrase"
-ALICE = write_access(embedded=False, operator=Operator("alice", "password"))
+ALICE = Principal.of("alice", "operator")
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,8 @@ def _patient_redis(monkeypatch):
 
 def _as_bob(page):
     at = open_console(page)
-    at.secrets["operators"] = {"bob": hash_password(BOB_PASSWORD), "alice": hash_password("alice-pw")}
+    at.secrets["operators"] = {"bob": {"hash": hash_password(BOB_PASSWORD), "role": "approver"},
+                               "alice": hash_password("alice-pw")}
     at.run()
     return login(at, "bob", BOB_PASSWORD)
 
@@ -63,4 +64,16 @@ def test_self_declared_operator_cannot_approve(console_env):
     at = login(open_console("pages/drills.py"), "carol")
     assert any("asks to force calm" in w.value for w in at.warning)
     assert not [b for b in at.button if b.key and b.key.startswith("approve_force_calm_")]
-    assert any("Only a verified operator" in c.value for c in at.caption)
+    assert any("Approving needs a verified identity" in c.value and "self-declared" in c.value for c in at.caption)
+
+
+def test_a_verified_operator_without_the_approver_role_gets_no_approve_button(console_env):
+    """Roles: a verified operator (the default role of a plain [operators] entry) sees the request, cannot
+    approve it, and is told why."""
+    request_force_calm(PanicClock(console_env), AuditTrail(console_env), ALICE, minutes=15, why="stuck")
+    at = open_console("pages/drills.py")
+    at.secrets["operators"] = {"dave": hash_password("dave-pw")}
+    at.run()
+    login(at, "dave", "dave-pw")
+    assert not [b for b in at.button if b.key and b.key.startswith("approve_force_calm_")]
+    assert any("approver" in c.value for c in at.caption)

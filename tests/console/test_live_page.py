@@ -202,12 +202,13 @@ def test_zombie_warning_shows_the_stored_value_as_text(console_env, raw):
 
 def test_the_clock_shows_when_the_heartbeats_cannot_be_read(monkeypatch, console_env, redis_url):
     """Live reads the clock with the heartbeats; when only the heartbeats fail (a workers hash too big for the
-    timeout, an ACL user without HGETALL here) the page still shows the clock and its tiers, not 'Redis
-    unreachable … workers answer TTL 0', and says the fleet summary is unavailable."""
+    timeout, an ACL user without HSCAN here: the fleet read pages with HSCAN, never HGETALL) the page still
+    shows the clock and its tiers, not 'Redis unreachable … workers answer TTL 0', and says the fleet summary
+    is unavailable."""
     from urllib.parse import urlsplit
 
     console_env.execute_command("ACL", "SETUSER", "nofleet", "reset", "on", ">pw-nofleet", "~*", "&*", "+@all",
-                                "-hgetall")
+                                "-hgetall", "-hscan")
     try:
         parts = urlsplit(redis_url)
         monkeypatch.setenv("REDIS_URL", f"redis://nofleet:pw-nofleet@{parts.hostname}:{parts.port}/0")

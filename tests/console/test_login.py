@@ -135,3 +135,19 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(console_env, client_at)
         login(at, "alice", "wrong")
         answers += [e.value for e in at.sidebar.error]
     assert any(a.startswith("Too many failed logins") for a in answers), answers
+
+
+def test_finding_6_a_name_that_is_the_shared_password_never_reaches_history(console_env):
+    """Issue 19 finding 6: the shared password typed as the name (and as the password, as a password manager
+    might) used to log in as "<password> (self-declared)", shown on History to anyone. Now the login is refused
+    with a reason next to the form, and History shows no trace of the password."""
+    at = open_console("pages/history.py")
+    login(at, PASSWORD, PASSWORD)
+    assert not at.exception
+    assert any("not a password" in e.value for e in at.error)
+    assert not _logged_in_names(at)
+    at.switch_page("pages/history.py").run()
+    page = " ".join(str(getattr(e, "value", "")) for e in at.main)
+    tables = " ".join(d.value.to_string() for d in at.dataframe)
+    assert "login_failed" in tables and PASSWORD not in tables and PASSWORD not in page
+    assert [e.who for e in AuditTrail(console_env).entries()] == ["(unverified name)"]

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, WriteAccess
+from breaker.ops import AuditTrail, Principal
 from breaker.ops.approvals import pending_request
 from breaker.ops.overrides import read_override, set_override
-from tests.console.conftest import login, open_console
+from tests.console.conftest import login, login_verified, open_console
 from tests.console.test_fleet_page import server_now, write_beat
 
 PAGES = ("pages/live.py", "pages/fleet.py", "pages/drills.py", "pages/tiers.py", "pages/history.py",
@@ -18,7 +18,7 @@ WRITE_BUTTONS = ("overrides_set", "overrides_extend", "overrides_clear")
 
 
 def put_override(client, mode="force_full", *, who="carol", why="feed incident 7", minutes=20.0):
-    return set_override(PanicClock(client), AuditTrail(client), WriteAccess(True, who), mode=mode, minutes=minutes,
+    return set_override(PanicClock(client), AuditTrail(client), Principal.of(who), mode=mode, minutes=minutes,
                         why=why)
 
 
@@ -71,9 +71,10 @@ def test_no_banner_without_an_override(console_env):
 
 @pytest.mark.parametrize("mode", ["force_full", "force_calm"])
 def test_set_extend_clear_each_mode_is_audited(monkeypatch, console_env, mode):
-    """Logged in on a real target: set, extend and clear write the key and one audit entry each, with who and why."""
+    """Logged in on a real target: set, extend and clear write the key and one audit entry each, with who and why.
+    Without the two-person rule force_calm is set directly by a verified admin alone (break-glass)."""
     monkeypatch.setenv("BREAKER_TWO_PERSON_RULE", "false")  # force_calm's direct path; the rule's own test is below
-    at = login(fleet())
+    at = login_verified(fleet(), "alice", "admin")
     at.radio(key="overrides_mode").set_value(mode).run()
     at.number_input(key="overrides_minutes").set_value(10.0)
     at.text_input(key="overrides_why").input("odds feed replaying stale prices")
@@ -95,17 +96,19 @@ def test_set_extend_clear_each_mode_is_audited(monkeypatch, console_env, mode):
     assert any(s.value.startswith("Override cleared") for s in at.success)
     assert not console_env.exists("brain:panic_override")
     assert banner(at) == ""
-    entries = [(e.who, e.action, e.why, e.detail.get("mode")) for e in AuditTrail(console_env).entries()]
+    entries = [(e.who, e.action, e.why, e.detail.get("mode")) for e in AuditTrail(console_env).entries()
+               if e.action != "break_glass"]
     assert entries[-3:] == [
-        ("alice (self-declared)", "override_set", "odds feed replaying stale prices", mode),
-        ("alice (self-declared)", "override_extend", "still replaying", mode),
-        ("alice (self-declared)", "override_clear", "feed fixed", mode),
+        ("alice", "override_set", "odds feed replaying stale prices", mode),
+        ("alice", "override_extend", "still replaying", mode),
+        ("alice", "override_clear", "feed fixed", mode),
     ]
+    assert ("break_glass" in [e.action for e in AuditTrail(console_env).entries()]) is (mode == "force_calm")
 
 
 def test_force_calm_on_a_real_target_is_a_request_until_a_second_operator_approves(console_env):
     """Two-person rule (default on for a real target): setting force_calm stores a request, not the override."""
-    at = login(fleet())
+    at = login_verified(fleet(), "alice")
     at.radio(key="overrides_mode").set_value("force_calm").run()
     at.number_input(key="overrides_minutes").set_value(10.0)
     at.text_input(key="overrides_why").input("signal stuck in panic")
@@ -208,11 +211,10 @@ def test_sandbox_writes_open_and_history_shows_the_episode(sandbox_env):
 
 def test_extending_an_approved_force_calm_is_refused_under_the_rule(console_env):
     """Two-person rule on: the requester of an approved force_calm cannot lengthen it alone from the Fleet page."""
-    from breaker.ops.access import WriteAccess
     from breaker.ops.overrides import set_override
 
     clock = PanicClock(console_env)
-    approved = set_override(clock, AuditTrail(console_env), WriteAccess(True, "alice, approved by bob"),
+    approved = set_override(clock, AuditTrail(console_env), Principal.of("alice, approved by bob"),
                             mode="force_calm", minutes=5, why="stuck signal")
     at = login(fleet())
     at.number_input(key="overrides_extend_minutes").set_value(30.0)
@@ -234,3 +236,20 @@ def test_an_override_key_of_another_type_is_flagged_and_the_fleet_page_stands(co
         assert not at.exception, page
         assert banner(at).startswith("The stored override does not parse"), page
         assert not any(e.value.startswith("Redis unreachable") for e in at.error), page
+
+
+def test_clear_override_withdraws_a_waiting_request(console_env):
+    """Issue 20 item 5 in the console: with only a force_calm request waiting, Clear override is enabled, says it
+    withdraws the request, and does (audited force_calm_withdrawn)."""
+    from breaker.ops.approvals import request_force_calm
+
+    request_force_calm(PanicClock(console_env), AuditTrail(console_env), Principal.of("rita"), minutes=5,
+                       why="stuck signal")
+    at = login(fleet())
+    assert any("Clear override withdraws it too" in c.value for c in at.caption)
+    at.text_input(key="overrides_change_why").input("signal recovered")
+    at.button(key="overrides_clear").click().run()
+    assert not at.exception
+    assert pending_request(PanicClock(console_env)) is None
+    assert any("request was withdrawn" in s.value for s in at.success)
+    assert AuditTrail(console_env).entries()[-1].action == "force_calm_withdrawn"

@@ -4,9 +4,9 @@ import pytest
 from redis.exceptions import ResponseError
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, end_panic, force_clear, start_panic, write_access
+from breaker.ops import AuditTrail, Principal, end_panic, force_clear, start_panic
 
-ALICE = write_access(embedded=False, operator="alice")
+ALICE = Principal.of("alice")
 
 
 def _writes(clock, trail, now):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import subprocess
@@ -18,6 +17,8 @@ from breaker.ops.approvals import pending_request
 from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
 from breaker.ops.credentials import verify_password
+from breaker.ops.roles import Principal
+from breaker.ops.tokens import TokenStore
 from breaker.override import OVERRIDE_KEY_NAME, parse_override
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +35,27 @@ def _restore_breaker_logger():
     logger.propagate = saved[2]
 
 
+def mint(client, name, role="operator", expires_s=None):
+    """An API token for ``name`` as an admin would issue it (its token_create entry is left out of ``actions``)."""
+    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of("root", "admin"), name=name, role=role,
+                                         expires_s=expires_s, why="test")
+    return token
+
+
 @pytest.fixture
-def run(real_redis, redis_url):
-    """Invoke the CLI in-process (click's runner) with REDIS_URL pointing at the test server."""
+def alice_token(real_redis):
+    return mint(real_redis, "alice", "operator")
+
+
+@pytest.fixture
+def run(real_redis, redis_url, alice_token):
+    """Invoke the CLI in-process (click's runner) with REDIS_URL pointing at the test server, as alice (an
+    operator's API token in VIX_BREAKER_TOKEN) unless ``env`` says otherwise."""
     runner = CliRunner()
 
     def invoke(*args, input=None, env=None):
-        return runner.invoke(cli, list(args), input=input, env={"REDIS_URL": redis_url, **(env or {})})
+        return runner.invoke(cli, list(args), input=input,
+                             env={"REDIS_URL": redis_url, "VIX_BREAKER_TOKEN": alice_token, **(env or {})})
 
     return invoke
 
@@ -50,7 +65,7 @@ def doc(result):
 
 
 def actions(client):
-    return [entry.action for entry in AuditTrail(client).entries()]
+    return [entry.action for entry in AuditTrail(client).entries() if entry.action != "token_create"]
 
 
 def test_version_answers_without_redis():
@@ -106,16 +121,18 @@ def test_panic_start_asks_and_a_no_writes_nothing(run, real_redis):
 
 
 def test_panic_start_confirmed_writes_and_audits(run, real_redis):
-    """'y' starts a back-dated panic, audited once with --who and --why; --json says what was written."""
-    result = run("panic", "start", "--why", "runbook drill", "--who", "alice", "--back-date-min", "70",
+    """'y' starts a back-dated panic, audited once as the token's verified operator, with --why and the
+    credential kind; --json says what was written."""
+    result = run("panic", "start", "--why", "runbook drill", "--back-date-min", "70",
                  "--hold-min", "5", "--json", input="y\n")
     assert result.exit_code == 0, result.stderr
     started = doc(result)
     assert started["started"] is True and started["tier"] == 3 and started["hold_s"] == 300
     assert 299 <= real_redis.ttl("brain:panic_start_ts") <= 300
-    entries = AuditTrail(real_redis).entries()
-    assert [(e.action, e.who, e.why, e.tier) for e in entries] == [
-        ("panic_start", "alice (self-declared)", "runbook drill", 3)]
+    entries = AuditTrail(real_redis).entries()[1:]
+    assert [(e.action, e.who, e.why, e.tier, e.role) for e in entries] == [
+        ("panic_start", "alice", "runbook drill", 3, "operator")]
+    assert entries[0].auth.startswith("token:") and entries[0].auth[6:] in run("token", "list").stdout
     stored = float(real_redis.get("brain:panic_start_ts"))
     assert abs(stored - started["panic_start"]) < 1e-3
 
@@ -131,14 +148,14 @@ def test_running_panic_is_refused_unless_overwrite(run, real_redis):
     assert actions(real_redis) == ["panic_start", "panic_start"]
 
 
-def test_panic_end_deletes_and_audits_with_the_login_name(run, real_redis):
-    """panic end deletes the clock; --who defaults to the login name in the audit entry."""
+def test_panic_end_deletes_and_audits_with_the_verified_name(run, real_redis):
+    """panic end deletes the clock; the audit entry names the token's operator (no --who exists)."""
     PanicClock(real_redis).observe(real_redis.time()[0])
     result = run("panic", "end", "--why", "drill over", "--yes", "--json")
-    me = f"{getpass.getuser()} (self-declared)"  # the CLI checks no identity: its names are self-declared
-    assert result.exit_code == 0 and doc(result) == {"ok": True, "existed": True, "who": me}
+    assert result.exit_code == 0 and doc(result) == {"ok": True, "existed": True, "who": "alice"}
     assert real_redis.exists("brain:panic_start_ts") == 0
-    assert [(e.action, e.who) for e in AuditTrail(real_redis).entries()] == [("panic_end", me)]
+    assert [(e.action, e.who) for e in AuditTrail(real_redis).entries()][1:] == [("panic_end", "alice")]
+    assert run("panic", "end", "--why", "x", "--who", "bob", "--yes").exit_code == 2  # --who is gone
 
 
 def test_clear_needs_a_real_reason_and_records_the_zombie_verdict(run, real_redis):
@@ -157,11 +174,10 @@ def test_clear_needs_a_real_reason_and_records_the_zombie_verdict(run, real_redi
 
 def test_override_set_extend_clear(run, real_redis):
     """override set stores the SPEC 7 JSON, extend moves its end, clear removes it: three audit entries."""
-    result = run("override", "set", "force_full", "--minutes", "10", "--why", "bad feed", "--who", "bob", "--yes",
-                 "--json")
+    result = run("override", "set", "force_full", "--minutes", "10", "--why", "bad feed", "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     stored = parse_override(real_redis.get(f"brain:{OVERRIDE_KEY_NAME}"))
-    assert stored.mode == "force_full" and stored.who == "bob (self-declared)" and stored.why == "bad feed"
+    assert stored.mode == "force_full" and stored.who == "alice" and stored.why == "bad feed"
     assert doc(result)["override"] == json.loads(stored.to_json())
     extended = run("override", "extend", "--minutes", "5", "--why", "still bad", "--yes", "--json")
     assert extended.exit_code == 0
@@ -228,16 +244,16 @@ def test_hash_password_prompts_twice_or_reads_stdin(run):
     assert run("hash-password", "--stdin", input="\n").exit_code == 2
 
 
-def test_real_subprocess_commands_and_python_m(redis_url, real_redis):
+def test_real_subprocess_commands_and_python_m(redis_url, real_redis, alice_token):
     """The installed entry point's module runs as a process: --version, a confirmed write, status --json."""
-    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "VIX_BREAKER_TOKEN": alice_token}
 
     def cli_process(*args, input=None):
         return subprocess.run([sys.executable, "-m", "breaker", *args], cwd=ROOT, env=env, input=input,
                               capture_output=True, text=True, timeout=60)
 
     assert cli_process("--version").stdout.strip() == f"vix-breaker {__version__}"
-    started = cli_process("panic", "start", "--why", "subprocess drill", "--who", "ci", input="y\n")
+    started = cli_process("panic", "start", "--why", "subprocess drill", input="y\n")
     assert started.returncode == 0, started.stderr
     assert "Continue? [y/N]" in started.stderr
     status = json.loads(cli_process("--json", "status").stdout)
@@ -247,9 +263,9 @@ def test_real_subprocess_commands_and_python_m(redis_url, real_redis):
     assert actions(real_redis) == ["panic_start"]
 
 
-def test_every_command_as_a_real_process(redis_url, real_redis):
+def test_every_command_as_a_real_process(redis_url, real_redis, alice_token):
     """Each command, run as `python -m breaker … --json`, exits as documented and prints one JSON document."""
-    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "VIX_BREAKER_TOKEN": alice_token}
     steps = [
         (["status"], None, 0), (["fleet"], None, 0),
         (["panic", "start", "--why", "drill", "--yes"], None, 0),
@@ -257,7 +273,12 @@ def test_every_command_as_a_real_process(redis_url, real_redis):
         (["override", "set", "force_calm", "--minutes", "5", "--why", "stuck signal", "--yes"], None, 0),  # a request
         (["override", "set", "force_full", "--minutes", "5", "--why", "feed incident", "--yes"], None, 0),
         (["override", "extend", "--minutes", "5", "--why", "still stuck", "--yes"], None, 0),
+        (["override", "pending"], None, 0),
         (["override", "clear", "--why", "signal fixed", "--yes"], None, 0),
+        (["whoami"], None, 0), (["token", "list"], None, 0),
+        (["token", "create", "ci", "--role", "viewer"], None, 3),  # alice is no admin
+        (["token", "revoke", "abc"], None, 3),
+        (["override", "approve", "abc", "--digest", "x", "--yes"], None, 3),
         (["panic", "end", "--why", "drill over", "--yes"], None, 0),
         (["clear", "--why", "zombie after failover", "--yes"], None, 0),
         (["history", "--limit", "50"], None, 0),
@@ -269,20 +290,24 @@ def test_every_command_as_a_real_process(redis_url, real_redis):
         assert done.returncode == expected, (args, done.stderr)
         assert json.loads(done.stdout)["ok"] is (expected == 0), args
     assert actions(real_redis) == ["panic_start", "force_calm_requested", "override_set", "override_extend",
-                                   "override_clear", "panic_end", "zombie_clear"]
+                                   "override_clear", "force_calm_withdrawn", "panic_end", "zombie_clear"]
 
 
 def test_force_calm_is_a_request_under_the_two_person_rule(run, real_redis):
-    """The CLI always targets a real Redis: force_calm files a request (no override) unless the rule is off."""
+    """The CLI always targets a real Redis: force_calm files a request (no override). Turning the rule off in
+    one's own shell makes a direct force_calm break-glass: refused to an operator, an admin's is audited so."""
     requested = run("override", "set", "force_calm", "--minutes", "20", "--why", "stuck signal", "--yes", "--json")
     assert requested.exit_code == 0, requested.output
     assert doc(requested)["requested"]["minutes"] == 20
     assert real_redis.exists(f"brain:{OVERRIDE_KEY_NAME}") == 0
     assert pending_request(PanicClock(real_redis)) is not None
+    alone = run("override", "set", "force_calm", "--minutes", "20", "--why", "stuck signal", "--yes", "--json",
+                env={"BREAKER_TWO_PERSON_RULE": "false"})
+    assert alone.exit_code == 3 and "admin" in doc(alone)["error"]
     direct = run("override", "set", "force_calm", "--minutes", "20", "--why", "stuck signal", "--yes", "--json",
-                 env={"BREAKER_TWO_PERSON_RULE": "false"})
+                 env={"BREAKER_TWO_PERSON_RULE": "false", "VIX_BREAKER_TOKEN": mint(real_redis, "root", "admin")})
     assert direct.exit_code == 0 and doc(direct)["override"]["mode"] == "force_calm"
-    assert actions(real_redis) == ["force_calm_requested", "override_set"]
+    assert actions(real_redis) == ["force_calm_requested", "override_set", "break_glass"]
 
 
 
@@ -304,17 +329,16 @@ def test_key_prefix_option_is_checked_as_the_setting_is():
 def test_extending_force_calm_under_the_two_person_rule_is_refused(run, real_redis):
     """An approved force_calm is not lengthened by one operator alone: `override extend` exits 3, nothing written;
     force_full still extends (the rule is about force_calm)."""
-    from breaker.ops.access import WriteAccess
     from breaker.ops.overrides import read_override, set_override
 
     clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
-    approved = set_override(clock, trail, WriteAccess(True, "alice, approved by bob", verified=True),
-                            mode="force_calm", minutes=5, why="stuck signal")
+    approved = set_override(clock, trail, Principal.of("alice, approved by bob"), mode="force_calm", minutes=5,
+                            why="stuck signal")
     refused = run("override", "extend", "--minutes", "30", "--why", "longer", "--yes", "--json")
     assert refused.exit_code == 3, refused.output
     assert "two-person" in doc(refused)["error"]
     assert read_override(clock).override.until == approved.until and actions(real_redis) == ["override_set"]
-    set_override(clock, trail, WriteAccess(True, "alice"), mode="force_full", minutes=5, why="data incident")
+    set_override(clock, trail, Principal.of("alice"), mode="force_full", minutes=5, why="data incident")
     assert run("override", "extend", "--minutes", "30", "--why", "longer", "--yes").exit_code == 0
 
 
@@ -352,17 +376,21 @@ def test_human_output_shows_control_characters_as_escapes(run, real_redis):
     beat = beat_json(host="h", pid=42, started=now - 60, interval_s=1.0, calls={"NORMAL": 1}, fail_safe=0, tiers={},
                      override=None, error="boom\nweb-9:1:ffff  calm  0.1 s", version="0.1.0", seen=now)
     real_redis.hset(f"brain:{WORKERS_KEY_NAME}", hostile, beat)
-    run("override", "set", "force_full", "--minutes", "5", "--who", "mallory\x1b[31m", "--why", "a\rb", "--yes")
+    shared = {"VIX_BREAKER_TOKEN": None, "BREAKER_OPERATOR_PASSWORD": "pw", "VIX_BREAKER_PASSWORD": "pw",
+              "BREAKER_SECRETS_FILE": "/nonexistent"}
+    run("override", "set", "force_full", "--minutes", "5", "--why", "a\rb", "--yes",
+        env={**shared, "VIX_BREAKER_USER": "mallory\x1b[31m"})
     for command in ("fleet", "status", "history"):
         out = run(command).stdout
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out, command
     fleet = run("fleet").stdout
     assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
-    requested = run("override", "set", "force_calm", "--minutes", "5", "--who", "eve\x1b]0;pwned\x07", "--why", "w",
-                    "--yes")
-    refused = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes")  # eve's request waits
-    assert requested.exit_code == 0 and refused.exit_code == 3
-    assert "\x1b" not in refused.stderr and "\\x1b]0;pwned" in refused.stderr  # OSC: click strips only CSI
+    requested = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes",
+                    env={**shared, "VIX_BREAKER_USER": "eve\x1b]0;pwned\x07"})  # refused: a self-declared name
+    assert requested.exit_code == 3
+    assert "\x1b" not in requested.stderr and "\\x1b]0;pwned" in requested.stderr  # OSC: click strips only CSI
+    with pytest.raises(ValueError, match="letters, digits"):
+        mint(real_redis, "eve\x1b]0;pwned\x07")
 
 
 def test_hash_password_needs_no_redis_and_ignores_a_broken_redis_url(run):

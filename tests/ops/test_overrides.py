@@ -9,7 +9,7 @@ from breaker.ops import (
     AuditTrail,
     NoActiveOverride,
     OverrideTooLong,
-    WriteAccess,
+    Principal,
     WriteRefused,
     clear_override,
     extend_override,
@@ -18,7 +18,7 @@ from breaker.ops import (
 )
 from breaker.ops.overrides import AuditUnwritable
 
-ALICE = WriteAccess(True, "alice")
+ALICE = Principal.of("alice")
 KEY = "brain:panic_override"
 
 
@@ -63,7 +63,7 @@ def test_without_the_right_to_write_nothing_is_written(real_redis, tools):
     """A read-only session is refused before anything is written."""
     clock, trail = tools
     with pytest.raises(WriteRefused):
-        set_override(clock, trail, WriteAccess(False, "anonymous", "read-only"), mode="force_full", minutes=1,
+        set_override(clock, trail, Principal.anonymous(), mode="force_full", minutes=1,
                      why="x")
     assert not real_redis.exists(KEY)
 
@@ -72,7 +72,7 @@ def test_extend_moves_the_end_and_is_bounded_from_now(real_redis, tools):
     """extend adds minutes to the end in force, at most max_minutes from now; audited as override_extend."""
     clock, trail = tools
     first = set_override(clock, trail, ALICE, mode="force_calm", minutes=30, why="stuck")
-    extended = extend_override(clock, trail, WriteAccess(True, "bob"), minutes=20, why="still stuck")
+    extended = extend_override(clock, trail, Principal.of("bob"), minutes=20, why="still stuck")
     assert extended.until == first.until + 1200 and extended.mode is OverrideMode.FORCE_CALM
     assert extended.who == "bob" and extended.since == first.since
     with pytest.raises(OverrideTooLong):

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..access import WriteAccess
 from ..audit import AuditTrail
+from ..roles import WriteAccess
 from .marker import send_command
 from .scenario import InvalidScenario, check_speed, load_scenario
 
@@ -32,7 +32,7 @@ def control_demo(client: Any, trail: AuditTrail, access: WriteAccess, *, embedde
     """Queue a play / pause / resume / stop for the conductor, audited; refused outside the sandbox."""
     if not embedded:
         raise NotASandbox("the demo control works on the console's embedded server only")
-    access.require(f"demo {action}")
+    access.require(f"demo {action}", "drill")
     options: dict[str, Any] = {}
     if action == "play":
         try:
@@ -41,4 +41,4 @@ def control_demo(client: Any, trail: AuditTrail, access: WriteAccess, *, embedde
             raise ValueError(str(exc)) from None
         options = {"scenario": scenario, "speed": None if speed is None else check_speed(speed)}
     send_command(client, prefix, action, **options)
-    trail.record(who=access.who, action=f"demo_{action}", why="demo control", **options)
+    trail.record(**access.audit(), who=access.who, action=f"demo_{action}", why="demo control", **options)

@@ -1,0 +1,149 @@
+"""Figure R: operator reads at 1 000, 10 000, 50 000 and 100 000 heartbeats on one server (issues 21 and 24).
+
+The hash is built in the beat writer's format (``heartbeat.beat_json``) in pipelined batches. Per size: a scrape
+(``FleetCollector.collect``, what the exporter runs), ``vix-breaker status`` and ``vix-breaker fleet`` (default
+output) run in-process through click's runner (no interpreter start-up), the median of a few runs each; and the
+server's side of one scrape-style read from SLOWLOG with a 0 µs threshold: the sum of its commands' durations and
+the longest single command (a MULTI/EXEC counts as its EXEC). Reported, not judged: the O(1) summaries that make
+these flat belong to a later change (per-interval aggregates written by the workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+import time
+from collections.abc import Iterator
+
+import structlog
+from click.testing import CliRunner
+
+from breaker import PanicClock
+from breaker.heartbeat import beat_json
+from breaker.ops.cli import cli
+from breaker.ops.exporter import FleetCollector
+from breaker.ops.fleet import read_fleet
+
+from .harness import BenchServer
+from .table import Row
+
+SIZES = (1_000, 10_000, 50_000, 100_000)
+RUNS = 3
+BATCH = 5_000
+PREFIX = "bench:reads:"
+
+
+def write_beats(client, count: int, now: float) -> None:
+    """``count`` heartbeats (one in 10 fail-safe, half in panic) at ``now``, interval 10 s: none turns stale
+    during the figure."""
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, count, BATCH):
+        mapping = {}
+        for i in range(start, min(count, start + BATCH)):
+            mapping[f"host{i // 16}:{1000 + i}:{i % 65536:04x}"] = beat_json(
+                host=f"host{i // 16}", pid=1000 + i, started=now - 900, interval_s=10.0,
+                calls={"PANIC_PARTIAL": 40} if i % 2 else {"NORMAL": 40}, fail_safe=4 if i % 10 == 0 else 0,
+                tiers={"high_stakes": 1, "low_stakes": 2} if i % 2 else {}, override=None, error=None,
+                version="0.1.0", seen=now)
+        pipe.hset(f"{PREFIX}workers", mapping=mapping)
+    pipe.execute()
+
+
+def _median_ms(call) -> float:
+    timings = []
+    for _ in range(RUNS):
+        began = time.perf_counter()
+        call()
+        timings.append((time.perf_counter() - began) * 1000)
+    return statistics.median(timings)
+
+
+def _server_side(client, clock: PanicClock) -> tuple[float, float, int, float]:
+    """(sum of command durations in ms, longest command in ms, commands) of one scrape-style read, and the
+    duration of one HGETALL of the hash (the earlier read_fleet's single command) for comparison."""
+    old = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    old_len = client.config_get("slowlog-max-len")["slowlog-max-len"]
+    client.config_set("slowlog-max-len", 10_000)
+    client.config_set("slowlog-log-slower-than", 0)
+    client.slowlog_reset()
+    try:
+        read_fleet(clock, prune=False)
+        entries = client.slowlog_get(10_000)
+        client.slowlog_reset()
+        client.execute_command("HGETALL", f"{PREFIX}workers", NEVER_DECODE=True)  # what read_fleet sent before
+        hgetall = [e["duration"] / 1000 for e in client.slowlog_get(10) if e["command"].startswith(b"HGETALL")]
+    finally:
+        client.config_set("slowlog-log-slower-than", old)
+        client.config_set("slowlog-max-len", old_len)
+    entries = [e for e in entries if e["command"].split(b" ")[0].upper() not in (b"CONFIG", b"SLOWLOG")]
+    durations = [e["duration"] / 1000 for e in entries]
+    return sum(durations), max(durations, default=0.0), len(entries), max(hgetall, default=0.0)
+
+
+def operator_reads(bench: BenchServer) -> list[Row]:
+    client = bench.client
+    clock = PanicClock(client, key_prefix=PREFIX)
+    runner = CliRunner()
+    env = {"REDIS_URL": bench.url, "BREAKER_KEY_PREFIX": PREFIX}
+    rows = []
+    with _logging_kept():  # the CLI configures logging for its process: the run's error counter must stay
+        for size in SIZES:
+            rows += _one_size(bench, clock, runner, env, size)
+    client.delete(f"{PREFIX}workers", f"{PREFIX}workers_prune_cursor", clock.start_key, clock.last_seen_key)
+    return rows
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    logger = logging.getLogger("breaker")
+    saved = (list(logger.handlers), logger.level, logger.propagate, structlog.get_config())
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+        structlog.configure(**saved[3])
+
+
+def _one_size(bench: BenchServer, clock: PanicClock, runner: CliRunner, env: dict[str, str], size: int) -> list[Row]:
+    client = bench.client
+    rows = []
+    client.delete(f"{PREFIX}workers")
+    now = float(client.time()[0])
+    write_beats(client, size, now)
+    clock.observe(now - 600)
+    collector = FleetCollector(clock, interval_s=10.0)
+    list(collector.collect())  # warm
+    scrape = _median_ms(lambda: list(collector.collect()))
+    status = _median_ms(lambda: runner.invoke(cli, ["status"], env=env))
+    fleet = _median_ms(lambda: runner.invoke(cli, ["fleet"], env=env))
+    server_ms, longest_ms, commands, hgetall_ms = _server_side(client, clock)
+    view = read_fleet(clock, prune=False)
+    read = "all" if view.complete else f"{view.scanned:,} of {view.fields_total:,}"
+    rows.append(Row("R", f"operator reads, {size:,} heartbeats: scrape / `status` / `fleet` (median of {RUNS}; "
+                         f"heartbeats read: {read})",
+                    f"{scrape:,.0f} / {status:,.0f} / {fleet:,.0f} ms"))
+    rows.append(Row("R", f"operator reads, {size:,} heartbeats: server time of one `read_fleet` (SLOWLOG: "
+                         f"sum, longest command, commands)",
+                    f"{server_ms:.2f} ms, {longest_ms:.2f} ms, {commands}",
+                    baseline=f"HGETALL alone: {hgetall_ms:.2f} ms"))
+    return rows
+
+
+def main() -> None:
+    """``python -m bench.operator_reads``: figure R alone, on its own embedded server."""
+    from .harness import configure_bench_logging
+    from .table import render
+
+    configure_bench_logging("INFO")
+    bench = BenchServer.start()
+    try:
+        print(render(operator_reads(bench)))
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    main()
