@@ -75,9 +75,12 @@ class Window:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     def digest(self) -> str:
-        """What an approval is bound to: id, mode, times, who and why (not the state or the approval itself)."""
-        content = json.dumps([self.id, self.mode.value, self.since, self.until, self.who, self.why,
-                              self.requested_by], ensure_ascii=False)
+        """What an approval is bound to: id, mode, times, who and why, and the requester's canonical name and
+        credential kind when stored (not the state or the approval itself)."""
+        bound = [self.id, self.mode.value, self.since, self.until, self.who, self.why, self.requested_by]
+        if "requester_canonical" in self.extra or "requester_auth" in self.extra:  # who asked, as verified (v3)
+            bound += [self.extra.get("requester_canonical"), self.extra.get("requester_auth")]
+        content = json.dumps(bound, ensure_ascii=False)
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
     def until_for(self, max_s: float) -> float:
@@ -189,7 +192,7 @@ class Step:
 
 def _audit(action: str, window: Window, now: float, **detail: Any) -> dict[str, Any]:
     return dict(who=window.who, action=action, why=window.why, at=now, window=window.id, mode=window.mode.value,
-                since=window.since, until=window.until, **detail)
+                since=window.since, until=window.until, auth="worker", role="", **detail)
 
 
 def plan_step(rows: Sequence[Any], override_raw: Any, now: float, max_s: float) -> Step:

@@ -22,11 +22,12 @@ from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, OverrideMode
 from ..schedule import SCHEDULE_KEY_NAME, InvalidWindow, Window, ms, parse_window
-from .access import WriteAccess, WriteRefused
-from .approvals import ApprovalRefused, same_person
+from .approvals import ApprovalRefused
 from .audit import AuditTrail
 from .audited_write import Planned, audited_write
 from .overrides import DEFAULT_MAX_MINUTES, check_minutes
+from .roles import SELF_DECLARED, WriteAccess, WriteRefused, canonical_name
+from .tokens import TOKENS_KEY_NAME, token_creator
 
 MAX_PLANNED = 32
 MAX_AHEAD_DAYS = 30
@@ -137,9 +138,16 @@ def schedule_override(
 
     Refused (``ScheduleRefused``, nothing written) when it would overlap a live window, start in the past or
     more than ``MAX_AHEAD_DAYS`` ahead, or make more than ``MAX_PLANNED`` live windows; ``OverrideTooLong``
-    above ``max_minutes``. A ``force_calm`` under the two-person rule is stored waiting for approval."""
-    access.require("scheduling an override")
+    above ``max_minutes``. A ``force_calm`` under the two-person rule is stored waiting for approval, bound to
+    the requester's canonical name and credential kind; without the rule outside the sandbox it is break-glass.
+    Role checks (``roles.WRITES``): ``override_schedule`` (force_full), ``override_schedule_calm`` (force_calm),
+    ``break_glass`` (force_calm without a second person on a real target)."""
     mode = OverrideMode(mode)
+    calm = mode is OverrideMode.FORCE_CALM
+    break_glass = calm and not two_person_rule and access.auth != "sandbox"
+    access.require("scheduling an override", "override_schedule_calm" if calm else "override_schedule")
+    if break_glass:
+        access.require("scheduling force_calm without a second person (break-glass)", "break_glass")
     length_s = check_minutes(minutes, max_minutes) * 60.0
     reason = _check_why(why)
     if (start is None) == (after_s is None):
@@ -170,8 +178,8 @@ def schedule_override(
             raise ScheduleRefused(f"{len(live)} windows are already planned: at most {MAX_PLANNED}; cancel one first")
         needs_approval = mode is OverrideMode.FORCE_CALM and two_person_rule
         window = Window(uuid.uuid4().hex[:12], mode, access.who, reason, since, until, at=ms(now),
-                        requested_by=access.who if mode is OverrideMode.FORCE_CALM else None,
-                        approved=not needs_approval, approved_by=None)
+                        requested_by=access.who if calm else None, approved=not needs_approval, approved_by=None,
+                        extra={"requester_canonical": access.canonical, "requester_auth": access.auth} if calm else {})
         pruned = _prunable(windows, invalid, now)
 
         def queue(tx: Any) -> None:
@@ -181,7 +189,8 @@ def schedule_override(
 
         return Planned(dict(who=access.who, action="override_schedule", why=reason, at=now, window=window.id,
                             mode=mode.value, since=since, until=until, needs_approval=needs_approval,
-                            digest=window.digest(), pruned=len(pruned), key=key), queue, window)
+                            digest=window.digest(), pruned=len(pruned), key=key,
+                            **({"break_glass": True} if break_glass else {}), **access.audit()), queue, window)
 
     return audited_write(clock.client, trail, watch=(key,), plan=plan)
 
@@ -196,7 +205,7 @@ def _find(windows: list[tuple[Any, Window]], window_id: str) -> tuple[Any, Windo
 def cancel_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, window_id: str, why: str) -> Window:
     """Remove window ``window_id``; when the override in force is that window's, delete it too (workers go back
     to their own answers within one interval). One audit entry says whether an override was ended."""
-    access.require("cancelling a scheduled override")
+    access.require("cancelling a scheduled override", "override_schedule_cancel")
     reason = _check_why(why)
     key, target = schedule_key(clock), f"{clock.key_prefix}{OVERRIDE_KEY_NAME}"
 
@@ -214,7 +223,8 @@ def cancel_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, 
 
         return Planned(dict(who=access.who, action="override_schedule_cancel", why=reason, at=now, window=window.id,
                             mode=window.mode.value, since=window.since, until=window.until, state=window.state,
-                            ended_override=ends_override, pruned=len(pruned), key=key), queue, window)
+                            ended_override=ends_override, pruned=len(pruned), key=key, **access.audit()), queue,
+                       window)
 
     return audited_write(clock.client, trail, watch=(key, target), plan=plan)
 
@@ -232,15 +242,14 @@ def _materialized_id(raw: Any) -> str | None:
 
 
 def approve_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, window_id: str,
-                   digest: str | None = None) -> Window:
-    """A second, verified operator approves the ``force_calm`` window ``window_id`` before it opens. ``digest``
-    (``Window.digest`` of what the approver was shown) binds the approval to that content: a window changed
-    since is refused. Refused for the requester, an unverified operator, a window already open or not pending."""
-    access.require("approving a scheduled force_calm")
-    if not access.verified:
-        raise ApprovalRefused("approving force_calm refused: it needs a verified operator (own password or SSO), "
-                              f"not {access.who}")
-    key = schedule_key(clock)
+                   digest: str) -> Window:
+    """A second verified identity with the approver role (``override_window_approve``) approves the ``force_calm``
+    window ``window_id`` before it opens. ``digest`` (``Window.digest`` of what the approver was shown) binds the
+    approval to that content and to the requester's identity: a window changed since is refused. Refused for the
+    requester (canonical names), for a pair in which one issued the other's API token, a window already open or
+    not pending."""
+    access.require("approving a scheduled force_calm", "override_window_approve")
+    key, tokens = schedule_key(clock), f"{clock.key_prefix}{TOKENS_KEY_NAME}"
 
     def plan(pipe: Any) -> Planned[Window]:
         windows, _ = _stored(pipe, key)
@@ -250,10 +259,18 @@ def approve_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *,
             raise ScheduleRefused(f"window {window.id} is not waiting for approval")
         if window.since <= now:
             raise ScheduleRefused(f"window {window.id} has opened unapproved: it does not apply; schedule it again")
-        if same_person(window.requested_by or window.who, access.who):
+        requester = str(window.extra.get("requester_canonical") or canonical_name(
+            (window.requested_by or window.who).removesuffix(SELF_DECLARED)))
+        requester_auth = str(window.extra.get("requester_auth") or "")
+        if requester == access.canonical:
             raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
-        if digest is not None and digest != window.digest():
+        if (digest or "").strip() != window.digest():
             raise ApprovalRefused(f"window {window.id} changed since you saw it: read it again before approving")
+        issued = {auth: token_creator(pipe.hget(tokens, auth.removeprefix("token:")))
+                  for auth in (requester_auth, access.auth) if auth.startswith("token:")}
+        if issued.get(access.auth) == requester or issued.get(requester_auth) == access.canonical:
+            raise ApprovalRefused("approving force_calm refused: one of you issued the other's API token, so the "
+                                  "two may be one person")
         approved = replace(window, approved=True, approved_by=access.who)
 
         def queue(tx: Any) -> None:
@@ -262,10 +279,11 @@ def approve_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *,
 
         return Planned(dict(who=access.who, action="force_calm_approved", why=window.why, at=now, window=window.id,
                             mode=window.mode.value, since=window.since, until=window.until,
-                            requested_by=window.requested_by, approved_by=access.who, digest=window.digest(),
-                            key=key), queue, approved)
+                            requested_by=window.requested_by, requested_by_auth=requester_auth,
+                            approved_by=access.who, approved_by_auth=access.auth, digest=window.digest(), key=key,
+                            **access.audit()), queue, approved)
 
-    return audited_write(clock.client, trail, watch=(key,), plan=plan)
+    return audited_write(clock.client, trail, watch=(key, tokens), plan=plan)
 
 
 UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

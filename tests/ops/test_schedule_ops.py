@@ -8,7 +8,8 @@ import json
 import pytest
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, OverrideTooLong, WriteAccess, WriteRefused
+from breaker.ops import AuditTrail, OverrideTooLong, WriteRefused
+from breaker.ops.roles import Principal
 from breaker.ops.approvals import ApprovalRefused
 from breaker.ops.audited_write import AuditUnavailable
 from breaker.ops.schedule import (
@@ -26,8 +27,8 @@ from breaker.ops.schedule import (
 from breaker.override import parse_override
 from breaker.schedule import APPLIED, NONE, SKIPPED, Window, ms, run_step
 
-ALICE = WriteAccess(True, "alice", verified=True)
-BOB = WriteAccess(True, "bob", verified=True)
+ALICE = Principal.of("alice", "operator")
+BOB = Principal.of("bob", "approver")
 SKEY, OKEY = "brain:override_schedule", "brain:panic_override"
 
 
@@ -145,7 +146,7 @@ def test_bad_start_arguments_are_refused(real_redis, tools):
 
 def test_without_the_right_to_write_nothing_is_written(real_redis, tools):
     clock, trail = tools
-    reader = WriteAccess(False, "anonymous", "read-only")
+    reader = Principal.anonymous()
     with pytest.raises(WriteRefused):
         plan(tools, who=reader)
     window = plan(tools)
@@ -257,7 +258,7 @@ def test_an_unapproved_scheduled_force_calm_is_skipped_at_its_start(real_redis, 
 
 
 def test_force_calm_without_the_rule_needs_no_approval(real_redis, tools):
-    window = plan(tools, "force_calm", after_s=1, two_person_rule=False)
+    window = plan(tools, "force_calm", after_s=1, two_person_rule=False, who=Principal.sandbox())
     assert window.approved and step(real_redis, now=window.since) == (APPLIED, window.id)
 
 
@@ -266,16 +267,18 @@ def test_approval_refusals(real_redis, tools):
     clock, trail = tools
     window = plan(tools, "force_calm", after_s=60, two_person_rule=True)
     with pytest.raises(ApprovalRefused, match="requester"):
-        approve_window(clock, trail, WriteAccess(True, " ALICE", verified=True), window_id=window.id)
-    with pytest.raises(ApprovalRefused, match="verified"):
-        approve_window(clock, trail, WriteAccess(True, "bob (self-declared)"), window_id=window.id)
+        approve_window(clock, trail, Principal.of(" ALICE", "admin"), window_id=window.id,
+                       digest=window.digest())
+    with pytest.raises(WriteRefused, match="self-declared"):
+        approve_window(clock, trail, Principal.of("bob", "admin", "shared"), window_id=window.id,
+                       digest=window.digest())
     with pytest.raises(ApprovalRefused, match="changed"):
         approve_window(clock, trail, BOB, window_id=window.id, digest="0" * 16)
     with pytest.raises(NoSuchWindow):
-        approve_window(clock, trail, BOB, window_id="nope")
+        approve_window(clock, trail, BOB, window_id="nope", digest="0" * 16)
     full = plan(tools, "force_full", start=window.until)
     with pytest.raises(ScheduleRefused, match="not waiting"):
-        approve_window(clock, trail, BOB, window_id=full.id)
+        approve_window(clock, trail, BOB, window_id=full.id, digest=full.digest())
     assert actions(trail) == ["override_schedule", "override_schedule"]
     assert members(real_redis)[0]["approved"] is False
 
@@ -284,7 +287,7 @@ def test_a_window_already_open_cannot_be_approved(real_redis, tools):
     clock, trail = tools
     window = plan(tools, "force_calm", after_s=0, two_person_rule=True)
     with pytest.raises(ScheduleRefused, match="opened unapproved"):
-        approve_window(clock, trail, BOB, window_id=window.id)
+        approve_window(clock, trail, BOB, window_id=window.id, digest=window.digest())
 
 
 def test_a_skipped_window_does_not_block_its_slot(real_redis, tools):
