@@ -16,7 +16,7 @@ from ..schedule import Window
 from .approvals import two_person_rule_applies
 from .cli import EXIT_USAGE, CliError, Session, _access, _confirm, emit, json_option, override, write_options
 from .report import table, when
-from .schedule import cancel_window, parse_amount, parse_when, read_schedule, schedule_override
+from .schedule import approve_window, cancel_window, parse_amount, parse_when, read_schedule, schedule_override
 
 
 class When(click.ParamType):
@@ -63,14 +63,19 @@ def _approval(window: Window) -> str:
 @write_options
 @click.pass_context
 def override_schedule(ctx: click.Context, mode: str, start: tuple[float | None, float | None], minutes: float,
-                      why: str, who: str | None, yes: bool, as_json: bool) -> None:
-    """Plan the override MODE for a window (refused, exit 3: overlapping, too long, too many, in the past).
+                      why: str, yes: bool, as_json: bool) -> None:
+    """Plan the override MODE for a window (refused, exit 3: overlapping, too long, too many, in the past, or a
+    role that may not).
 
-    force_calm under the two-person rule is planned waiting for a second verified operator's approval in the
-    console; unapproved when it opens, it does not apply."""
+    force_calm needs a verified identity; under the two-person rule it is planned waiting for a second verified
+    approver (console, or `override approve-window`); unapproved when it opens, it does not apply. Without the
+    rule it is break-glass (a verified admin only)."""
     session: Session = ctx.obj
-    access = _access(who)
+    calm = mode == OverrideMode.FORCE_CALM.value
     rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
+    access = _access(session, "override_schedule_calm" if calm else "override_schedule", f"scheduling {mode}")
+    if calm and not rule:
+        access.require("scheduling force_calm without a second person (break-glass)", "break_glass")
     at, after_s = start
     _confirm(session, f"Schedule {mode} for {minutes:g} min", yes)
     try:
@@ -84,7 +89,7 @@ def override_schedule(ctx: click.Context, mode: str, start: tuple[float | None, 
     waiting = not window.approved
     emit(ctx, {"window": window_json(window, window.at)},
          f"{mode} scheduled from {when(window.since)} to {when(window.until)} (server time), id {window.id}"
-         + ("; waiting for a second verified operator's approval in the console (two-person rule)" if waiting
+         + ("; waiting for a second verified approver (console, or override approve-window; two-person rule)" if waiting
             else "") + f"; audited as {access.who}")
 
 
@@ -112,10 +117,10 @@ def override_list(ctx: click.Context, show_all: bool, as_json: bool) -> None:
 @click.argument("window_id", metavar="ID")
 @write_options
 @click.pass_context
-def override_cancel(ctx: click.Context, window_id: str, why: str, who: str | None, yes: bool, as_json: bool) -> None:
+def override_cancel(ctx: click.Context, window_id: str, why: str, yes: bool, as_json: bool) -> None:
     """Remove a planned window; if it is in force, its override ends too (workers follow within one interval)."""
     session: Session = ctx.obj
-    access = _access(who)
+    access = _access(session, "override_schedule_cancel", "cancelling a scheduled override")
     _confirm(session, f"Cancel window {window_id}", yes)
     try:
         window = cancel_window(session.clock(), session.trail(), access, window_id=window_id, why=why)
@@ -126,3 +131,21 @@ def override_cancel(ctx: click.Context, window_id: str, why: str, who: str | Non
     emit(ctx, {"cancelled": window.to_dict(), "who": access.who},
          f"window {window.id} ({window.mode.value}, {when(window.since)} to {when(window.until)}) cancelled"
          f"; audited as {access.who}")
+
+
+@override.command("approve-window")
+@click.argument("window_id", metavar="ID")
+@click.option("--digest", required=True, help="The window's digest as `override list` showed it.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def override_approve_window(ctx: click.Context, window_id: str, digest: str, yes: bool, as_json: bool) -> None:
+    """Approve another person's planned force_calm window ID before it opens (an approver's verified identity;
+    the digest binds what you read: a changed window is refused)."""
+    session: Session = ctx.obj
+    access = _access(session, "override_window_approve", "approving a scheduled force_calm")
+    _confirm(session, f"Approve scheduled force_calm window {window_id}", yes)
+    window = approve_window(session.clock(), session.trail(), access, window_id=window_id, digest=digest)
+    emit(ctx, {"window": window_json(window, window.at), "who": access.who},
+         f"window {window.id} (force_calm, {when(window.since)} to {when(window.until)}) approved; audited as "
+         f"{access.who}")

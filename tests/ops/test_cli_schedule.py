@@ -16,7 +16,9 @@ from click.testing import CliRunner
 from breaker import PanicClock
 from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
+from breaker.ops.roles import Principal
 from breaker.ops.schedule import parse_amount, parse_when
+from breaker.ops.tokens import TokenStore
 from breaker.schedule import run_step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +34,26 @@ def _restore_breaker_logger():
     logger.propagate = saved[2]
 
 
+def mint(client, name, role="operator"):
+    """An API token as an admin would issue it (its token_create entry is left out of ``actions``)."""
+    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of("root", "admin"), name=name, role=role,
+                                         expires_s=None, why="test")
+    return token
+
+
 @pytest.fixture
-def run(real_redis, redis_url):
+def alice_token(real_redis):
+    return mint(real_redis, "alice", "operator")
+
+
+@pytest.fixture
+def run(real_redis, redis_url, alice_token):
+    """The CLI in-process as alice (an operator's API token) unless ``env`` says otherwise."""
     runner = CliRunner()
 
     def invoke(*args, input=None, env=None):
-        return runner.invoke(cli, list(args), input=input, env={"REDIS_URL": redis_url, **(env or {})})
+        return runner.invoke(cli, list(args), input=input,
+                             env={"REDIS_URL": redis_url, "VIX_BREAKER_TOKEN": alice_token, **(env or {})})
 
     return invoke
 
@@ -47,7 +63,7 @@ def doc(result):
 
 
 def actions(client):
-    return [entry.action for entry in AuditTrail(client).entries()]
+    return [entry.action for entry in AuditTrail(client).entries() if entry.action != "token_create"]
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400), ("1d", 86400)])
@@ -75,10 +91,10 @@ def test_schedule_list_cancel_round(run, real_redis):
     """Schedule from +30s for 15m (server time), list it (human and --json), cancel it: three audit entries."""
     now = PanicClock(real_redis).server_now()
     done = run("override", "schedule", "force_full", "--start", "+30s", "--length", "15m", "--why", "cup final",
-               "--who", "ci", "--yes", "--json")
+               "--yes", "--json")
     assert done.exit_code == 0, done.output
     window = doc(done)["window"]
-    assert window["mode"] == "force_full" and window["who"] == "ci (self-declared)"
+    assert window["mode"] == "force_full" and window["who"] == "alice"
     assert window["since"] == pytest.approx(now + 30, abs=3) and window["until"] - window["since"] == 900
     listed = run("override", "list", "--json")
     assert listed.exit_code == 0
@@ -90,6 +106,8 @@ def test_schedule_list_cancel_round(run, real_redis):
     assert cancelled.exit_code == 0 and doc(cancelled)["cancelled"]["id"] == window["id"]
     assert doc(run("override", "list", "--json"))["windows"] == []
     assert actions(real_redis) == ["override_schedule", "override_schedule_cancel"]
+    entries = [e for e in AuditTrail(real_redis).entries() if e.action != "token_create"]
+    assert all(e.auth.startswith("token:") and e.role == "operator" for e in entries)
 
 
 def test_an_iso_start_is_taken_as_server_time(run, real_redis):
@@ -147,11 +165,61 @@ def test_force_calm_is_planned_waiting_for_approval(run, real_redis):
     """The CLI always talks to a real target: the two-person rule is on unless BREAKER_TWO_PERSON_RULE says off."""
     done = run("override", "schedule", "force_calm", "--start", "+1h", "--length", "15m", "--why", "feed migration",
                "--yes")
-    assert done.exit_code == 0 and "waiting for a second verified operator" in done.stdout
+    assert done.exit_code == 0 and "waiting for a second verified approver" in done.stdout
     assert "WAITING" in run("override", "list").stdout
+    lone = run("override", "schedule", "force_calm", "--start", "+3h", "--length", "15m", "--why", "y", "--yes",
+               "--json", env={"BREAKER_TWO_PERSON_RULE": "false"})
+    assert lone.exit_code == 3 and "break-glass" in doc(lone)["error"]  # an operator may not go it alone
     off = run("override", "schedule", "force_calm", "--start", "+3h", "--length", "15m", "--why", "y", "--yes",
-              "--json", env={"BREAKER_TWO_PERSON_RULE": "false"})
+              "--json", env={"BREAKER_TWO_PERSON_RULE": "false", "VIX_BREAKER_TOKEN": mint(real_redis, "ada", "admin")})
+    assert off.exit_code == 0, off.output
     assert doc(off)["window"]["approved"] is True
+
+
+def test_approve_window_binds_identity_and_digest(run, real_redis):
+    """`override approve-window ID --digest D`: the requester, a stale digest, an operator, and the issuer of the
+    requester's token are refused (exit 3, nothing written); another approver approves."""
+    done = run("override", "schedule", "force_calm", "--start", "+1h", "--length", "15m", "--why", "feed", "--yes",
+               "--json")
+    window = doc(done)["window"]
+    listed = doc(run("override", "list", "--json"))["windows"][0]
+    assert listed["digest"] == window["digest"] and listed["requester_canonical"] == "alice"
+    approve = ("override", "approve-window", window["id"], "--digest", window["digest"], "--yes", "--json")
+    approver = mint(real_redis, "bob", "approver")
+    refused = [
+        run(*approve),  # alice herself (an operator, too)
+        run(*approve, env={"VIX_BREAKER_TOKEN": mint(real_redis, "ALICE", "approver")}),  # the same person
+        run(*approve, env={"VIX_BREAKER_TOKEN": mint(real_redis, "root", "admin")}),  # issued alice's token
+        run(*approve[:4], "0" * 16, "--yes", "--json", env={"VIX_BREAKER_TOKEN": approver}),
+        run(*approve, env={"VIX_BREAKER_TOKEN": None}),  # no credentials
+    ]
+    assert [r.exit_code for r in refused] == [3] * 5, [r.output for r in refused]
+    assert "issued" in doc(refused[2])["error"] and "changed" in doc(refused[3])["error"]
+    assert actions(real_redis) == ["override_schedule"]
+    ok = run(*approve, env={"VIX_BREAKER_TOKEN": approver})
+    assert ok.exit_code == 0, ok.output
+    assert doc(ok)["window"]["approved_by"] == "bob"
+    assert actions(real_redis) == ["override_schedule", "force_calm_approved"]
+    entry = AuditTrail(real_redis).entries()[-1]
+    assert entry.role == "approver" and entry.auth.startswith("token:")
+
+
+def test_who_writes_comes_from_the_credentials(run, real_redis):
+    """No credentials, or a self-declared name scheduling force_calm: exit 3, nothing written; --who is gone."""
+    none = run("override", "schedule", "force_full", "--start", "+1h", "--length", "5m", "--why", "x", "--yes",
+               env={"VIX_BREAKER_TOKEN": None})
+    shared = {"VIX_BREAKER_TOKEN": None, "VIX_BREAKER_USER": "sam", "VIX_BREAKER_PASSWORD": "pw",
+              "BREAKER_OPERATOR_PASSWORD": "pw", "BREAKER_SECRETS_FILE": "/nonexistent"}
+    calm = run("override", "schedule", "force_calm", "--start", "+1h", "--length", "5m", "--why", "x", "--yes",
+               env=shared)
+    assert (none.exit_code, calm.exit_code) == (3, 3), (none.output, calm.output)
+    assert actions(real_redis) == []
+    full = run("override", "schedule", "force_full", "--start", "+1h", "--length", "5m", "--why", "x", "--yes",
+               "--json", env=shared)
+    assert full.exit_code == 0 and doc(full)["window"]["who"] == "sam (self-declared)"
+    assert AuditTrail(real_redis).entries()[-1].auth == "shared"
+    assert run("override", "schedule", "force_full", "--start", "+3h", "--length", "5m", "--why", "x", "--who",
+               "ci", "--yes").exit_code == 2
 
 
 def test_not_confirmed_writes_nothing(run, real_redis):
@@ -169,16 +237,16 @@ def test_cancel_mid_window_ends_its_override(run, real_redis):
     assert real_redis.get("brain:panic_override") is None
 
 
-def test_as_a_real_process(redis_url, real_redis):
+def test_as_a_real_process(redis_url, real_redis, alice_token):
     """`python -m breaker override schedule / list / cancel` as processes: exit statuses and JSON as documented."""
-    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "VIX_BREAKER_TOKEN": alice_token}
 
     def cli_process(*args):
         return subprocess.run([sys.executable, "-m", "breaker", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=60)
 
     done = cli_process("--json", "override", "schedule", "force_full", "--start", "+2h", "--length", "15m", "--why",
-                       "cup final", "--who", "ci", "--yes")
+                       "cup final", "--yes")
     assert done.returncode == 0, done.stderr
     window_id = json.loads(done.stdout)["window"]["id"]
     assert cli_process("override", "schedule", "force_full", "--start", "+2h", "--length", "15m", "--why", "again",
