@@ -12,8 +12,8 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import WriteAccess
-from breaker.ops.approvals import same_person
 from breaker.ops.overrides import OverrideReading
+from breaker.ops.roles import SELF_DECLARED, canonical_name
 from breaker.ops.schedule import (
     MAX_PLANNED,
     ScheduleReading,
@@ -73,31 +73,39 @@ def render_schedule(access: WriteAccess, override: OverrideReading | None) -> No
     else:
         st.caption("No windows planned.")
     _approvals(access, reading)
-    if not access.allowed:
-        return
     rule = two_person_rule_on()
     longest = float(get_target().settings.max_override_min)
     plan_col, cancel_col = st.columns(2)
     with plan_col.container(border=True):
         st.markdown("**Plan a window**")
-        mode = OverrideMode(st.radio("Mode", [m.value for m in OverrideMode], key="schedule_mode", horizontal=True))
+        locked = access.refusal("override_schedule") is not None
+        mode = OverrideMode(st.radio("Mode", [m.value for m in OverrideMode], key="schedule_mode", horizontal=True,
+                                     disabled=locked))
+        refusal = schedule_refusal(access, mode, rule)
+        if refusal:
+            st.caption(f"You cannot schedule {mode.value}: {md_text(refusal)}.")
         start = st.text_input("Window start (server time: ISO 8601, no zone = UTC; or +30s, +15m, +2h)", value="+15m",
-                              key="schedule_start")
+                              key="schedule_start", disabled=locked)
         minutes = st.number_input("Window length (min)", min_value=1.0, max_value=longest,
-                                  value=min(15.0, longest), step=1.0, format="%g", key="schedule_minutes")
-        why = st.text_input("Why this window (required, audited)", key="schedule_why")
+                                  value=min(15.0, longest), step=1.0, format="%g", key="schedule_minutes",
+                                  disabled=locked)
+        why = st.text_input("Why this window (required, audited)", key="schedule_why", disabled=locked)
         if mode is OverrideMode.FORCE_CALM and rule:
             st.caption("force_calm needs a second verified operator's approval before the window opens; "
                        "unapproved, it does not apply.")
-        if st.button("Schedule", key="schedule_submit", type="primary"):
+        if st.button("Schedule", key="schedule_submit", type="primary", disabled=bool(refusal)):
             _submit(mode, start, float(minutes), why, rule, longest)
     with cancel_col.container(border=True):
         st.markdown("**Remove a planned window**")
         live = reading.live()
+        cancel_refusal = access.refusal("override_schedule_cancel")
+        if cancel_refusal:
+            st.caption(f"You cannot remove a window: {md_text(cancel_refusal)}.")
+        off = not live or bool(cancel_refusal)
         chosen = st.selectbox("Window", [w.id for w in live], key="schedule_cancel_id",
-                              format_func=lambda wid: _describe(live, wid), disabled=not live)
-        cancel_why = st.text_input("Why remove it (required, audited)", key="schedule_cancel_why", disabled=not live)
-        if st.button("Remove window", key="schedule_cancel", disabled=not live) and chosen:
+                              format_func=lambda wid: _describe(live, wid), disabled=off)
+        cancel_why = st.text_input("Why remove it (required, audited)", key="schedule_cancel_why", disabled=off)
+        if st.button("Remove window", key="schedule_cancel", disabled=off) and chosen:
             if not cancel_why.strip():
                 st.error("Say why: the reason goes into the audit trail with your name.")
             else:
@@ -107,6 +115,25 @@ def render_schedule(access: WriteAccess, override: OverrideReading | None) -> No
                     _flash(f"Window {done.id} cancelled (an override it had put in force ended with it).")
     st.caption(f"At most {MAX_PLANNED} windows planned, none overlapping, each at most {longest:g} min "
                "(BREAKER_MAX_OVERRIDE_MIN). Scheduling, cancelling and each window's start and end are audited.")
+
+
+def schedule_refusal(access: WriteAccess, mode: OverrideMode, rule: bool) -> str | None:
+    """Why this session may not schedule ``mode`` (None: it may): the same ``roles.WRITES`` checks
+    ``schedule_override`` makes; a ``force_calm`` window without the rule outside the sandbox is break-glass."""
+    if mode is not OverrideMode.FORCE_CALM:
+        return access.refusal("override_schedule")
+    why = access.refusal("override_schedule_calm")
+    if why is None and not rule and access.auth != "sandbox":
+        why = access.refusal("break_glass")
+    return why
+
+
+def requested_by(window: Window, access: WriteAccess) -> bool:
+    """Whether ``access`` is the window's requester: canonical names, as ``approve_window`` compares them."""
+    stored = window.extra.get("requester_canonical")
+    name = stored if isinstance(stored, str) and stored else canonical_name(
+        (window.requested_by or window.who).removesuffix(SELF_DECLARED))
+    return name == access.canonical
 
 
 def _describe(windows: tuple[Window, ...], window_id: str) -> str:
@@ -139,19 +166,21 @@ def _submit(mode: OverrideMode, start: str, minutes: float, why: str, rule: bool
 
 
 def _approvals(access: WriteAccess, reading: ScheduleReading) -> None:
-    """Scheduled force_calm windows waiting for approval: a verified second operator gets an Approve button."""
+    """Scheduled force_calm windows waiting for approval, each with an Approve button enabled only for a second,
+    verified identity with the approver role (``override_window_approve``); otherwise disabled, the reason shown."""
     waiting = [w for w in reading.live() if not w.approved and w.state == "planned" and w.since > reading.now]
     for window in waiting:
         st.warning(f"{md_text(window.requested_by or window.who)} plans force_calm from {fmt_ts(window.since)} for "
                    f"{fmt_duration(window.until - window.since)}: {md_text(window.why)}. Unapproved at its start, it "
                    "does not apply.", icon=":material/group:")
-        if not access.allowed:
-            continue
-        if same_person(window.requested_by or window.who, access.who):
-            st.caption("Your request: a second operator approves it.")
-        elif not access.verified:
-            st.caption("Only a verified operator (own password or SSO) can approve it.")
-        elif st.button("Approve scheduled force_calm", key=f"schedule_approve_{window.id}", type="primary"):
+        why_not = access.refusal("override_window_approve")
+        if why_not is None and requested_by(window, access):
+            why_not = "it is your request: a second person approves it"
+        if why_not:
+            st.caption(f"Approving needs a verified identity with the approver role, not the requester: "
+                       f"{md_text(why_not)}.")
+        if st.button("Approve scheduled force_calm", key=f"schedule_approve_{window.id}", type="primary",
+                     disabled=bool(why_not)):
             done = guarded("approving the window", lambda w=window: approve_window(
                 get_target().panic_clock(), audit_trail(), _access(), window_id=w.id, digest=w.digest()))
             if done is not None:

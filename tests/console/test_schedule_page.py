@@ -8,16 +8,14 @@ import json
 import pytest
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, Operator, write_access
-from breaker.ops.credentials import hash_password
+from breaker.ops import AuditTrail, Principal
 from breaker.ops.schedule import read_schedule, schedule_override
 from breaker.override import Override, OverrideMode
 from breaker.schedule import Window, run_step
 from console.schedule_figures import OVERRIDE_ROW, SCHEDULE_ROW, WAITING_COLOUR, figure_schedule_timeline
-from tests.console.conftest import login, open_console
+from tests.console.conftest import login, login_verified, open_console
 
-ALICE = write_access(embedded=False, operator=Operator("alice", "password"))
-BOB_PASSWORD = "bob's own passphrase"
+ALICE = Principal.of("alice", "operator")
 
 
 def fleet():
@@ -99,20 +97,68 @@ def test_no_timeline_when_nothing_is_planned_or_on(console_env):
     assert any(c.value == "No windows planned." for c in at.caption)
 
 
-def test_read_only_visitors_see_the_timeline_but_no_forms(console_env):
+def test_read_only_visitors_see_the_timeline_and_disabled_forms(console_env):
     plan(console_env)
     at = fleet()
     assert not at.exception
     assert timeline(at)["data"]
-    assert not [b for b in at.button if b.key in ("schedule_submit", "schedule_cancel")]
+    assert at.button(key="schedule_submit").disabled and at.button(key="schedule_cancel").disabled
+    shown = " ".join(c.value for c in at.caption)
+    assert "You cannot schedule force_full:" in shown and "You cannot remove a window:" in shown
+    assert "read-only: log in" in shown
+
+
+@pytest.mark.parametrize("column, full, calm, cancel, approve", [
+    ("viewer", False, False, False, False),
+    ("self-declared", True, False, True, False),
+    ("operator", True, True, True, False),
+    ("approver", True, True, True, True),
+    ("admin", True, True, True, True),
+])
+def test_the_schedule_controls_follow_the_role(console_env, column, full, calm, cancel, approve):
+    """Schedule (per mode), Remove and Approve are enabled exactly where the role matrix says (docs/access.md:
+    override schedule force_full / force_calm, override cancel, override approve-window); otherwise disabled with
+    the reason shown, and a click sent for a refused principal writes nothing (breaker.ops' own check of each
+    cell is tests/ops/test_role_matrix.py)."""
+    window = schedule_override(PanicClock(console_env), AuditTrail(console_env), Principal.of("rita"),
+                               mode="force_calm", minutes=15, why="feed", after_s=600, two_person_rule=True)
+    at = login(fleet(), "sam") if column == "self-declared" else login_verified(fleet(), f"{column}-user", column)
+    assert not at.exception
+    assert at.button(key="schedule_submit").disabled is (not full)
+    if full:
+        at.radio(key="schedule_mode").set_value("force_calm").run()
+        assert at.button(key="schedule_submit").disabled is (not calm)
+        if not calm:
+            assert any("You cannot schedule force_calm" in c.value and "self-declared" in c.value
+                       for c in at.caption)
+    assert at.button(key="schedule_cancel").disabled is (not cancel)
+    button = at.button(key=f"schedule_approve_{window.id}")
+    assert button.disabled is (not approve)
+    if not approve:
+        assert any(c.value.startswith("Approving needs a verified identity with the approver role")
+                   for c in at.caption)
+    if not approve:  # a button drawn enabled for an approver, clicked once the session is the column's (a lapsed
+        # login, a role taken away): the rerun draws it disabled for that principal, and the click writes nothing
+        at = login_verified(fleet(), "april", "approver")
+        at.session_state["operator"] = {"viewer": Principal.of("vera", "viewer"), "operator": Principal.of("olga"),
+                                        "self-declared": Principal.of("sam", "operator", "shared")}[column]
+        button = at.button(key=f"schedule_approve_{window.id}")
+    before = AuditTrail(console_env).entries()
+    button.click().run()
+    assert not at.exception
+    [stored] = read_schedule(PanicClock(console_env)).windows
+    assert stored.approved is approve
+    if not approve:
+        assert [e.action for e in AuditTrail(console_env).entries()] == [e.action for e in before]
+        assert any(c.value.startswith("Approving needs a verified identity") for c in at.caption)
+    else:
+        entry = AuditTrail(console_env).entries()[-1]
+        assert (entry.action, entry.role, entry.auth) == ("force_calm_approved", column, "password")
 
 
 def test_a_second_verified_operator_approves_a_scheduled_force_calm(console_env):
     window = plan(console_env, "force_calm", two_person_rule=True)
-    at = fleet()
-    at.secrets["operators"] = {"bob": hash_password(BOB_PASSWORD)}
-    at.run()
-    login(at, "bob", BOB_PASSWORD)
+    at = login_verified(fleet(), "bob", "approver")
     assert any("plans force_calm" in w.value for w in at.warning)
     assert timeline(at)["data"][0]["line"]["color"] == WAITING_COLOUR
     at.button(key=f"schedule_approve_{window.id}").click().run()
@@ -122,11 +168,12 @@ def test_a_second_verified_operator_approves_a_scheduled_force_calm(console_env)
     assert AuditTrail(console_env).entries()[-1].action == "force_calm_approved"
 
 
-def test_the_requester_gets_no_approve_button(console_env):
+def test_the_requester_cannot_approve(console_env):
+    """Alice, now an approver, sees her own window's Approve disabled, the reason shown (canonical names)."""
     window = plan(console_env, "force_calm", two_person_rule=True)  # alice's; she logs in below
-    at = login(fleet())
-    assert any("Your request" in c.value for c in at.caption)
-    assert not [b for b in at.button if b.key == f"schedule_approve_{window.id}"]
+    at = login_verified(fleet(), "Alice", "approver")
+    assert any("it is your request" in c.value for c in at.caption)
+    assert at.button(key=f"schedule_approve_{window.id}").disabled
 
 
 def test_history_shows_each_windows_life(console_env):

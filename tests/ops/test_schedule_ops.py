@@ -9,9 +9,9 @@ import pytest
 
 from breaker import PanicClock
 from breaker.ops import AuditTrail, OverrideTooLong, WriteRefused
-from breaker.ops.roles import Principal
 from breaker.ops.approvals import ApprovalRefused
 from breaker.ops.audited_write import AuditUnavailable
+from breaker.ops.roles import Principal
 from breaker.ops.schedule import (
     MAX_AHEAD_DAYS,
     MAX_PLANNED,
