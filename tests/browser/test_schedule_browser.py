@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from breaker import PanicClock, redis_client
-from breaker.ops import AuditTrail, WriteAccess
+from breaker.ops import AuditTrail, Principal
 from breaker.ops.overrides import set_override
 from breaker.ops.schedule import schedule_override
 from tests.browser.conftest import KEY_PREFIX
@@ -24,7 +24,7 @@ def planned(valkey_server):
     for key in client.scan_iter(match=f"{KEY_PREFIX}*"):
         client.delete(key)
     clock, trail = PanicClock(client, key_prefix=KEY_PREFIX), AuditTrail(client, key_prefix=KEY_PREFIX)
-    alice, carol = WriteAccess(True, "alice"), WriteAccess(True, "carol")
+    alice, carol = Principal.of("alice", "approver"), Principal.of("carol", "approver")
     set_override(clock, trail, carol, mode="force_full", minutes=10, why="odds feed replaying")
     windows = [
         schedule_override(clock, trail, alice, mode="force_full", minutes=30, why="cup final", after_s=20 * 60),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 from breaker import PanicClock
-from breaker.ops import AuditTrail, WriteAccess
+from breaker.ops import AuditTrail, Principal
 from breaker.ops.schedule import cancel_window, read_schedule, schedule_override
 from breaker.schedule import APPLIED, NONE, run_step
 
-ALICE = WriteAccess(True, "alice")
+ALICE = Principal.of("alice", "admin")
 
 
 def test_schedule_apply_and_cancel_on_a_cluster(cluster_redis):
