@@ -314,3 +314,27 @@ def test_window_stories_tell_each_windows_life_from_the_audit_trail(real_redis, 
     assert (second.id, second.outcome, [what for _, what, _ in second.events]) == \
         (ran.id, "ended", ["scheduled", "started", "ended"])
     assert (second.since, second.until, second.mode) == (ran.since, ran.until, "force_full")
+
+
+def test_an_approval_is_bound_to_the_requesters_identity(real_redis, tools):
+    """The window stores who asked (canonical name, credential kind) and its digest covers them: a member rewritten
+    to name someone else is refused as changed; the requester under another spelling is refused as the requester;
+    every entry carries the writer's auth and role."""
+    clock, trail = tools
+    window = plan(tools, "force_calm", after_s=600, two_person_rule=True)
+    [stored] = members(real_redis)
+    assert (stored["requester_canonical"], stored["requester_auth"]) == ("alice", "password")
+    forged = {**stored, "requester_canonical": "mallory"}
+    real_redis.zrem(SKEY, real_redis.zrange(SKEY, 0, -1)[0])
+    real_redis.zadd(SKEY, {json.dumps(forged): window.since})
+    with pytest.raises(ApprovalRefused, match="changed"):
+        approve_window(clock, trail, BOB, window_id=window.id, digest=window.digest())
+    real_redis.zrem(SKEY, json.dumps(forged))
+    real_redis.zadd(SKEY, {json.dumps(stored): window.since})
+    with pytest.raises(ApprovalRefused, match="requester"):
+        approve_window(clock, trail, Principal.of("ＡＬＩＣＥ", "approver"), window_id=window.id,
+                       digest=window.digest())
+    approve_window(clock, trail, BOB, window_id=window.id, digest=window.digest())
+    entries = [e for e in trail.entries() if e.action in ("override_schedule", "force_calm_approved")]
+    assert [(e.action, e.auth, e.role) for e in entries] == [("override_schedule", "password", "operator"),
+                                                             ("force_calm_approved", "password", "approver")]
