@@ -20,6 +20,7 @@ from console.fleet_view import (
     worker_rows,
 )
 from console.override_controls import render_override_controls
+from console.schedule_controls import render_schedule
 from console.shared import (
     access_notice,
     current_access,
@@ -124,4 +125,5 @@ access = current_access()
 access_notice(access)
 view = st.session_state.get(VIEW_KEY)
 render_override_controls(access, view.override if view is not None else None)
+render_schedule(access, view.override if view is not None else None)
 finish_page(sidebar)

@@ -9,6 +9,7 @@ from breaker.ops import AuditEntry, PanicEpisode, canonical_name, panic_episodes
 from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
 from console.notifications import render_notifications
+from console.schedule_controls import render_window_history
 from console.shared import (
     audit_trail,
     finish_page,
@@ -56,6 +57,7 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
             hide_index=True,
         )
     render_override_episodes(override_episodes(entries, now), now)
+    render_window_history(entries)
 
 
 def render_override_episodes(episodes: list[OverrideEpisode], now: float) -> None:

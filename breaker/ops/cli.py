@@ -789,3 +789,6 @@ def main() -> None:
     except Exception as exc:
         click.echo(f"vix-breaker: unexpected error: {type(exc).__name__}: {printable(str(exc))[:300]}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+from . import cli_schedule  # noqa: E402,F401  (registers override schedule / list / cancel on the group above)

@@ -76,6 +76,10 @@ WRITES: dict[str, Write] = {
     "drill": Write(Role.OPERATOR),  # drills and replays that write (scratch keys, the audit trail)
     "force_calm_request": Write(Role.OPERATOR, verified=True),
     "force_calm_approve": Write(Role.APPROVER, verified=True),
+    "override_schedule": Write(Role.OPERATOR),  # a force_full window: as override_set
+    "override_schedule_calm": Write(Role.OPERATOR, verified=True),  # a force_calm window: as force_calm_request
+    "override_schedule_cancel": Write(Role.OPERATOR),  # as override_clear
+    "override_window_approve": Write(Role.APPROVER, verified=True),  # a scheduled force_calm: as force_calm_approve
     "break_glass": Write(Role.ADMIN, verified=True),  # force_calm without a second person on a real target
     "token_create": Write(Role.ADMIN, verified=True),
     "token_revoke": Write(Role.ADMIN, verified=True),

@@ -117,3 +117,34 @@ def test_break_glass_in_the_console_is_an_admins_alone(monkeypatch, console_env,
         at.text_input(key="overrides_why").input("nobody else is awake").run()
         at.button(key="overrides_set").click().run()
         assert [a for a, _ in _writes(console_env)][-2:] == ["override_set", "break_glass"]
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+def test_the_schedule_controls_follow_the_matrix(console_env, column):
+    """Fleet's scheduled overrides: Schedule (per mode), Remove window and Approve scheduled force_calm are enabled
+    exactly where the docs' table says (override schedule force_full / force_calm, override cancel, override
+    approve-window); otherwise disabled with the reason shown. Approving writes only where allowed."""
+    from breaker.ops.schedule import read_schedule, schedule_override
+
+    clock = PanicClock(console_env)
+    window = schedule_override(clock, AuditTrail(console_env), Principal.of("rita", "operator"), mode="force_calm",
+                               minutes=5, why="matrix window", after_s=3600, two_person_rule=True)
+    at = _session(column, "pages/fleet.py")
+    for write, mode in (("override schedule force_full", "force_full"), ("override schedule force_calm", "force_calm")):
+        if not at.radio(key="schedule_mode").disabled:
+            at.radio(key="schedule_mode").set_value(mode).run()
+        assert not at.exception
+        assert at.button(key="schedule_submit").disabled is (not MATRIX[write, column]), (write, column)
+    assert at.button(key="schedule_cancel").disabled is (not MATRIX["override cancel", column])
+    approve = at.button(key=f"schedule_approve_{window.id}")
+    allowed = MATRIX["override approve-window", column]
+    assert approve.disabled is (not allowed)
+    shown = " ".join(c.value for c in at.caption)
+    if not MATRIX["override schedule force_calm", column]:
+        assert "You cannot schedule" in shown
+    if not allowed:
+        assert "Approving needs a verified identity with the approver role" in shown
+    else:
+        approve.click().run()
+        assert not at.exception
+    assert read_schedule(clock).windows[0].approved is allowed

@@ -20,6 +20,7 @@ from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
 from breaker.ops.overrides import clear_override, extend_override, set_override
 from breaker.ops.roles import Principal, RoleRefused
+from breaker.ops.schedule import approve_window, cancel_window, schedule_override
 from breaker.ops.tokens import TokenStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,13 +51,14 @@ PRINCIPALS = {
 
 
 def test_the_docs_table_covers_every_write_and_column():
-    """Eleven writes (issue 19's list plus break-glass) by six columns, none missing."""
-    assert len(WRITES) == 11 and {c for _, c in MATRIX} == set(COLUMNS) and len(MATRIX) == 66
+    """Sixteen writes (issue 19's list plus break-glass, and issue 23's scheduled windows) by six columns."""
+    assert len(WRITES) == 16 and {c for _, c in MATRIX} == set(COLUMNS) and len(MATRIX) == 96
 
 
 class World:
     """A namespace with something for every write to act on: a panic, a force_full override, a pending request
-    by someone else (for approvals), and a token (for revocations)."""
+    by someone else (for approvals), a token (for revocations), and for the schedule's writes a planned window
+    (force_full to cancel, another person's force_calm waiting for approval)."""
 
     def __init__(self, client, write: str) -> None:
         self.client, self.clock, self.trail = client, PanicClock(client), AuditTrail(client)
@@ -68,6 +70,13 @@ class World:
         if write == "approve force_calm":
             self.request = request_force_calm(self.clock, self.trail, Principal.of("rita", "operator"), minutes=5,
                                               why="matrix request")
+        self.window = None
+        if write == "override cancel":
+            self.window = schedule_override(self.clock, self.trail, setup, mode="force_full", minutes=5, why="m",
+                                            after_s=7200)
+        if write == "override approve-window":
+            self.window = schedule_override(self.clock, self.trail, Principal.of("rita", "operator"),
+                                            mode="force_calm", minutes=5, why="m", after_s=7200, two_person_rule=True)
         _, self.victim = self.tokens.create(self.trail, setup, name="victim", role="viewer", expires_s=None,
                                             why="matrix")
 
@@ -90,6 +99,15 @@ class World:
                                                              digest=self.request.digest),
             "force_calm alone (break-glass)": lambda: set_override_or_request(
                 c, t, who, mode="force_calm", minutes=5, why="m", two_person_rule=False),
+            "override schedule force_full": lambda: schedule_override(c, t, who, mode="force_full", minutes=5,
+                                                                      why="m", after_s=3600),
+            "override schedule force_calm": lambda: schedule_override(c, t, who, mode="force_calm", minutes=5,
+                                                                      why="m", after_s=3600, two_person_rule=True),
+            "override schedule force_calm alone (break-glass)": lambda: schedule_override(
+                c, t, who, mode="force_calm", minutes=5, why="m", after_s=3600, two_person_rule=False),
+            "override cancel": lambda: cancel_window(c, t, who, window_id=self.window.id, why="m"),
+            "override approve-window": lambda: approve_window(c, t, who, window_id=self.window.id,
+                                                              digest=self.window.digest()),
             "token create": lambda: self.tokens.create(t, who, name="new", role="viewer", expires_s=60, why="m"),
             "token revoke": lambda: self.tokens.revoke(t, who, self.victim.id, why="m"),
         }
@@ -107,10 +125,19 @@ class World:
             "approve force_calm": ["override", "approve", self.request.id if self.request else "-",
                                    "--digest", self.request.digest if self.request else "-"],
             "force_calm alone (break-glass)": ["override", "set", "force_calm", "--minutes", "5", "--why", "m"],
+            "override schedule force_full": ["override", "schedule", "force_full", "--start", "+1h", "--length", "5m",
+                                             "--why", "m"],
+            "override schedule force_calm": ["override", "schedule", "force_calm", "--start", "+1h", "--length", "5m",
+                                             "--why", "m"],
+            "override schedule force_calm alone (break-glass)": ["override", "schedule", "force_calm", "--start", "+1h",
+                                                                 "--length", "5m", "--why", "m"],
+            "override cancel": ["override", "cancel", self.window.id if self.window else "-", "--why", "m"],
+            "override approve-window": ["override", "approve-window", self.window.id if self.window else "-",
+                                        "--digest", self.window.digest() if self.window else "-"],
             "token create": ["token", "create", "new", "--role", "viewer", "--expires", "1h"],
             "token revoke": ["token", "revoke", self.victim.id],
         }[write]
-        env = {"BREAKER_TWO_PERSON_RULE": "false"} if write == "force_calm alone (break-glass)" else {}
+        env = {"BREAKER_TWO_PERSON_RULE": "false"} if write.endswith("alone (break-glass)") else {}
         return ["--json", *args] + ([] if write.startswith("token") else ["--yes"]), env
 
     def credentials(self, column: str) -> dict[str, str | None]:
@@ -169,6 +196,7 @@ def test_cli(real_redis, redis_url, write, column):
 @pytest.mark.parametrize(("write", "column"), [
     ("panic start", "viewer"), ("panic start", "self-declared"), ("approve force_calm", "approver"),
     ("approve force_calm", "operator"), ("token create", "admin"), ("token create", "not logged in"),
+    ("override schedule force_calm", "self-declared"), ("override approve-window", "approver"),
 ])
 def test_cli_as_a_real_process(real_redis, redis_url, write, column):
     """A few cells as `python -m breaker`: the same exit statuses as in-process."""
