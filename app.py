@@ -1,7 +1,7 @@
-"""vix-breaker operator console: navigation. Each page draws the shared sidebar (see console/shared.py)."""
+"""vix-breaker operator console: navigation. Each page draws the shared sidebar (see console/page.py)."""
 
 import streamlit as st
 
-from console.shared import console_pages
+from console.page import console_pages
 
 st.navigation(console_pages()).run()

@@ -23,7 +23,9 @@ from breaker.ops.overrides import (
     set_override,
 )
 from breaker.override import Override, OverrideMode
-from console.shared import audit_trail, current_access, fmt_duration, get_target, guarded
+from console.access import current_access
+from console.approvals import two_person_rule_on
+from console.shared import audit_trail, fmt_duration, get_target, guarded
 
 FLASH = "overrides_flash"
 MODE_HELP = {
@@ -46,7 +48,6 @@ def submit_force_full(minutes: float, why: str) -> Override | None:
 def submit_force_calm(minutes: float, why: str) -> Override | None:
     """Under the two-person rule (on by default for a real target) a request that a second verified operator
     approves on any page; otherwise a direct, audited set. Returns the override only when it was set."""
-    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     if not two_person_rule_on():
         return _set(OverrideMode.FORCE_CALM, minutes, why)
@@ -126,7 +127,6 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
 
 
 def _extend(minutes: float, why: str) -> Any:
-    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     def extend() -> Override | None:
         try:

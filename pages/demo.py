@@ -3,9 +3,11 @@
 import streamlit as st
 
 from breaker.ops.demo import control_demo, load_scenario, read_marker, read_points, scenario_names
+from console.access import current_access
 from console.demo_figures import figure_backend_load
 from console.demo_fleet import fleet_running, start_fleet
-from console.shared import audit_trail, current_access, finish_page, get_target, guarded, start_page
+from console.page import finish_page, start_page
+from console.shared import audit_trail, get_target, guarded
 from console.text import md_text
 
 REFRESH_S = 2

@@ -5,12 +5,12 @@ import streamlit as st
 
 from breaker.ops import end_panic, force_clear, start_panic, zombie_verdict
 from breaker.ops.actions import MIN_CLEAR_REASON_CHARS, run_failsafe_drill, run_multi_worker_drill
+from console.access import current_access
+from console.page import finish_page, start_page
 from console.shared import (
     access_notice,
     audit_trail,
-    current_access,
     drill_client,
-    finish_page,
     fmt_duration,
     fmt_ts,
     get_target,
@@ -20,7 +20,6 @@ from console.shared import (
     show_audit_error,
     show_redis_error,
     stale_min_input,
-    start_page,
 )
 from console.text import md_text
 

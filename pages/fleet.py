@@ -4,6 +4,7 @@ import streamlit as st
 
 from breaker import AdaptivePanicQuota
 from breaker.ops.fleet import expected_tier
+from console.access import current_access
 from console.figures import figure_tier_distribution
 from console.fleet_data import read_fleet_view
 from console.fleet_view import (
@@ -20,15 +21,8 @@ from console.fleet_view import (
     worker_rows,
 )
 from console.override_controls import render_override_controls
-from console.shared import (
-    access_notice,
-    current_access,
-    finish_page,
-    fmt_ts,
-    last_health,
-    show_redis_error,
-    start_page,
-)
+from console.page import finish_page, start_page
+from console.shared import access_notice, fmt_ts, last_health, show_redis_error
 
 REFRESH_S = 3
 VIEW_KEY = "fleet_view"

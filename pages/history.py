@@ -8,14 +8,13 @@ import streamlit as st
 from breaker.ops import AuditEntry, PanicEpisode, panic_episodes
 from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
+from console.page import finish_page, start_page
 from console.shared import (
     audit_trail,
-    finish_page,
     fmt_duration,
     fmt_ts,
     read_clock,
     show_redis_error,
-    start_page,
 )
 
 HISTORY_ENTRIES = 1000

@@ -26,7 +26,6 @@ from ..clock import PanicClock
 from ..config import ConfigError, Settings
 from ..logs import configure_logging
 from ..override import OverrideMode
-from ..policy import AdaptivePanicQuota
 from .access import SELF_DECLARED, WriteAccess, WriteRefused
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .approvals import PendingRequest, set_override_or_request, two_person_rule_applies
@@ -45,7 +44,9 @@ from .report import (
     table,
     when,
 )
-from .status import class_statuses
+from .status import worker_answers
+from .target import refuse_cluster_node
+from .timefmt import format_duration
 from .zombie import DEFAULT_STALE_AFTER_S
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
@@ -82,8 +83,17 @@ class Session:
             if not self.settings.redis_url:
                 raise CliError("REDIS_URL is not set (or pass --redis-url): the CLI acts on a real Redis only, "
                                "it never starts an embedded one", EXIT_USAGE)
-            self._client = redis_client(self.settings.redis_url,
-                                        timeout_ms=max(self.settings.redis_timeout_ms, CLI_TIMEOUT_MS))
+            try:
+                client = redis_client(self.settings.redis_url,
+                                      timeout_ms=max(self.settings.redis_timeout_ms, CLI_TIMEOUT_MS))
+            except (TypeError, ValueError) as exc:  # an option redis-py refuses: a usage error, not a traceback
+                raise CliError(f"REDIS_URL {redact_url(self.settings.redis_url)}: {exc}", EXIT_USAGE) from None
+            try:
+                refuse_cluster_node(client, self.settings.redis_url)
+            except ConfigError as exc:
+                client.close()
+                raise CliError(str(exc), EXIT_USAGE) from None
+            self._client = client
         return self._client
 
     @property
@@ -235,18 +245,15 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     session: Session = ctx.obj
     view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s)
     clock = clock_doc(view.reading)
+    answers = worker_answers(view.reading, view.override.override, base_ttl, beats=view.workers)
     classes = [
-        {"stakes": s.importance.value, "tier": s.tier, "mode": s.mode.value, "ttl": s.ttl,
-         "minutes_to_next_tier": s.minutes_to_next_tier, "overridden_by": None}
-        for s in class_statuses(view.reading, base_ttl, AdaptivePanicQuota())
+        {"stakes": a.importance.value, "tier": a.tier, "mode": a.mode.value, "ttl": a.ttl,
+         "minutes_to_next_tier": a.minutes_to_next_tier,
+         "overridden_by": a.overridden_by.value if a.overridden_by else None,
+         "without_override": {"tier": a.clock.tier, "mode": a.clock.mode.value, "ttl": a.clock.ttl},
+         "reported_tiers": {str(t): n for t, n in a.reported_tiers.items()}}
+        for a in answers
     ]
-    if view.override.override is not None:  # what workers answer: the override wins over the clock
-        forced = view.override.override.mode
-        for c in classes:
-            if forced is OverrideMode.FORCE_FULL:
-                c.update(tier=1, mode="PANIC_FULL", ttl=0, overridden_by=forced.value)
-            elif c["tier"] > 0:  # force_calm turns panic answers into calm ones
-                c.update(tier=0, mode="NORMAL", ttl=base_ttl, overridden_by=forced.value)
     override = override_doc(view.override)
     fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
              "disagreeing": len(view.disagreeing)}
@@ -262,10 +269,14 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
         f"{len(view.disagreeing)} disagreeing",
         "",
-        table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override"),
+        table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override",
+               "without the override", "heartbeats report"),
               [(c["stakes"], c["tier"], c["mode"], c["ttl"],
-                None if c["minutes_to_next_tier"] is None else f"{c['minutes_to_next_tier']:.1f} min",
-                c["overridden_by"] or "") for c in classes]),
+                None if c["minutes_to_next_tier"] is None else format_duration(c["minutes_to_next_tier"] * 60),
+                c["overridden_by"] or "",
+                f"tier {a.clock.tier} {a.clock.mode.value} {a.clock.ttl}" if a.overridden_by else "",
+                ", ".join(f"tier {t} ({n})" for t, n in a.reported_tiers.items()))
+               for c, a in zip(classes, answers)]),
     ])
     emit(ctx, doc, human)
 
@@ -411,7 +422,7 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
         emit(ctx, {"requested": {"id": result.id, "mode": mode, "minutes": result.minutes, "who": result.requester,
                                  "why": result.why, "expires_in_s": result.left_s}},
              f"force_calm requested for {minutes:g} min: a second verified operator approves it in the console "
-             f"within {result.left_s / 60:.0f} min (two-person rule); audited as {access.who}")
+             f"within {format_duration(result.left_s)} (two-person rule); audited as {access.who}")
         return
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} until {when(result.until)}; audited as {access.who}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import redact_url, redis_client
+from ..client import is_cluster_url, redact_url, redis_client
 from ..clock import PanicClock
-from ..config import Settings
+from ..config import ConfigError, Settings
 
 
 @dataclass
@@ -41,10 +41,37 @@ class Target:
         self.client.close()
 
 
+def refuse_cluster_node(client: Any, url: str) -> None:
+    """ConfigError when a plain ``redis://`` / ``rediss://`` / ``unix://`` URL names a Redis Cluster node: a
+    single-node client there gets MOVED or CROSSSLOT on every call, so workers would fail safe forever.
+
+    One bounded round trip (``INFO cluster``, the client's timeout). A server that does not answer now is not a
+    configuration error (the console shows it unreachable and keeps retrying), so nothing is raised then.
+    """
+    if is_cluster_url(url):
+        return
+    try:
+        info = client.info("cluster")
+    except Exception:
+        return
+    if str(info.get("cluster_enabled", 0)) == "1":
+        raise ConfigError(f"REDIS_URL {redact_url(url)} names a Redis Cluster node: use redis+cluster://host:port "
+                          "(or rediss+cluster://) so that every key goes to the node that owns its slot")
+
+
 def connect_target(settings: Settings) -> Target:
-    """Connect to ``settings.redis_url``, or to the process's embedded Valkey (started once) when it is unset."""
+    """Connect to ``settings.redis_url``, or to the process's embedded Valkey (started once) when it is unset.
+    A URL the client refuses, or one naming a cluster node without a cluster scheme, raises ConfigError."""
     if settings.redis_url:
-        client = redis_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+        try:
+            client = redis_client(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+        except (TypeError, ValueError) as exc:  # an option redis-py refuses: a setting, not a Redis error
+            raise ConfigError(f"REDIS_URL {redact_url(settings.redis_url)}: {exc}") from None
+        try:
+            refuse_cluster_node(client, settings.redis_url)
+        except ConfigError:
+            client.close()
+            raise
         return Target(client, settings.redis_url, embedded=False, settings=settings)
     from .embedded import shared_embedded_server
 
