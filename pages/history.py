@@ -79,12 +79,16 @@ def _end_label(episode: PanicEpisode, now: float) -> str:
     return fmt_ts(episode.end)
 
 
-def current_clock_start() -> Any:
-    """The live clock's start (None when there is none) so that episodes whose clock is gone end."""
+def current_clock() -> tuple[float, Any]:
+    """The server's now (every "ongoing", "lasted" and the timeline's end are server time, as workers measure)
+    and the live clock's start (None when there is none) so that episodes whose clock is gone end. Without an
+    answer from Redis: this machine's time and an unknown start."""
     reading = read_clock()
-    if reading is None or (reading.exists and not reading.parses):
-        return CLOCK_UNKNOWN
-    return reading.start if reading.exists else None
+    if reading is None:
+        return time.time(), CLOCK_UNKNOWN
+    if reading.exists and not reading.parses:
+        return reading.now, CLOCK_UNKNOWN
+    return reading.now, (reading.start if reading.exists else None)
 
 
 sidebar = start_page()
@@ -97,5 +101,5 @@ try:
 except Exception as exc:
     show_redis_error("reading the audit trail", f"{type(exc).__name__}: {exc}")
 else:
-    render_history(history, time.time(), current_clock_start())
+    render_history(history, *current_clock())
 finish_page(sidebar)

@@ -371,3 +371,16 @@ def test_hash_password_needs_no_redis_and_ignores_a_broken_redis_url(run):
                env={"REDIS_URL": "redis+sentinel://nowhere:99999"})
     assert done.exit_code == 0, done.output
     assert doc(done)["hash"].startswith("scrypt$")
+
+
+def test_status_under_force_full_shows_the_answer_and_the_clock_without_it(run, real_redis):
+    """status uses Live's answers function: a 100 min panic under force_full answers TTL 0 PANIC_FULL for every
+    class, with the clock's tier kept as "without_override" (issue 20)."""
+    PanicClock(real_redis).observe(real_redis.time()[0] - 100 * 60)
+    assert run("override", "set", "force_full", "--minutes", "10", "--why", "bad feed", "--yes").exit_code == 0
+    status = doc(run("status", "--json"))
+    assert [(c["mode"], c["ttl"], c["overridden_by"]) for c in status["classes"]] == [
+        ("PANIC_FULL", 0, "force_full")] * 3
+    assert [c["without_override"]["tier"] for c in status["classes"]] == [2, 3, 4]
+    human = run("status").stdout
+    assert "tier 4 NEW_NORMAL" in human
