@@ -2,6 +2,7 @@
 
 import streamlit as st
 
-from console.page import console_pages
+from console.page import console_pages, set_page_config
 
+set_page_config()  # before the navigation: a local favicon, never a page icon fetched from a CDN
 st.navigation(console_pages()).run()

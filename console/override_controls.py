@@ -74,8 +74,13 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
     (None when Redis did not answer)."""
     if FLASH in st.session_state:
         st.success(st.session_state.pop(FLASH))
-    if reading is None:
-        reading = guarded("reading the override", lambda: read_override(get_target().panic_clock()))
+    if reading is None:  # the page's own read failed (it said so): one more try, silently
+        try:
+            reading = read_override(get_target().panic_clock())
+        except Exception:
+            st.caption("The override cannot be read while Redis does not answer (see above): these controls come "
+                       "back when it does. Workers keep honouring whatever override they last read.")
+            return
     locked = not access.allowed
     longest = max_override_min()
     on = reading is not None and reading.override is not None

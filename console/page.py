@@ -9,6 +9,7 @@ every file of ``pages/`` as a page. ``start_page()`` leaves that mode and reruns
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -19,6 +20,16 @@ from console.banners import override_banner
 from console.demo_banner import show_demo_banner
 from console.shared import HEALTH_KEY, fmt_ts, get_target, last_health, read_clock
 from console.text import code_span, md_text
+
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+
+
+def set_page_config() -> None:
+    """Title, a local favicon and the wide layout. app.py calls it before ``st.navigation`` too: a page's
+    ``:material/…:`` icon becomes the favicon unless a page icon is already set, and Streamlit's browser code
+    fetches a material favicon from a font CDN (SPEC 6: nothing from the internet to render). The icons in the
+    navigation itself are drawn with Streamlit's bundled font."""
+    st.set_page_config(page_title="vix-breaker console", page_icon=str(FAVICON), layout="wide")
 
 
 def console_pages() -> list[Any]:
@@ -61,9 +72,12 @@ def _leave_legacy_multipage_mode() -> None:
 def start_page() -> Any:
     """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
     _leave_legacy_multipage_mode()
-    st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
+    set_page_config()
     target = get_target()
     show_demo_banner(target)
+    if target.embedded:  # on the page itself, not only in the sidebar, which a phone keeps closed
+        st.badge("Sandbox: the console's own embedded server, writes open, no worker reads it", color="blue",
+                 icon=":material/science:")
     with st.sidebar:
         st.caption("Target")
         st.markdown(code_span(target.display))  # st.code would cut a long URL off at the sidebar's edge

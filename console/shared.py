@@ -96,12 +96,17 @@ def show_redis_error(what: str, detail: str | None = None) -> None:
              "until it is back; this page keeps retrying.", icon=":material/cloud_off:")
 
 
+def refusal_text(exc: Exception) -> str:
+    """"Refused: <why>. Nothing was written." with one period, whether or not the reason ends with its own."""
+    return f"Refused: {md_text(str(exc).rstrip().rstrip('.'))}. Nothing was written."
+
+
 def guarded(what: str, action: Callable[[], T]) -> T | None:
     """Run a breaker call for the page: refusals, bad input and Redis errors become messages, not tracebacks."""
     try:
         return action()
     except WriteRefused as exc:
-        st.error(f"Refused: {md_text(exc)}. Nothing was written.", icon=":material/lock:")
+        st.error(refusal_text(exc), icon=":material/lock:")
     except ValueError as exc:
         st.error(f"Not done: {md_text(exc)}")
     except Exception as exc:  # redis errors, OSError: the console must keep standing
