@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from breaker.ops.timefmt import format_latency_ms
 from console.access import render_login
 from console.approvals import render_pending_request
 from console.banners import override_banner
@@ -104,7 +105,8 @@ def finish_page(slot: Any) -> None:
     health = last_health()
     with slot.container():  # a badge does not wrap: the time of the check goes in the caption under it
         if health is not None and health.ok:
-            st.badge(f"Redis OK · {health.latency_ms:.1f} ms", color="green", icon=":material/check_circle:")
+            st.badge(f"Redis OK · {format_latency_ms(health.latency_ms)}", color="green",
+                     icon=":material/check_circle:")
         else:
             st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
         if health is not None:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from breaker import AdaptivePanicQuota
 from breaker.ops.fleet import expected_tier
+from breaker.ops.timefmt import format_latency_ms
 from console.access import current_access
 from console.figures import figure_tier_distribution
 from console.fleet_data import read_fleet_view
@@ -78,8 +79,8 @@ def fleet_panel() -> None:
                    "(another format version?):", icon=":material/help:")
         st.dataframe([{"field": name, "why": why} for name, why in sorted(view.invalid.items())], hide_index=True)
     if health is not None:
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: heartbeats, clock, "
-                   f"override) · refreshes every {REFRESH_S} s · {fmt_ts(view.now)} (server time)")
+        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} (one MULTI/EXEC: heartbeats, "
+                   f"clock, override) · refreshes every {REFRESH_S} s · {fmt_ts(view.now)} (server time)")
 
 
 def _alerts(view, counts) -> None:

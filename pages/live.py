@@ -4,6 +4,7 @@ import streamlit as st
 
 from breaker.ops import zombie_verdict
 from breaker.ops.status import worker_answers
+from breaker.ops.timefmt import format_latency_ms
 from console.fleet_data import read_fleet_view
 from console.fleet_view import fleet_summary, live_workers, state_counts
 from console.live_cards import show_class_card, show_tier_banner
@@ -79,7 +80,7 @@ def live_panel() -> None:
         st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
         read = "clock and heartbeats" if view is not None else "clock"
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: {read}) · "
+        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} (one MULTI/EXEC: {read}) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 

@@ -30,6 +30,14 @@ def format_ts(ts: float | None, *, time_only: bool = False, missing: str = "—"
         return f"{ts:.6g} (out of range)"
 
 
+LATENCY_DECIMALS = 1
+
+
+def latency_ms(ms: float) -> float:
+    """A round-trip time at the one precision every view uses (a tenth of a millisecond), for tables."""
+    return round(ms, LATENCY_DECIMALS)
+
+
 def format_latency_ms(ms: float) -> str:
-    """A round-trip time with one precision everywhere (a tenth of a millisecond)."""
-    return f"{ms:.1f} ms"
+    """A round-trip time as text, at the same precision: ``1.2 ms``."""
+    return f"{latency_ms(ms):.{LATENCY_DECIMALS}f} ms"
