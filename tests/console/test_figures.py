@@ -27,9 +27,16 @@ def test_tier_timeline_steps_and_actions():
     assert list(actions.text) == ["alice: panic_start (drill)", "alice: panic_end (done)"]
 
 
-def test_empty_timeline_is_an_empty_figure():
-    """No history draws an empty chart, not an error."""
-    assert figure_tier_timeline([], now=1.0).data == ()
+def test_empty_timeline_is_an_empty_figure_on_a_time_axis():
+    """No history draws an empty chart, not an error: the last hour up to now on a time axis with a note, not
+    Plotly's -1..6 number axis (issue 20)."""
+    from datetime import UTC, datetime
+
+    figure = figure_tier_timeline([], now=1_800_000_000.0)
+    assert figure.data == ()
+    assert figure.layout.xaxis.type == "date"
+    assert figure.layout.xaxis.range[1] == datetime.fromtimestamp(1_800_000_000.0, UTC)
+    assert [a.text for a in figure.layout.annotations] == ["No tier change or operator action yet"]
 
 
 def test_history_hover_shows_names_as_text():
