@@ -97,3 +97,26 @@ def test_wrong_password_shows_beside_the_login_button(page: Page, console_url):
     near, box = message.bounding_box(), button.bounding_box()
     assert abs(near["y"] - box["y"]) < 160, (near, box)
     page.screenshot(path=str(DOCS / "console-wrong-password.png"))
+
+
+def test_the_demo_minute_on_live_follows_the_demo_page(page: Page, console_url, valkey_server):
+    """The demo banner refreshes as the Demo page's panel does: a page left open shows the scenario minute the
+    Demo page shows, not the one of the moment it was loaded."""
+    from breaker import redis_client
+    from breaker.ops.demo.marker import DemoMarker
+    from tests.browser.conftest import KEY_PREFIX
+
+    client = redis_client(valkey_server.connection_url, timeout_ms=1000)
+    marker = DemoMarker(scenario="tour", title="Tour", speed=120.0, state="playing", started=1.0, pid=1, run="r1",
+                        minute=87.0, total_minutes=392.0, phase="long panic", workers=64)
+    client.hset(f"{KEY_PREFIX}demo", mapping=marker.fields())
+    try:
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        page.goto(console_url)
+        wait_for_run(page)
+        expect(page.get_by_text("scenario minute 87 of 392", exact=False).first).to_be_visible(timeout=30_000)
+        client.hset(f"{KEY_PREFIX}demo", "minute", "91.0")  # the conductor moved on; nobody reloads the page
+        expect(page.get_by_text("scenario minute 91 of 392", exact=False).first).to_be_visible(timeout=15_000)
+    finally:
+        client.delete(f"{KEY_PREFIX}demo")
+        client.close()
