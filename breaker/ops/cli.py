@@ -45,7 +45,7 @@ from .report import (
     when,
 )
 from .status import worker_answers
-from .target import refuse_cluster_node
+from .target import is_sandbox, refuse_cluster_node
 from .timefmt import format_duration
 from .zombie import DEFAULT_STALE_AFTER_S
 
@@ -95,6 +95,11 @@ class Session:
                 raise CliError(str(exc), EXIT_USAGE) from None
             self._client = client
         return self._client
+
+    @property
+    def sandbox(self) -> bool:
+        """The console's embedded sandbox (a loopback server it marked): writes behave as the console's there."""
+        return is_sandbox(self.client, self.settings.redis_url or "", self.settings.key_prefix)
 
     @property
     def target(self) -> str:
@@ -194,7 +199,8 @@ def _confirm(session: Session, action: str, yes: bool) -> None:
     """Name what is touched; anything but yes writes nothing and exits 3."""
     if yes:
         return
-    question = f"{action} on {session.target}: workers act on it. Continue?"
+    where = "the console's sandbox: no worker reads it" if session.sandbox else "workers act on it"
+    question = f"{action} on {session.target}: {where}. Continue?"
     try:
         confirmed = click.confirm(question, default=False, err=True)
     except click.Abort:  # end of input: no answer is not a yes
@@ -413,7 +419,7 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, who: s
     session: Session = ctx.obj
     _check_length(minutes, session)
     access = _access(who)
-    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
+    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=session.sandbox)
     requesting = rule and mode == OverrideMode.FORCE_CALM.value
     _confirm(session, f"{'Request' if requesting else 'Set'} override {mode} for {minutes:g} min", yes)
     result = set_override_or_request(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
@@ -441,7 +447,8 @@ def override_extend(ctx: click.Context, minutes: float, why: str, who: str | Non
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
                              max_minutes=session.settings.max_override_min,
-                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule, embedded=False))
+                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule,
+                                                                     embedded=session.sandbox))
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..client import is_cluster_url, redact_url, redis_client
 from ..clock import PanicClock
@@ -39,6 +44,32 @@ class Target:
     def close(self) -> None:
         """Close the client; an embedded server belongs to the process and stops when it exits."""
         self.client.close()
+
+
+SANDBOX_KEY_NAME = "sandbox"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def sandbox_key(key_prefix: str) -> str:
+    return f"{key_prefix}{SANDBOX_KEY_NAME}"
+
+
+def mark_sandbox(client: Any, key_prefix: str) -> None:
+    """Say on the console's embedded server that it is a sandbox, so that the CLI pointed at it (its URL is in
+    the sidebar) behaves as the console does there: writes open, no two-person rule."""
+    client.set(sandbox_key(key_prefix), json.dumps({"pid": os.getpid(), "since": time.time()}))
+
+
+def is_sandbox(client: Any, url: str, key_prefix: str) -> bool:
+    """A loopback server the console marked as its embedded sandbox. Only on loopback: a marker key copied to
+    a shared Redis does not turn it into a sandbox."""
+    if urlsplit(url).scheme not in ("redis", "unix") or (
+            urlsplit(url).scheme == "redis" and urlsplit(url).hostname not in LOOPBACK_HOSTS):
+        return False
+    try:
+        return bool(client.exists(sandbox_key(key_prefix)))
+    except Exception:
+        return False
 
 
 def refuse_cluster_node(client: Any, url: str) -> None:
@@ -77,4 +108,6 @@ def connect_target(settings: Settings) -> Target:
 
     server = shared_embedded_server()
     client = redis_client(server.connection_url, timeout_ms=max(settings.redis_timeout_ms, 250))
+    with contextlib.suppress(Exception):  # a marker the CLI reads; the console itself knows it is embedded
+        mark_sandbox(client, settings.key_prefix)
     return Target(client, server.connection_url, embedded=True, settings=settings, server=server)

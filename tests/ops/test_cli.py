@@ -384,3 +384,26 @@ def test_status_under_force_full_shows_the_answer_and_the_clock_without_it(run, 
     assert [c["without_override"]["tier"] for c in status["classes"]] == [2, 3, 4]
     human = run("status").stdout
     assert "tier 4 NEW_NORMAL" in human
+
+
+def test_the_cli_on_the_consoles_sandbox_behaves_as_the_console_there(run, real_redis):
+    """Pointed at the console's embedded server (marked as a sandbox, on loopback), force_calm is set at once as
+    in the console's sandbox, not filed as a request nobody there can approve (issue 20)."""
+    from breaker.ops.target import mark_sandbox
+
+    mark_sandbox(real_redis, "brain:")
+    result = run("override", "set", "force_calm", "--minutes", "10", "--why", "trying it out", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert doc(result)["override"]["mode"] == "force_calm"
+    assert pending_request(PanicClock(real_redis)) is None
+    asked = run("panic", "end", "--why", "x", input="n\n")
+    assert "the console's sandbox: no worker reads it" in asked.stderr
+
+
+def test_a_sandbox_marker_off_loopback_is_not_a_sandbox(real_redis):
+    from breaker.ops.target import is_sandbox, mark_sandbox
+
+    mark_sandbox(real_redis, "brain:")
+    assert is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
+    assert not is_sandbox(real_redis, "redis://redis.internal:6379/0", "brain:")
+    assert not is_sandbox(real_redis, "rediss://127.0.0.1:6379/0", "brain:")
