@@ -81,12 +81,12 @@ def test_phone_sidebar_closes_after_navigation_and_the_sandbox_shows_on_the_page
     page.screenshot(path=str(DOCS / "console-history-phone.png"), full_page=False)
 
 
-def test_wrong_password_shows_beside_the_login_button(page: Page, console_url):
-    """On a laptop screen (1280×720) the refusal is in view, next to the button the operator just pressed."""
-    page.set_viewport_size({"width": 1280, "height": 720})
+def _wrong_password(page: Page, console_url: str) -> tuple[dict, dict]:
     page.goto(console_url)
     wait_for_run(page)
     sidebar = page.get_by_test_id("stSidebar")
+    if sidebar.get_attribute("data-collapsed") == "true":
+        page.get_by_test_id("stExpandSidebarButton").click()
     sidebar.get_by_label("Your name").fill("newcomer")
     sidebar.get_by_label("Operator password").fill("not the password")
     button = sidebar.get_by_role("button", name="Log in")
@@ -94,9 +94,20 @@ def test_wrong_password_shows_beside_the_login_button(page: Page, console_url):
     wait_for_run(page)
     message = sidebar.get_by_text("Wrong password", exact=False)
     expect(message).to_be_in_viewport(timeout=30_000)
-    near, box = message.bounding_box(), button.bounding_box()
+    return message.bounding_box(), button.bounding_box()
+
+
+def test_wrong_password_shows_beside_the_login_button(page: Page, console_url):
+    """On a laptop screen (1280×720) the refusal is in view, next to the button the operator just pressed."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    near, box = _wrong_password(page, console_url)
     assert abs(near["y"] - box["y"]) < 160, (near, box)
     page.screenshot(path=str(DOCS / "console-wrong-password.png"))
+
+
+def test_wrong_password_on_a_phone(phone: Page, console_url):
+    near, box = _wrong_password(phone, console_url)
+    assert abs(near["y"] - box["y"]) < 160, (near, box)
 
 
 def test_the_demo_minute_on_live_follows_the_demo_page(page: Page, console_url, valkey_server):
