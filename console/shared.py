@@ -58,7 +58,8 @@ def audit_trail() -> AuditTrail:
 
 @dataclass(frozen=True)
 class Health:
-    """Redis as the last clock read saw it: the read itself is the health probe (no extra PING)."""
+    """Redis as the last clock read saw it: the read itself is the health probe (no extra PING). ``checked_at``
+    is the server's time of the read, or this machine's when Redis did not answer."""
 
     ok: bool
     latency_ms: float
@@ -77,7 +78,7 @@ def read_clock() -> ClockReading | None:
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None
-    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=checked_at)
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=reading.now)  # the server's time
     return reading
 
 

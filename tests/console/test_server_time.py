@@ -33,3 +33,19 @@ def test_history_measures_an_ongoing_panic_at_the_server_time(monkeypatch, conso
     episodes = [frame.value.to_dict("records") for frame in at.dataframe if "peak tier" in frame.value.columns]
     [[episode]] = episodes
     assert episode["end"] == "ongoing" and episode["duration"] in ("14 min 00 s", "14 min 01 s")
+
+
+def test_the_sidebar_check_time_is_the_servers(monkeypatch, console_env):
+    """The sidebar's "checked at" is the server's time of the read (here an hour ahead), not this machine's."""
+    import time
+
+    import breaker.ops.fleet
+    from breaker.ops.timefmt import format_ts
+
+    real = breaker.ops.fleet.server_time
+    monkeypatch.setattr(breaker.ops.fleet, "server_time", lambda reply: real(reply) + 3600)
+    at = open_console()
+    assert not at.exception
+    [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("checked at")]
+    server_minutes = {format_ts(time.time() + 3600 + shift, time_only=True)[:5] for shift in (-60, 0, 60)}
+    assert caption[len("checked at "):][:5] in server_minutes, caption
