@@ -77,7 +77,7 @@ def start_page() -> Any:
     target = get_target()
     show_demo_banner(target)
     if target.embedded:  # on the page itself, not only in the sidebar, which a phone keeps closed
-        st.badge("Sandbox: the console's own embedded server, writes open, no worker reads it", color="blue",
+        st.badge("Sandbox: writes open, no worker reads it", color="blue",
                  icon=":material/science:")
     with st.sidebar:
         st.caption("Target")
