@@ -43,6 +43,7 @@ from .credentials import hash_password
 from .fleet import read_fleet
 from .fleet_pages import iter_workers, read_hosts
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
+from .read_deadline import operator_deadline
 from .report import (
     clock_doc,
     clock_line,
@@ -311,8 +312,9 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
-                      deadline_s=session.settings.operator_read_timeout_s)
+    with operator_deadline(session.settings.operator_read_timeout_s):  # connecting's checks included: one budget
+        view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
+                          deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
     answers = worker_answers(view.reading, view.override.override, base_ttl, beats=view.workers)
     classes = [
@@ -434,7 +436,8 @@ def _stream_json(summary: dict[str, Any], workers: Iterator[dict[str, Any]]) -> 
 @click.pass_context
 def history(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The audit trail, oldest of the newest LIMIT first: operator actions and breaker state changes."""
-    entries = ctx.obj.trail().entries(limit)
+    with operator_deadline(ctx.obj.settings.operator_read_timeout_s):
+        entries = ctx.obj.trail().entries(limit)
     doc = {"entries": [dataclasses.asdict(entry) for entry in entries]}
     rows = [(when(e.at), e.kind, e.who, e.action, e.tier, e.why) for e in entries]
     emit(ctx, doc, table(("when", "kind", "who", "action", "tier", "why"), rows) if rows else "no history")
