@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..clock import ClockReading
+from .timefmt import format_duration
 
 DEFAULT_STALE_AFTER_S = 900.0
 
@@ -45,7 +46,7 @@ def zombie_verdict(reading: ClockReading, stale_after_s: float = DEFAULT_STALE_A
     if since is None:
         reasons.append("not refreshed: no worker observation recorded")
     elif since > stale_after_s:
-        reasons.append(f"not refreshed for {since / 60:.1f} min (threshold {stale_after_s / 60:.1f} min)")
+        reasons.append(f"not refreshed for {format_duration(since)} (threshold {format_duration(stale_after_s)})")
     return ZombieVerdict(bool(reasons), tuple(reasons))
 
 

@@ -60,7 +60,7 @@ def test_not_refreshed_beyond_threshold_is_a_zombie(real_redis, fake_clock):
     clock.observe(fake_clock())
     assert not zombie_verdict(clock.read(fake_clock() + 599), stale_after_s=600).suspect
     verdict = zombie_verdict(clock.read(fake_clock() + 1200), stale_after_s=600)
-    assert verdict.reasons == ("not refreshed for 20.0 min (threshold 10.0 min)",)
+    assert verdict.reasons == ("not refreshed for 20 min 00 s (threshold 10 min 00 s)",)
 
 
 def test_never_observed_clock_is_a_zombie(real_redis, fake_clock):
