@@ -159,10 +159,10 @@ def test_drills_and_tiers_use_the_values_set_on_live(console_env):
     assert not any(w.value.startswith("Zombie suspect") for w in at.warning)
     at.number_input(key="live_stale_min").set_value(1).run()
     at.number_input(key="live_base_ttl").set_value(30).run()
-    assert any("threshold 1.0 min" in w.value for w in at.warning)
+    assert any("threshold 1 min 00 s" in w.value for w in at.warning)
     at.switch_page("pages/drills.py").run()
     assert at.number_input(key="drills_stale_min").value == 1
-    assert any("threshold 1.0 min" in w.value for w in at.warning)
+    assert any("threshold 1 min 00 s" in w.value for w in at.warning)
     at.switch_page("pages/tiers.py").run()
     assert at.number_input(key="tiers_base_ttl").value == 30
     at.number_input(key="tiers_base_ttl").set_value(45).run()
