@@ -237,3 +237,29 @@ def test_an_admin_cannot_be_their_own_second_person_through_a_token_they_issued(
                                       expires_s=None, why="x")[0])
     approve_force_calm(clock, trail, other, request_id=request.id, digest=request.digest)
     assert read_override(clock).override.who == "sock, approved by eve"
+
+
+def test_an_admin_cannot_be_both_people_through_two_tokens_they_issued(real_redis):
+    """Review (identity): root mints two tokens under made-up names, requests with one and approves with the other:
+    neither issued the other, yet one person holds both. Tokens with a common issuer count as one person, also
+    down a chain (root mints an admin token, which mints the approver's): only the loud break-glass is one person."""
+    from breaker.ops.tokens import TokenStore
+
+    clock, trail, store = PanicClock(real_redis), AuditTrail(real_redis), TokenStore(real_redis)
+    root = Principal.of("root", "admin")
+
+    def mint(by, name, role):
+        return store.verify(store.create(trail, by, name=name, role=role, expires_s=None, why="x")[0])
+
+    asker, approver = mint(root, "sock one", "operator"), mint(root, "sock two", "approver")
+    request = request_force_calm(clock, trail, asker, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="same person"):
+        approve_force_calm(clock, trail, approver, request_id=request.id, digest=request.digest)
+    clear_override(clock, trail, root, why="withdraw")
+    deputy = mint(root, "deputy", "admin")
+    grandchild = mint(deputy, "sock three", "approver")
+    request = request_force_calm(clock, trail, root, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="same person"):
+        approve_force_calm(clock, trail, grandchild, request_id=request.id, digest=request.digest)
+    assert read_override(clock).override is None
+    assert "force_calm_approved" not in [e.action for e in trail.entries()]
