@@ -22,7 +22,17 @@ from typing import Any
 from .audit import AuditTrail
 from .credentials import hash_password, verify_password
 from .login_throttle import FREE_PER_NAME, FREE_PER_NAME_GLOBAL, LoginThrottle
-from .roles import SELF_DECLARED, Principal, Role, RoleRefused, WriteAccess, WriteRefused, canonical_name, parse_role
+from .roles import (
+    SELF_DECLARED,
+    Principal,
+    Role,
+    RoleRefused,
+    WriteAccess,
+    WriteRefused,
+    canonical_name,
+    parse_role,
+    unprintable_in_name,
+)
 
 MAX_NAME_LENGTH = 64
 #: ``who`` of a failed login whose name is no operator's: the name may be a password typed in the wrong field.
@@ -221,6 +231,9 @@ def attempt_login(
     who = (name or "").strip()[:MAX_NAME_LENGTH]
     if not canonical_name(who):
         return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
+    if unprintable_in_name(who):
+        return LoginOutcome(False, None, "A name is letters, digits, spaces and punctuation: no control, "
+                            "zero-width or text-direction characters.")
     if not credentials.configured:
         return LoginOutcome(
             False, None, "No operator credentials are configured (an [operators] table or operator_password in "

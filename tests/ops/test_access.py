@@ -380,3 +380,27 @@ def test_operator_roles_come_from_the_table_in_either_form_and_a_bad_role_cannot
     assert [(o.name, o.role.value) for o in map(credentials.operator, ("ｒｏｏｔ", " BOB", "carol"))] == [
         ("Root", "admin"), ("bob", "operator"), ("carol", "approver")]
     assert credentials.operator("dave") is None
+
+
+@pytest.mark.parametrize("alias", ["ali\u200bce", "\u200dalice", "alice\ufeff", "al\u00adice", "ali\u2060ce"])
+def test_invisible_characters_do_not_make_another_name(real_redis, fake_clock, alias):
+    """Review (identity): NFKC keeps zero-width and other format characters (Unicode Cf), so "ali\\u200bce" was a
+    name of its own: the shared password logged it in as a self-declared alias that shows as "alice", and the
+    rule counted it as another person than alice. Canonical names drop them (an [operators] entry, an OIDC email
+    or a principal made by hand is alice), and a typed name holding one is refused outright."""
+    from breaker.ops.roles import Principal, canonical_name
+
+    assert canonical_name(alias) == "alice" and Principal.of(alias).canonical == Principal.of("Alice").canonical
+    assert Credentials({alias: hash_password("alice-pw")}).operator("alice") is not None
+    login = _login(real_redis, fake_clock, AuditTrail(real_redis, clock=fake_clock), OPERATORS)
+    assert [login(alias, pw).ok for pw in ("right", "alice-pw")] == [False, False]
+
+
+@pytest.mark.parametrize("name", ["\u202eecila", "bob\u202e", "bo\nb", "bob\x1b[2J"])
+def test_a_self_declared_name_with_control_characters_is_refused(real_redis, fake_clock, name):
+    """Review (identity): a bidi override (U+202E) or a control character in a typed name makes History show a
+    different name ("alice" from "\\u202eecila"); such a name is refused before any check, and not recorded."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    outcome = _login(real_redis, fake_clock, trail)(name, "right")
+    assert not outcome.ok and "letters" in outcome.message
+    assert trail.entries() == []
