@@ -404,3 +404,22 @@ def test_a_self_declared_name_with_control_characters_is_refused(real_redis, fak
     outcome = _login(real_redis, fake_clock, trail)(name, "right")
     assert not outcome.ok and "letters" in outcome.message
     assert trail.entries() == []
+
+
+def test_the_login_wait_is_kept_in_server_time_not_the_replicas(real_redis, redis_url):
+    """Review (identity): the throttle stamped failures with the console process's own clock, so replicas whose
+    clocks disagree disagreed on every wait (one ahead let a guesser through early, one behind stretched the
+    wait). Waits are kept in the Redis server's time, as tokens' expiry and every "now" (SPEC section 6): here the
+    client's TIME is shifted an hour, as if the process's clock were an hour behind the server's, and only the
+    server's hour counts."""
+    class AnHourLater(type(real_redis)):
+        def time(self):
+            seconds, micros = super().time()
+            return int(seconds) + 3600, micros
+
+    later = AnHourLater.from_url(redis_url)
+    for _ in range(FREE_PER_NAME + 1):  # the last one arms a 1 s wait, in the server's time
+        assert LoginThrottle(real_redis).begin("203.0.113.9", "alice") is None
+    assert LoginThrottle(real_redis).begin("203.0.113.9", "alice") is not None
+    assert LoginThrottle(later).begin("203.0.113.9", "alice") is None  # the server says an hour has passed
+    later.close()
