@@ -37,25 +37,32 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def token_issuers(tokens: Mapping[Any, Any], auth: str) -> set[str]:
-    """The canonical names of everyone up the chain that issued the token behind ``auth`` (``token:<id>``; empty
-    for any other credential): its issuer, the issuer of the issuer's token, and so on. ``tokens`` is the stored
-    hash (``HGETALL {prefix}tokens``). The two-person rule counts two identities as one person when either is in
-    the other's chain or their chains meet: an admin can mint tokens under any names, so the tokens one person
-    issued (directly or through a token of theirs) are all that person."""
+def _issuer_chain(tokens: Mapping[Any, Any], auth: str) -> list[tuple[str, dict[str, Any]]]:
+    """(id, stored record) of each token up the chain that issued the token behind ``auth`` (``token:<id>``):
+    its issuer's token, that one's issuer's, and so on; empty for any other credential. ``tokens`` is the
+    stored hash (``HGETALL {prefix}tokens``); a record that does not parse ends the chain."""
     stored = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in tokens.items()}
-    found: set[str] = set()
+    chain: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
     while auth.startswith("token:") and auth not in seen and len(seen) < 32:
         seen.add(auth)
+        token_id = auth.removeprefix("token:")
         try:
-            data = json.loads(stored.get(auth.removeprefix("token:")) or "null")
-            creator, auth = canonical_name(str(data.get("created_by", ""))), str(data.get("created_by_auth", ""))
+            data = json.loads(stored.get(token_id) or "null")
+            auth = str(data.get("created_by_auth", ""))
         except (ValueError, TypeError, AttributeError, RecursionError):
             break
-        if creator:
-            found.add(creator)
-    return found
+        chain.append((token_id, data))
+    return chain
+
+
+def token_issuers(tokens: Mapping[Any, Any], auth: str) -> set[str]:
+    """The canonical names of everyone up the chain that issued the token behind ``auth`` (empty for any other
+    credential). The two-person rule counts two identities as one person when either is in the other's chain
+    or their chains meet: an admin can mint tokens under any names, so the tokens one person issued (directly
+    or through a token of theirs) are all that person."""
+    names = (canonical_name(str(data.get("created_by", ""))) for _, data in _issuer_chain(tokens, auth))
+    return {name for name in names if name}
 
 
 class TokenRefused(WriteRefused):
@@ -193,6 +200,11 @@ class TokenStore:
         state = record.state(self.now())
         if state != "active":
             raise TokenRefused(f"API token {token_id} is {state}")
+        if record.created_by_auth.startswith("token:"):
+            # Revoking a (leaked) token revokes what it issued; its expiry does not carry over.
+            for issuer, issuer_data in _issuer_chain(self.client.hgetall(self.key), record.created_by_auth):
+                if issuer_data.get("revoked") is not None:
+                    raise TokenRefused(f"API token {token_id} was issued by revoked token {issuer}")
         return Principal(record.name, parse_role(record.role), f"token:{token_id}")
 
 
