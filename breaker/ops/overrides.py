@@ -177,10 +177,13 @@ def extend_override(
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
     two_person_rule: bool = False,
+    sandbox: bool = False,
 ) -> Override:
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
     now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
-    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request."""
+    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request.
+    Without the rule outside the ``sandbox``, extending a ``force_calm`` is break-glass, as setting one is
+    (``set_override``): a verified admin only, with a ``break_glass`` entry in the same transaction."""
     access.require("extending an override", "override_extend")
     added = check_minutes(minutes, max_minutes)
 
@@ -190,6 +193,9 @@ def extend_override(
         if two_person_rule and current.override.mode is OverrideMode.FORCE_CALM:
             raise WriteRefused("extending force_calm refused under the two-person rule: a second operator approved "
                                "its length; request force_calm again for longer (BREAKER_TWO_PERSON_RULE)")
+        break_glass = current.override.mode is OverrideMode.FORCE_CALM and not sandbox and access.auth != "sandbox"
+        if break_glass:
+            access.require("extending force_calm without a second person (break-glass)", "break_glass")
         until = current.override.until + added * 60.0
         if until - now > max_minutes * 60.0:
             raise OverrideTooLong(
@@ -197,7 +203,12 @@ def extend_override(
                 f"leave {(until - now) / 60.0:.1f}"
             )
         extended = Override(current.override.mode, access.who, why or "", current.override.since, until)
-        _write(clock, trail, extended, now, "override_extend", pipe, access)
+        _write(clock, trail, extended, now, "override_extend", pipe, access,
+               **({"break_glass": True} if break_glass else {}))
+        if break_glass:
+            trail.record_in(pipe, who=access.who, action="break_glass", why=extended.why, at=now,
+                            mode=extended.mode.value, since=extended.since, until=extended.until,
+                            key=override_key(clock), **access.audit())
         return extended
 
     return _audited(clock, trail, change)

@@ -263,3 +263,21 @@ def test_an_admin_cannot_be_both_people_through_two_tokens_they_issued(real_redi
         approve_force_calm(clock, trail, grandchild, request_id=request.id, digest=request.digest)
     assert read_override(clock).override is None
     assert "force_calm_approved" not in [e.action for e in trail.entries()]
+
+
+def test_extending_a_break_glass_force_calm_is_break_glass_too(real_redis):
+    """Review (identity): without the rule on a real target only a verified admin may set force_calm (loudly), but
+    any operator, even a self-declared name, could extend it, quietly: more calm without the admin's say. An
+    extension of force_calm there is break-glass as well: an admin alone, with its break_glass entry."""
+    from breaker.ops.overrides import extend_override
+
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    set_override_or_request(clock, trail, ADMIN, mode="force_calm", minutes=5, why="pager storm", two_person_rule=False)
+    until = read_override(clock).override.until
+    for who in (CAROL_SELF_DECLARED, Principal.of("olga", "operator"), ALICE):
+        with pytest.raises(RoleRefused, match="break-glass"):
+            extend_override(clock, trail, who, minutes=10, why="longer", two_person_rule=False)
+    assert read_override(clock).override.until == until and len(trail.entries()) == 2
+    extend_override(clock, trail, ADMIN, minutes=10, why="still storming", two_person_rule=False)
+    assert [e.action for e in trail.entries()][2:] == ["override_extend", "break_glass"]
+    extend_override(clock, trail, CAROL_SELF_DECLARED, minutes=1, why="x", two_person_rule=False, sandbox=True)
