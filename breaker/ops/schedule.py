@@ -186,6 +186,9 @@ def schedule_override(
             if pruned:
                 tx.zrem(key, *pruned)
             tx.zadd(key, {window.to_json(): since})
+            if break_glass:  # the loud entry alerts and notifiers listen for, as for an immediate break-glass
+                trail.record_in(tx, who=access.who, action="break_glass", why=reason, at=now, window=window.id,
+                                mode=mode.value, since=since, until=until, key=key, **access.audit())
 
         return Planned(dict(who=access.who, action="override_schedule", why=reason, at=now, window=window.id,
                             mode=mode.value, since=since, until=until, needs_approval=needs_approval,
