@@ -138,7 +138,7 @@ def test_the_schedule_controls_follow_the_matrix(console_env, column):
         assert not at.exception
         assert at.button(key="schedule_submit").disabled is (not MATRIX[write, column]), (write, column)
     assert at.button(key="schedule_cancel").disabled is (not MATRIX["override cancel", column])
-    approve = at.button(key=f"schedule_approve_{window.id}")
+    approve = at.button(key=f"schedule_approve_{window.id}_{window.digest()}")
     allowed = MATRIX["override approve-window", column]
     assert approve.disabled is (not allowed)
     shown = " ".join(c.value for c in at.caption)
