@@ -63,6 +63,16 @@ def _finite(value: Any, name: str) -> float:
     return float(value)
 
 
+def future_since(override: Override, server_now: float) -> str | None:
+    """Why ``override`` is not honoured yet, or None: a ``since`` more than ``FUTURE_SINCE_SLACK_S`` after server
+    time (the tools write ``since`` = now; planned windows are the schedule's). Workers and every reading judge
+    it here, so the views say what the workers answer."""
+    if override.since <= server_now + FUTURE_SINCE_SLACK_S:
+        return None
+    return (f"starts in the future ({override.since - server_now:.0f} s after server time): the tools write "
+            "since = now; planned windows are the schedule's")
+
+
 def parse_override(raw: Any) -> Override:
     """The override stored in ``raw`` (bytes or str), or ``InvalidOverride`` naming what is wrong."""
     if raw is None:
@@ -134,9 +144,9 @@ class HonouredOverride:
                 if stored_len > MAX_RAW_BYTES:
                     raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
                 seen = parse_override(raw)
-                if seen.since > server_now + FUTURE_SINCE_SLACK_S:
-                    raise InvalidOverride(f"starts in the future ({seen.since - server_now:.0f} s after server time): "
-                                          "the tools write since = now; planned windows are the schedule's")
+                future = future_since(seen, server_now)
+                if future:
+                    raise InvalidOverride(future)
                 capped = seen.until - seen.since > self.max_s
                 if capped:
                     asked, seen = seen.until, replace(seen, until=seen.since + self.max_s)

@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError, WatchError
 
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
-from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
+from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, future_since, parse_override
 from .audit import AuditTrail
 from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
 from .roles import WriteAccess, WriteRefused
@@ -74,6 +74,9 @@ def override_reading(raw: Any, now: float) -> OverrideReading:
         return OverrideReading(None, raw, str(exc), 0.0)
     if not override.active(now):
         return OverrideReading(None, raw, "expired", 0.0)
+    future = future_since(override, now)
+    if future:
+        return OverrideReading(None, raw, future, 0.0)
     return OverrideReading(override, raw, None, override.left_s(now))
 
 

@@ -17,6 +17,7 @@ from breaker.ops import (
     set_override,
 )
 from breaker.ops.overrides import AuditUnwritable
+from breaker.override import Override
 
 ALICE = Principal.of("alice")
 KEY = "brain:panic_override"
@@ -140,3 +141,15 @@ def test_read_flags_a_key_of_another_type(real_redis, tools):
     real_redis.hset(KEY, "mode", "force_calm")
     reading = read_override(clock)
     assert reading.override is None and "type" in reading.invalid_reason and reading.raw is not None
+
+
+def test_read_flags_an_override_that_starts_in_the_future_as_workers_do(real_redis, tools):
+    """Review (identity): workers ignore a since more than a minute ahead (test_robust); the console's and CLI's
+    reading said it was on, so every view disagreed with the fleet's answers (SPEC section 6, Truth)."""
+    clock, _ = tools
+    now = clock.server_now()
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "tool", "x", now + 3600, now + 3900).to_json())
+    reading = read_override(clock)
+    assert reading.override is None and "future" in reading.invalid_reason
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "tool", "x", now + 5, now + 600).to_json())
+    assert read_override(clock).override is not None
