@@ -16,6 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 OVERRIDE_KEY_NAME = "panic_override"
+#: How far ahead of the worker's server time an override's ``since`` may be (a writer's clock, the worker's
+#: estimate): beyond it the override is ignored, else the cap from ``since`` would start hours from now.
+FUTURE_SINCE_SLACK_S = 60.0
 DEFAULT_MAX_OVERRIDE_MIN = 60.0  # BREAKER_MAX_OVERRIDE_MIN: what a worker honours from an override's since
 MAX_RAW_BYTES = 4096  # a well-formed override is a few hundred bytes; workers read at most this much
 
@@ -58,6 +61,16 @@ def _finite(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidOverride(f"{name} must be a finite number, got {value!r}"[:200])
     return float(value)
+
+
+def future_since(override: Override, server_now: float) -> str | None:
+    """Why ``override`` is not honoured yet, or None: a ``since`` more than ``FUTURE_SINCE_SLACK_S`` after server
+    time (the tools write ``since`` = now; planned windows are the schedule's). Workers and every reading judge
+    it here, so the views say what the workers answer."""
+    if override.since <= server_now + FUTURE_SINCE_SLACK_S:
+        return None
+    return (f"starts in the future ({override.since - server_now:.0f} s after server time): the tools write "
+            "since = now; planned windows are the schedule's")
 
 
 def parse_override(raw: Any) -> Override:
@@ -131,6 +144,9 @@ class HonouredOverride:
                 if stored_len > MAX_RAW_BYTES:
                     raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
                 seen = parse_override(raw)
+                future = future_since(seen, server_now)
+                if future:
+                    raise InvalidOverride(future)
                 capped = seen.until - seen.since > self.max_s
                 if capped:
                     asked, seen = seen.until, replace(seen, until=seen.since + self.max_s)

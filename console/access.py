@@ -12,11 +12,13 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import Credentials, LoginThrottle, Principal, attempt_login, oidc_operator, write_access
+from breaker.ops.access import credential_stamp, session_principal
 from breaker.ops.client_address import client_address, trusted_networks
 from breaker.ops.target import Target
 from console.shared import audit_trail, get_target, guarded
 
 OPERATOR_KEY = "operator"
+STAMP_KEY = "operator_credential_stamp"
 
 
 def _secret(name: str) -> Any:
@@ -50,8 +52,21 @@ def oidc_login() -> tuple[Principal | None, str]:
 
 
 def current_operator() -> Principal | None:
-    operator = oidc_login()[0] or st.session_state.get(OPERATOR_KEY)
-    return operator if isinstance(operator, Principal) else None
+    """The OIDC identity, else this session's password login as the secrets say now (its current role; none
+    once the operator is removed or the password changed: see ``breaker.ops.access.session_principal``)."""
+    operator = oidc_login()[0]
+    if operator is not None:
+        return operator
+    stored = st.session_state.get(OPERATOR_KEY)
+    if not isinstance(stored, Principal):
+        return None
+    if STAMP_KEY not in st.session_state:  # put there by code, not by the login form (tests): taken as is
+        return stored
+    operator = session_principal(stored, st.session_state.get(STAMP_KEY), credentials())
+    if operator is None:
+        st.session_state.pop(OPERATOR_KEY, None)
+        st.session_state.pop(STAMP_KEY, None)
+    return operator
 
 
 def current_access() -> Principal:
@@ -114,6 +129,7 @@ def render_login(target: Target) -> None:
             return
         if outcome.ok:
             st.session_state[OPERATOR_KEY] = outcome.operator
+            st.session_state[STAMP_KEY] = credential_stamp(outcome.operator, credentials())
             st.rerun()
         st.error(outcome.message)
 
@@ -122,6 +138,7 @@ def _logout(operator: Principal) -> None:
     guarded("recording the logout", lambda: audit_trail().record(who=operator.who, action="logout",
                                                                  kind="login", **operator.audit()))
     st.session_state.pop(OPERATOR_KEY, None)
+    st.session_state.pop(STAMP_KEY, None)
     if operator.auth == "oidc":
         st.logout()
     st.rerun()

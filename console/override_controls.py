@@ -166,7 +166,8 @@ def _extend(minutes: float, why: str) -> Any:
     def extend() -> Override | None:
         try:
             return extend_override(get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes,
-                                   why=why, max_minutes=max_override_min(), two_person_rule=two_person_rule_on())
+                                   why=why, max_minutes=max_override_min(), two_person_rule=two_person_rule_on(),
+                                   sandbox=get_target().embedded)
         except NoActiveOverride:
             st.warning("No override is on any more (it ended or was cleared): nothing was extended.")
             return None

@@ -179,8 +179,9 @@ def _approvals(access: WriteAccess, reading: ScheduleReading) -> None:
         if why_not:
             st.caption(f"Approving needs a verified identity with the approver role, not the requester: "
                        f"{md_text(why_not)}.")
-        if st.button("Approve scheduled force_calm", key=f"schedule_approve_{window.id}", type="primary",
-                     disabled=bool(why_not)):
+        # the key carries the digest shown: a window changed since is another button, and this click approves nothing
+        if st.button("Approve scheduled force_calm", key=f"schedule_approve_{window.id}_{window.digest()}",
+                     type="primary", disabled=bool(why_not)):
             done = guarded("approving the window", lambda w=window: approve_window(
                 get_target().panic_clock(), audit_trail(), _access(), window_id=w.id, digest=w.digest()))
             if done is not None:

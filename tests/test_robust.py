@@ -258,3 +258,19 @@ def test_a_drill_cannot_be_back_dated_past_the_max_panic_age(real_redis):
     with pytest.raises(ValueError, match="BREAKER_MAX_PANIC_AGE_H"):
         PanicClock(real_redis).start_drill(server_now(real_redis), backdate_s=49 * 3600)
     assert PanicClock(real_redis, max_panic_age_s=72 * 3600).start_drill(server_now(real_redis), backdate_s=49 * 3600)
+
+
+def test_an_override_that_starts_in_the_future_does_not_pin_the_fleet_from_now(real_redis):
+    """Review (identity), issue 19 finding 3 again: the cap counts from `since`, so an override written straight
+    into Redis with `since` 10 h ahead and `until` 30 min after it (within any maximum) was honoured from now for
+    10.5 h. The tools write `since` in server time, now; a `since` more than a minute ahead is refused (logged,
+    ignored): planned windows are the schedule's (docs/protocol.md)."""
+    now = server_now(real_redis)
+    real_redis.set("brain:panic_override",  # force_full: its answer (TTL 0) differs from a calm fleet's
+                   Override(OverrideMode.FORCE_FULL, "tool", "x", now + 10 * 3600, now + 10.5 * 3600).to_json())
+    with capture_logs() as logs:
+        assert VIXCircuitBreaker(real_redis, refresh_interval_s=0).get_ttl(60, "normal") == (60, "NORMAL")
+    assert any(e["event"] == "INVALID_PANIC_OVERRIDE" and "future" in e["reason"] for e in logs)
+    real_redis.set("brain:panic_override",  # a writer's clock a few seconds ahead of the server's: still honoured
+                   Override(OverrideMode.FORCE_FULL, "tool", "x", now + 5, now + 600).to_json())
+    assert VIXCircuitBreaker(real_redis, refresh_interval_s=0).get_ttl(60, "normal") == (0, "PANIC_FULL")

@@ -12,6 +12,7 @@ Streamlit specifics (forms, ``st.secrets``, ``st.user``) stay in the console; th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,17 @@ from typing import Any
 from .audit import AuditTrail
 from .credentials import hash_password, verify_password
 from .login_throttle import FREE_PER_NAME, FREE_PER_NAME_GLOBAL, LoginThrottle
-from .roles import SELF_DECLARED, Principal, Role, RoleRefused, WriteAccess, WriteRefused, canonical_name, parse_role
+from .roles import (
+    SELF_DECLARED,
+    Principal,
+    Role,
+    RoleRefused,
+    WriteAccess,
+    WriteRefused,
+    canonical_name,
+    parse_role,
+    unprintable_in_name,
+)
 
 MAX_NAME_LENGTH = 64
 #: ``who`` of a failed login whose name is no operator's: the name may be a password typed in the wrong field.
@@ -165,6 +176,36 @@ def verify_console_credentials(name: str, password: str, credentials: Credential
     return Principal(who, SHARED_ROLE, "shared")
 
 
+def credential_stamp(principal: Principal, credentials: Credentials) -> str | None:
+    """A fingerprint of what ``principal``'s password login rested on (their configured hash, or the shared
+    password), kept with a console session so that a rotated password ends the sessions it opened; None when
+    the configuration no longer admits them. Not a secret: a SHA-256 of a salted hash or of the shared password."""
+    if principal.auth == "password":
+        known = credentials.operator(principal.name)
+        material = known.hash if known is not None else None
+    elif principal.auth == "shared":
+        shared = credentials.shared_password
+        material = shared if shared and credentials.operator(principal.name) is None else None
+    else:
+        return ""
+    return None if material is None else hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def session_principal(principal: Principal, stamp: str | None, credentials: Credentials) -> Principal | None:
+    """The principal a logged-in console session stands for now: a password login takes its operator's current
+    role, and ends (None) when the operator was removed or their password changed; a self-declared one ends
+    when the shared password changed or the name became an operator's. Others (OIDC is re-read every run, the
+    sandbox) are unchanged."""
+    if principal.auth not in ("password", "shared"):
+        return principal
+    if stamp is None or credential_stamp(principal, credentials) != stamp:
+        return None
+    if principal.auth == "password":
+        known = credentials.operator(principal.name)
+        return Principal(known.name, known.role, "password") if known is not None else None
+    return principal
+
+
 def _is_shared_password(name: str, credentials: Credentials) -> bool:
     shared = credentials.shared_password
     return bool(shared) and (password_matches(name, shared) or canonical_name(name) == canonical_name(shared))
@@ -190,6 +231,9 @@ def attempt_login(
     who = (name or "").strip()[:MAX_NAME_LENGTH]
     if not canonical_name(who):
         return LoginOutcome(False, None, "Enter your name: it goes into the audit trail with every write.")
+    if unprintable_in_name(who):
+        return LoginOutcome(False, None, "A name is letters, digits, spaces and punctuation: no control, "
+                            "zero-width or text-direction characters.")
     if not credentials.configured:
         return LoginOutcome(
             False, None, "No operator credentials are configured (an [operators] table or operator_password in "

@@ -24,8 +24,8 @@ from ..override import Override, OverrideMode
 from .audit import AuditTrail
 from .audited_write import Planned, audited_write
 from .overrides import DEFAULT_MAX_MINUTES, PENDING_KEY_NAME, check_minutes, override_key, set_override
-from .roles import WriteAccess, WriteRefused, canonical_name
-from .tokens import TOKENS_KEY_NAME, token_creator
+from .roles import WriteAccess, WriteRefused
+from .tokens import TOKENS_KEY_NAME, token_issuers
 
 REQUEST_TTL_S = 600
 
@@ -73,9 +73,23 @@ def pending_key(clock: PanicClock) -> str:
     return f"{clock.key_prefix}{PENDING_KEY_NAME}"
 
 
-def same_person(a: str, b: str) -> bool:
-    """One person as far as the rule is concerned: canonical names (NFKC, case-folded, trimmed) are equal."""
-    return canonical_name(a) == canonical_name(b)
+def require_second_person(pipe: Any, tokens_key: str, requester: str, requester_auth: str,
+                          access: WriteAccess) -> None:
+    """``ApprovalRefused`` unless ``access`` is another person than the requester (canonical name ``requester``,
+    credential ``requester_auth``): not the same canonical name, neither issued the other's API token (directly
+    or down a chain of tokens), and their tokens have no issuer in common. The one place the rule says who is
+    "another person", for requests and scheduled windows alike."""
+    if requester == access.canonical:
+        raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
+    auths = [auth for auth in (requester_auth, access.auth) if auth.startswith("token:")]
+    if not auths:
+        return
+    stored = pipe.hgetall(tokens_key)
+    theirs = token_issuers(stored, requester_auth) | {requester}
+    mine = token_issuers(stored, access.auth) | {access.canonical}
+    if theirs & mine:
+        raise ApprovalRefused("approving force_calm refused: one of you issued the other's API token, or the same "
+                              "person issued both of your tokens, so the two may be one person")
 
 
 def _parse(raw: Any, left_ms: Any) -> PendingRequest | None:
@@ -147,14 +161,7 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
         if request.digest != (digest or "").strip():
             raise ApprovalRefused("approving force_calm refused: the request changed since it was shown "
                                   f"(digest {request.digest}, approved {digest!r}); read it again")
-        if request.requester_canonical == access.canonical:
-            raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
-        issued = {auth: token_creator(pipe.hget(tokens, auth.removeprefix("token:")))
-                  for auth in (request.requester_auth, access.auth) if auth.startswith("token:")}
-        if issued.get(access.auth) == request.requester_canonical or \
-                issued.get(request.requester_auth) == access.canonical:
-            raise ApprovalRefused("approving force_calm refused: one of you issued the other's API token, so the "
-                                  "two may be one person")
+        require_second_person(pipe, tokens, request.requester_canonical, request.requester_auth, access)
         length = check_minutes(request.minutes, max_minutes)
         now = clock.server_now()
         override = Override(OverrideMode.FORCE_CALM, f"{request.requester}, approved by {access.who}", request.why,

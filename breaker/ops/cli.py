@@ -572,7 +572,8 @@ def override_extend(ctx: click.Context, minutes: float, why: str, yes: bool, as_
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
                              max_minutes=session.settings.max_override_min,
                              two_person_rule=two_person_rule_applies(session.settings.two_person_rule,
-                                                                     embedded=session.sandbox))
+                                                                     embedded=session.sandbox),
+                             sandbox=session.sandbox)
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 

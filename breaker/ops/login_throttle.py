@@ -15,21 +15,20 @@ An attempt made during a delay is refused without checking the password and is n
 push a delay beyond its cap. Counts are forgotten an hour after the last failure. In Redis rather than in the
 console process: every replica shares the counts, and no browser can reset them (``clear_cache``). Keys are
 ``{prefix}login_failures:<sha256>``: neither the name (which may be a mistyped password) nor the address
-appears in a key.
+appears in a key. Times are the Redis server's, like every "now" (SPEC section 6).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import WatchError
 
-from ..clock import client_key_prefix
+from ..clock import client_key_prefix, server_time
 
 KEY_NAME = "login_failures"
 FREE_PER_NAME = 3  # (address, name): a typo or two costs nothing
@@ -80,10 +79,15 @@ class LoginThrottle:
     password's budget)."""
 
     def __init__(self, client: Any, *, key_prefix: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self.client = client
         self.key_prefix = client_key_prefix(client) if key_prefix is None else key_prefix
-        self.clock = clock
+        self._clock = clock
+
+    def clock(self) -> float:
+        """The Redis server's time (one ``TIME``), so every console replica and the CLI agree on each wait;
+        an injected ``clock`` in tests."""
+        return self._clock() if self._clock is not None else server_time(self.client.time())
 
     def _key(self, *parts: str) -> str:
         digest = hashlib.sha256("\0".join(("vix-breaker login", *parts)).encode("utf-8")).hexdigest()[:32]

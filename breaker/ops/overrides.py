@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError, WatchError
 
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
-from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, parse_override
+from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, future_since, parse_override
 from .audit import AuditTrail
 from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
 from .roles import WriteAccess, WriteRefused
@@ -74,6 +74,9 @@ def override_reading(raw: Any, now: float) -> OverrideReading:
         return OverrideReading(None, raw, str(exc), 0.0)
     if not override.active(now):
         return OverrideReading(None, raw, "expired", 0.0)
+    future = future_since(override, now)
+    if future:
+        return OverrideReading(None, raw, future, 0.0)
     return OverrideReading(override, raw, None, override.left_s(now))
 
 
@@ -177,10 +180,13 @@ def extend_override(
     why: str,
     max_minutes: float = DEFAULT_MAX_MINUTES,
     two_person_rule: bool = False,
+    sandbox: bool = False,
 ) -> Override:
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
     now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
-    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request."""
+    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request.
+    Without the rule outside the ``sandbox``, extending a ``force_calm`` is break-glass, as setting one is
+    (``set_override``): a verified admin only, with a ``break_glass`` entry in the same transaction."""
     access.require("extending an override", "override_extend")
     added = check_minutes(minutes, max_minutes)
 
@@ -190,6 +196,9 @@ def extend_override(
         if two_person_rule and current.override.mode is OverrideMode.FORCE_CALM:
             raise WriteRefused("extending force_calm refused under the two-person rule: a second operator approved "
                                "its length; request force_calm again for longer (BREAKER_TWO_PERSON_RULE)")
+        break_glass = current.override.mode is OverrideMode.FORCE_CALM and not sandbox and access.auth != "sandbox"
+        if break_glass:
+            access.require("extending force_calm without a second person (break-glass)", "break_glass")
         until = current.override.until + added * 60.0
         if until - now > max_minutes * 60.0:
             raise OverrideTooLong(
@@ -197,7 +206,12 @@ def extend_override(
                 f"leave {(until - now) / 60.0:.1f}"
             )
         extended = Override(current.override.mode, access.who, why or "", current.override.since, until)
-        _write(clock, trail, extended, now, "override_extend", pipe, access)
+        _write(clock, trail, extended, now, "override_extend", pipe, access,
+               **({"break_glass": True} if break_glass else {}))
+        if break_glass:
+            trail.record_in(pipe, who=access.who, action="break_glass", why=extended.why, at=now,
+                            mode=extended.mode.value, since=extended.since, until=extended.until,
+                            key=override_key(clock), **access.audit())
         return extended
 
     return _audited(clock, trail, change)

@@ -53,8 +53,18 @@ def parse_role(value: str | Role | None, default: Role = Role.OPERATOR) -> Role:
 
 
 def canonical_name(name: str | None) -> str:
-    """The one form in which names are compared: NFKC, case-folded, trimmed ("Bob", " bob", "ｂｏｂ" are one)."""
-    return unicodedata.normalize("NFKC", name or "").casefold().strip()
+    """The one form in which names are compared: NFKC, case-folded, trimmed ("Bob", " bob", "ｂｏｂ" are one), and
+    without invisible format characters (zero-width space and joiners, soft hyphen, BOM, bidi controls: Unicode
+    category Cf), which NFKC keeps. Confusables across scripts (Cyrillic "а" for Latin "a") stay distinct
+    names: see docs/access.md, "Canonical names"."""
+    text = unicodedata.normalize("NFKC", name or "")
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").casefold().strip()
+
+
+def unprintable_in_name(name: str) -> bool:
+    """Whether a typed name holds a control or format character (a newline, an escape, a zero-width or bidi
+    character): what a reader of History would not see, or would see as another name."""
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in name)
 
 
 @dataclass(frozen=True)

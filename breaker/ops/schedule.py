@@ -22,12 +22,12 @@ from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
 from ..override import OVERRIDE_KEY_NAME, OverrideMode
 from ..schedule import SCHEDULE_KEY_NAME, InvalidWindow, Window, ms, parse_window
-from .approvals import ApprovalRefused
+from .approvals import ApprovalRefused, require_second_person
 from .audit import AuditTrail
 from .audited_write import Planned, audited_write
 from .overrides import DEFAULT_MAX_MINUTES, check_minutes
 from .roles import SELF_DECLARED, WriteAccess, WriteRefused, canonical_name
-from .tokens import TOKENS_KEY_NAME, token_creator
+from .tokens import TOKENS_KEY_NAME
 
 MAX_PLANNED = 32
 MAX_AHEAD_DAYS = 30
@@ -186,6 +186,9 @@ def schedule_override(
             if pruned:
                 tx.zrem(key, *pruned)
             tx.zadd(key, {window.to_json(): since})
+            if break_glass:  # the loud entry alerts and notifiers listen for, as for an immediate break-glass
+                trail.record_in(tx, who=access.who, action="break_glass", why=reason, at=now, window=window.id,
+                                mode=mode.value, since=since, until=until, key=key, **access.audit())
 
         return Planned(dict(who=access.who, action="override_schedule", why=reason, at=now, window=window.id,
                             mode=mode.value, since=since, until=until, needs_approval=needs_approval,
@@ -262,15 +265,9 @@ def approve_window(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *,
         requester = str(window.extra.get("requester_canonical") or canonical_name(
             (window.requested_by or window.who).removesuffix(SELF_DECLARED)))
         requester_auth = str(window.extra.get("requester_auth") or "")
-        if requester == access.canonical:
-            raise ApprovalRefused("approving force_calm refused: a request cannot be approved by its requester")
+        require_second_person(pipe, tokens, requester, requester_auth, access)
         if (digest or "").strip() != window.digest():
             raise ApprovalRefused(f"window {window.id} changed since you saw it: read it again before approving")
-        issued = {auth: token_creator(pipe.hget(tokens, auth.removeprefix("token:")))
-                  for auth in (requester_auth, access.auth) if auth.startswith("token:")}
-        if issued.get(access.auth) == requester or issued.get(requester_auth) == access.canonical:
-            raise ApprovalRefused("approving force_calm refused: one of you issued the other's API token, so the "
-                                  "two may be one person")
         approved = replace(window, approved=True, approved_by=access.who)
 
         def queue(tx: Any) -> None:

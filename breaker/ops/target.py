@@ -56,18 +56,26 @@ def sandbox_key(key_prefix: str) -> str:
 
 def mark_sandbox(client: Any, key_prefix: str) -> None:
     """Say on the console's embedded server that it is a sandbox, so that the CLI pointed at it (its URL is in
-    the sidebar) behaves as the console does there: writes open, no two-person rule."""
-    client.set(sandbox_key(key_prefix), json.dumps({"pid": os.getpid(), "since": time.time()}))
+    the sidebar) behaves as the console does there: writes open, no two-person rule. The marker names this
+    server run (``INFO server`` ``run_id``, new at every start), so a copy elsewhere means nothing."""
+    client.set(sandbox_key(key_prefix), json.dumps({"pid": os.getpid(), "since": time.time(),
+                                                    "run_id": _run_id(client)}))
+
+
+def _run_id(client: Any) -> str:
+    return str(client.info("server").get("run_id", ""))
 
 
 def is_sandbox(client: Any, url: str, key_prefix: str) -> bool:
-    """A loopback server the console marked as its embedded sandbox. Only on loopback: a marker key copied to
-    a shared Redis does not turn it into a sandbox."""
+    """A loopback server the console marked as its embedded sandbox: only on loopback, and only a marker written
+    on this very server run (a marker copied or restored into another Redis, reached through a tunnel or a unix
+    socket, does not turn it into a sandbox)."""
     if urlsplit(url).scheme not in ("redis", "unix") or (
             urlsplit(url).scheme == "redis" and urlsplit(url).hostname not in LOOPBACK_HOSTS):
         return False
     try:
-        return bool(client.exists(sandbox_key(key_prefix)))
+        marker = json.loads(client.get(sandbox_key(key_prefix)) or "null")
+        return isinstance(marker, dict) and bool(marker.get("run_id")) and marker["run_id"] == _run_id(client)
     except Exception:
         return False
 

@@ -17,7 +17,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +37,32 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def token_creator(raw: Any) -> str:
-    """The canonical name of whoever issued a stored token ("" when unknown): the two-person rule refuses a pair
-    in which one person issued the other's token (an admin minting a second identity for themselves)."""
-    try:
-        return canonical_name(str(json.loads(raw).get("created_by", "")))
-    except (ValueError, TypeError, AttributeError, RecursionError):
-        return ""
+def _issuer_chain(tokens: Mapping[Any, Any], auth: str) -> list[tuple[str, dict[str, Any]]]:
+    """(id, stored record) of each token up the chain that issued the token behind ``auth`` (``token:<id>``):
+    its issuer's token, that one's issuer's, and so on; empty for any other credential. ``tokens`` is the
+    stored hash (``HGETALL {prefix}tokens``); a record that does not parse ends the chain."""
+    stored = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in tokens.items()}
+    chain: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    while auth.startswith("token:") and auth not in seen and len(seen) < 32:
+        seen.add(auth)
+        token_id = auth.removeprefix("token:")
+        try:
+            data = json.loads(stored.get(token_id) or "null")
+            auth = str(data.get("created_by_auth", ""))
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            break
+        chain.append((token_id, data))
+    return chain
+
+
+def token_issuers(tokens: Mapping[Any, Any], auth: str) -> set[str]:
+    """The canonical names of everyone up the chain that issued the token behind ``auth`` (empty for any other
+    credential). The two-person rule counts two identities as one person when either is in the other's chain
+    or their chains meet: an admin can mint tokens under any names, so the tokens one person issued (directly
+    or through a token of theirs) are all that person."""
+    names = (canonical_name(str(data.get("created_by", ""))) for _, data in _issuer_chain(tokens, auth))
+    return {name for name in names if name}
 
 
 class TokenRefused(WriteRefused):
@@ -69,6 +88,7 @@ class TokenRecord:
     expires: float | None
     revoked: float | None
     created_by: str = ""
+    created_by_auth: str = ""  # the issuer's credential kind: ``token:<id>`` when a token issued this one
 
     def state(self, now: float) -> str:
         if self.revoked is not None:
@@ -80,7 +100,7 @@ class TokenRecord:
     def public(self, now: float) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role, "created": self.created,
                 "expires": self.expires, "revoked": self.revoked, "created_by": self.created_by,
-                "state": self.state(now)}
+                "created_by_auth": self.created_by_auth, "state": self.state(now)}
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -109,7 +129,8 @@ class TokenStore:
             expires, revoked = data.get("expires"), data.get("revoked")
             return TokenRecord(str(data["id"]), str(data["name"]), parse_role(data["role"]).value,
                                float(data["created"]), None if expires is None else float(expires),
-                               None if revoked is None else float(revoked), str(data.get("created_by", ""))), data
+                               None if revoked is None else float(revoked), str(data.get("created_by", "")),
+                               str(data.get("created_by_auth", ""))), data
         except (ValueError, KeyError, TypeError, RecursionError):
             return None
 
@@ -129,7 +150,7 @@ class TokenStore:
         def plan(pipe: Any) -> Planned[tuple[str, TokenRecord]]:
             now = self.now()
             record = TokenRecord(token_id, shown, role.value, now, None if expires_s is None else now + expires_s,
-                                 None, access.who)
+                                 None, access.who, access.auth)
             value = json.dumps({**record.public(now), "salt": _b64(salt), "hash": _b64(_digest(salt, secret))})
             entry = dict(who=access.who, action="token_create", why=why or "", at=now, token=token_id, name=shown,
                          token_role=role.value, expires=record.expires, key=self.key, **access.audit())
@@ -179,6 +200,11 @@ class TokenStore:
         state = record.state(self.now())
         if state != "active":
             raise TokenRefused(f"API token {token_id} is {state}")
+        if record.created_by_auth.startswith("token:"):
+            # Revoking a (leaked) token revokes what it issued; its expiry does not carry over.
+            for issuer, issuer_data in _issuer_chain(self.client.hgetall(self.key), record.created_by_auth):
+                if issuer_data.get("revoked") is not None:
+                    raise TokenRefused(f"API token {token_id} was issued by revoked token {issuer}")
         return Principal(record.name, parse_role(record.role), f"token:{token_id}")
 
 

@@ -151,3 +151,42 @@ def test_finding_6_a_name_that_is_the_shared_password_never_reaches_history(cons
     tables = " ".join(d.value.to_string() for d in at.dataframe)
     assert "login_failed" in tables and PASSWORD not in tables and PASSWORD not in page
     assert [e.who for e in AuditTrail(console_env).entries()] == ["(unverified name)"]
+
+
+def test_a_session_follows_the_operators_current_role_and_removal(console_env):
+    """Review (identity): the session kept the Principal of its login, so an operator demoted to viewer, removed
+    from [operators] or given a new password in secrets.toml kept writing until they logged out. Each run now
+    re-reads their entry: the current role; logged out once removed or once the password changed."""
+    hashed = hash_password(ALICE_PASSWORD)
+    at = open_console("pages/drills.py")
+    at.secrets["operators"] = {"alice": hashed}
+    at.run()
+    login(at, "alice", ALICE_PASSWORD)
+    assert not at.button(key="drills_start").disabled
+    at.secrets["operators"] = {"alice": {"hash": hashed, "role": "viewer"}}
+    at.run()
+    assert at.button(key="drills_start").disabled
+    assert any("logged in · viewer" in m.value for m in at.sidebar.markdown)
+    at.secrets["operators"] = {"alice": hashed}
+    at.run()
+    assert not at.button(key="drills_start").disabled  # promoted back: same login, same password
+    at.secrets["operators"] = {"alice": hash_password("a rotated passphrase")}
+    at.run()
+    assert at.button(key="drills_start").disabled and _logged_in_names(at) == []
+    login(at, "alice", "a rotated passphrase")
+    assert _logged_in_names(at) == ["alice"]
+    at.secrets["operators"] = {"bob": hashed}
+    at.run()
+    assert at.button(key="drills_start").disabled and _logged_in_names(at) == []
+
+
+def test_a_self_declared_session_ends_when_the_shared_password_changes(console_env, monkeypatch):
+    """Review (identity): as above for the shared password: rotating it ends the sessions it opened."""
+    at = open_console("pages/drills.py")
+    at.run()
+    login(at, "bob", PASSWORD)
+    assert _logged_in_names(at) == ["bob (self-declared)"]
+    monkeypatch.setenv("BREAKER_OPERATOR_PASSWORD", "a new shared password")
+    at.secrets["operator_password"] = "a new shared password"
+    at.run()
+    assert _logged_in_names(at) == [] and at.button(key="drills_start").disabled

@@ -11,6 +11,7 @@ from breaker.ops import AuditTrail, Principal
 from breaker.ops.actions import start_panic
 from breaker.ops.approvals import pending_request, request_force_calm
 from breaker.ops.overrides import read_override, set_override
+from console.access import STAMP_KEY
 from tests.console.conftest import login, login_verified, open_console
 from tests.ops.test_role_matrix import COLUMNS, MATRIX
 
@@ -93,6 +94,7 @@ def test_a_click_the_role_does_not_allow_writes_and_audits_nothing(console_env, 
         at.session_state["operator"] = None
     else:
         at.session_state["operator"] = principal
+    del at.session_state[STAMP_KEY]  # the column's principal as is, not re-read from olga's secrets entry
     before = _writes(console_env)
     at.button(key="drills_end").click().run()
     assert not at.exception
@@ -136,7 +138,7 @@ def test_the_schedule_controls_follow_the_matrix(console_env, column):
         assert not at.exception
         assert at.button(key="schedule_submit").disabled is (not MATRIX[write, column]), (write, column)
     assert at.button(key="schedule_cancel").disabled is (not MATRIX["override cancel", column])
-    approve = at.button(key=f"schedule_approve_{window.id}")
+    approve = at.button(key=f"schedule_approve_{window.id}_{window.digest()}")
     allowed = MATRIX["override approve-window", column]
     assert approve.disabled is (not allowed)
     shown = " ".join(c.value for c in at.caption)

@@ -132,7 +132,7 @@ def test_the_schedule_controls_follow_the_role(console_env, column, full, calm, 
             assert any("You cannot schedule force_calm" in c.value and "self-declared" in c.value
                        for c in at.caption)
     assert at.button(key="schedule_cancel").disabled is (not cancel)
-    button = at.button(key=f"schedule_approve_{window.id}")
+    button = at.button(key=f"schedule_approve_{window.id}_{window.digest()}")
     assert button.disabled is (not approve)
     if not approve:
         assert any(c.value.startswith("Approving needs a verified identity with the approver role")
@@ -142,7 +142,7 @@ def test_the_schedule_controls_follow_the_role(console_env, column, full, calm, 
         at = login_verified(fleet(), "april", "approver")
         at.session_state["operator"] = {"viewer": Principal.of("vera", "viewer"), "operator": Principal.of("olga"),
                                         "self-declared": Principal.of("sam", "operator", "shared")}[column]
-        button = at.button(key=f"schedule_approve_{window.id}")
+        button = at.button(key=f"schedule_approve_{window.id}_{window.digest()}")
     before = AuditTrail(console_env).entries()
     button.click().run()
     assert not at.exception
@@ -161,7 +161,7 @@ def test_a_second_verified_operator_approves_a_scheduled_force_calm(console_env)
     at = login_verified(fleet(), "bob", "approver")
     assert any("plans force_calm" in w.value for w in at.warning)
     assert timeline(at)["data"][0]["line"]["color"] == WAITING_COLOUR
-    at.button(key=f"schedule_approve_{window.id}").click().run()
+    at.button(key=f"schedule_approve_{window.id}_{window.digest()}").click().run()
     assert not at.exception
     [stored] = read_schedule(PanicClock(console_env)).windows
     assert stored.approved_by == "bob"
@@ -173,7 +173,7 @@ def test_the_requester_cannot_approve(console_env):
     window = plan(console_env, "force_calm", two_person_rule=True)  # alice's; she logs in below
     at = login_verified(fleet(), "Alice", "approver")
     assert any("it is your request" in c.value for c in at.caption)
-    assert at.button(key=f"schedule_approve_{window.id}").disabled
+    assert at.button(key=f"schedule_approve_{window.id}_{window.digest()}").disabled
 
 
 def test_history_shows_each_windows_life(console_env):
@@ -217,3 +217,22 @@ def test_figure_schedule_timeline_is_a_pure_function():
     assert left.timestamp() < now - 900 and right.timestamp() > now + 4500
     empty = figure_schedule_timeline([], now)
     assert len(empty.data) == 0 and len(empty.layout.shapes) == 1
+
+
+def test_an_approval_click_is_bound_to_the_window_content_shown(console_env):
+    """Review (identity): the console's Approve button was keyed by the window's id alone and approved the digest of
+    whatever the click's rerun read, so a window rewritten under the same id between showing and clicking (a
+    longer calm, another reason) was approved unseen. The button now carries the digest shown, as the
+    force_calm request's does: a changed window is a new button, and the old click approves nothing."""
+    plan(console_env, "force_calm", two_person_rule=True)
+    at = login_verified(fleet(), "bob", "approver")
+    [shown] = [b for b in at.button if b.label == "Approve scheduled force_calm"]
+    [raw] = console_env.zrange("brain:override_schedule", 0, -1)
+    changed = {**json.loads(raw), "why": "something else entirely"}
+    console_env.zrem("brain:override_schedule", raw)
+    console_env.zadd("brain:override_schedule", {json.dumps(changed): changed["since"]})
+    shown.click().run()
+    assert not at.exception
+    [stored] = read_schedule(PanicClock(console_env)).windows
+    assert not stored.approved
+    assert "force_calm_approved" not in [e.action for e in AuditTrail(console_env).entries()]

@@ -380,3 +380,46 @@ def test_operator_roles_come_from_the_table_in_either_form_and_a_bad_role_cannot
     assert [(o.name, o.role.value) for o in map(credentials.operator, ("ｒｏｏｔ", " BOB", "carol"))] == [
         ("Root", "admin"), ("bob", "operator"), ("carol", "approver")]
     assert credentials.operator("dave") is None
+
+
+@pytest.mark.parametrize("alias", ["ali\u200bce", "\u200dalice", "alice\ufeff", "al\u00adice", "ali\u2060ce"])
+def test_invisible_characters_do_not_make_another_name(real_redis, fake_clock, alias):
+    """Review (identity): NFKC keeps zero-width and other format characters (Unicode Cf), so "ali\\u200bce" was a
+    name of its own: the shared password logged it in as a self-declared alias that shows as "alice", and the
+    rule counted it as another person than alice. Canonical names drop them (an [operators] entry, an OIDC email
+    or a principal made by hand is alice), and a typed name holding one is refused outright."""
+    from breaker.ops.roles import Principal, canonical_name
+
+    assert canonical_name(alias) == "alice" and Principal.of(alias).canonical == Principal.of("Alice").canonical
+    assert Credentials({alias: hash_password("alice-pw")}).operator("alice") is not None
+    login = _login(real_redis, fake_clock, AuditTrail(real_redis, clock=fake_clock), OPERATORS)
+    assert [login(alias, pw).ok for pw in ("right", "alice-pw")] == [False, False]
+
+
+@pytest.mark.parametrize("name", ["\u202eecila", "bob\u202e", "bo\nb", "bob\x1b[2J"])
+def test_a_self_declared_name_with_control_characters_is_refused(real_redis, fake_clock, name):
+    """Review (identity): a bidi override (U+202E) or a control character in a typed name makes History show a
+    different name ("alice" from "\\u202eecila"); such a name is refused before any check, and not recorded."""
+    trail = AuditTrail(real_redis, clock=fake_clock)
+    outcome = _login(real_redis, fake_clock, trail)(name, "right")
+    assert not outcome.ok and "letters" in outcome.message
+    assert trail.entries() == []
+
+
+def test_the_login_wait_is_kept_in_server_time_not_the_replicas(real_redis, redis_url):
+    """Review (identity): the throttle stamped failures with the console process's own clock, so replicas whose
+    clocks disagree disagreed on every wait (one ahead let a guesser through early, one behind stretched the
+    wait). Waits are kept in the Redis server's time, as tokens' expiry and every "now" (SPEC section 6): here the
+    client's TIME is shifted an hour, as if the process's clock were an hour behind the server's, and only the
+    server's hour counts."""
+    class AnHourLater(type(real_redis)):
+        def time(self):
+            seconds, micros = super().time()
+            return int(seconds) + 3600, micros
+
+    later = AnHourLater.from_url(redis_url)
+    for _ in range(FREE_PER_NAME + 1):  # the last one arms a 1 s wait, in the server's time
+        assert LoginThrottle(real_redis).begin("203.0.113.9", "alice") is None
+    assert LoginThrottle(real_redis).begin("203.0.113.9", "alice") is not None
+    assert LoginThrottle(later).begin("203.0.113.9", "alice") is None  # the server says an hour has passed
+    later.close()

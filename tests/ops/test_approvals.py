@@ -237,3 +237,47 @@ def test_an_admin_cannot_be_their_own_second_person_through_a_token_they_issued(
                                       expires_s=None, why="x")[0])
     approve_force_calm(clock, trail, other, request_id=request.id, digest=request.digest)
     assert read_override(clock).override.who == "sock, approved by eve"
+
+
+def test_an_admin_cannot_be_both_people_through_two_tokens_they_issued(real_redis):
+    """Review (identity): root mints two tokens under made-up names, requests with one and approves with the other:
+    neither issued the other, yet one person holds both. Tokens with a common issuer count as one person, also
+    down a chain (root mints an admin token, which mints the approver's): only the loud break-glass is one person."""
+    from breaker.ops.tokens import TokenStore
+
+    clock, trail, store = PanicClock(real_redis), AuditTrail(real_redis), TokenStore(real_redis)
+    root = Principal.of("root", "admin")
+
+    def mint(by, name, role):
+        return store.verify(store.create(trail, by, name=name, role=role, expires_s=None, why="x")[0])
+
+    asker, approver = mint(root, "sock one", "operator"), mint(root, "sock two", "approver")
+    request = request_force_calm(clock, trail, asker, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="same person"):
+        approve_force_calm(clock, trail, approver, request_id=request.id, digest=request.digest)
+    clear_override(clock, trail, root, why="withdraw")
+    deputy = mint(root, "deputy", "admin")
+    grandchild = mint(deputy, "sock three", "approver")
+    request = request_force_calm(clock, trail, root, minutes=5, why="stuck")
+    with pytest.raises(ApprovalRefused, match="same person"):
+        approve_force_calm(clock, trail, grandchild, request_id=request.id, digest=request.digest)
+    assert read_override(clock).override is None
+    assert "force_calm_approved" not in [e.action for e in trail.entries()]
+
+
+def test_extending_a_break_glass_force_calm_is_break_glass_too(real_redis):
+    """Review (identity): without the rule on a real target only a verified admin may set force_calm (loudly), but
+    any operator, even a self-declared name, could extend it, quietly: more calm without the admin's say. An
+    extension of force_calm there is break-glass as well: an admin alone, with its break_glass entry."""
+    from breaker.ops.overrides import extend_override
+
+    clock, trail = PanicClock(real_redis), AuditTrail(real_redis)
+    set_override_or_request(clock, trail, ADMIN, mode="force_calm", minutes=5, why="pager storm", two_person_rule=False)
+    until = read_override(clock).override.until
+    for who in (CAROL_SELF_DECLARED, Principal.of("olga", "operator"), ALICE):
+        with pytest.raises(RoleRefused, match="break-glass"):
+            extend_override(clock, trail, who, minutes=10, why="longer", two_person_rule=False)
+    assert read_override(clock).override.until == until and len(trail.entries()) == 2
+    extend_override(clock, trail, ADMIN, minutes=10, why="still storming", two_person_rule=False)
+    assert [e.action for e in trail.entries()][2:] == ["override_extend", "break_glass"]
+    extend_override(clock, trail, CAROL_SELF_DECLARED, minutes=1, why="x", two_person_rule=False, sandbox=True)

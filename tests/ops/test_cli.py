@@ -386,9 +386,9 @@ def test_human_output_shows_control_characters_as_escapes(run, real_redis):
     fleet = run("fleet").stdout
     assert len(fleet.strip().splitlines()) == 4 and "\\x1b[2J" in fleet  # summary, blank, header, one row
     requested = run("override", "set", "force_calm", "--minutes", "5", "--why", "w", "--yes",
-                    env={**shared, "VIX_BREAKER_USER": "eve\x1b]0;pwned\x07"})  # refused: a self-declared name
+                    env={**shared, "VIX_BREAKER_USER": "eve\x1b]0;pwned\x07"})  # refused: a name with controls
     assert requested.exit_code == 3
-    assert "\x1b" not in requested.stderr and "\\x1b]0;pwned" in requested.stderr  # OSC: click strips only CSI
+    assert "\x1b" not in requested.stderr and "no control" in requested.stderr
     with pytest.raises(ValueError, match="letters, digits"):
         mint(real_redis, "eve\x1b]0;pwned\x07")
 
@@ -435,3 +435,23 @@ def test_a_sandbox_marker_off_loopback_is_not_a_sandbox(real_redis):
     assert is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
     assert not is_sandbox(real_redis, "redis://redis.internal:6379/0", "brain:")
     assert not is_sandbox(real_redis, "rediss://127.0.0.1:6379/0", "brain:")
+
+
+def test_a_sandbox_marker_copied_from_another_server_is_not_a_sandbox(run, real_redis):
+    """Review (identity): the marker alone made a loopback server a sandbox, so a production Redis reached through
+    an SSH tunnel or a unix socket, holding a marker copied or restored from a console's embedded server, took CLI
+    writes with no credentials at all, as the admin-role sandbox principal (tokens included). The marker names
+    the server it was written on (its INFO run_id); another server's marker, or one without it, counts for nothing."""
+    import json as json_module
+
+    from breaker.ops.target import is_sandbox, mark_sandbox, sandbox_key
+
+    real_redis.set(sandbox_key("brain:"), json_module.dumps({"pid": 1, "since": 0, "run_id": "f" * 40}))
+    assert not is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
+    real_redis.set(sandbox_key("brain:"), json_module.dumps({"pid": 1, "since": 0}))  # the old form
+    assert not is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
+    result = run("token", "create", "mallory", "--role", "admin", "--why", "x", "--json",
+                 env={"VIX_BREAKER_TOKEN": None})  # no credentials at all
+    assert result.exit_code == 3 and b"mallory" not in b"".join(real_redis.hvals("brain:tokens"))
+    mark_sandbox(real_redis, "brain:")
+    assert is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")

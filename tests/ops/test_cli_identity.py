@@ -285,3 +285,21 @@ def test_bad_token_names_and_unreadable_secrets_are_usage_errors(env, real_redis
                   **as_user("root"))
     assert done.exit_code == 2 and "BREAKER_SECRETS_FILE" in done.stderr
     assert not real_redis.exists("brain:tokens")
+
+
+def test_revoking_a_token_revokes_the_tokens_it_issued(env, real_redis):
+    """Review (identity): a leaked admin token is revoked, but the tokens it minted before that kept working, so
+    whoever leaked it kept the fleet. A token is refused when any token up its chain of issuers is revoked (an
+    issuer's expiry does not carry over: a CI token outlives the short-lived token that issued it)."""
+    store, root = TokenStore(real_redis), Principal.of("root", "admin")
+    trail = AuditTrail(real_redis)
+    deputy, deputy_record = store.create(trail, root, name="deputy", role="admin", expires_s=None, why="on call")
+    minted = process(env, "token", "create", "sock", "--role", "operator", "--why", "x", VIX_BREAKER_TOKEN=deputy)
+    assert minted.returncode == 0, minted.stderr
+    sock = minted.stdout.strip()
+    store.revoke(trail, root, deputy_record.id, why="leaked")
+    write = process(env, "override", "set", "force_full", "--minutes", "5", "--why", "x", "--yes",
+                    VIX_BREAKER_TOKEN=sock)
+    assert write.returncode == 3, (write.stdout, write.stderr)
+    assert f"issued by revoked token {deputy_record.id}" in write.stderr and sock not in write.stderr + write.stdout
+    assert real_redis.get(f"brain:{OVERRIDE_KEY_NAME}") is None

@@ -34,9 +34,10 @@ def _restore_breaker_logger():
     logger.propagate = saved[2]
 
 
-def mint(client, name, role="operator"):
-    """An API token as an admin would issue it (its token_create entry is left out of ``actions``)."""
-    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of("root", "admin"), name=name, role=role,
+def mint(client, name, role="operator", by="root"):
+    """An API token as admin ``by`` would issue it (its token_create entry is left out of ``actions``). Two tokens
+    of one issuer are one person to the two-person rule: an approver's token comes from another admin."""
+    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of(by, "admin"), name=name, role=role,
                                          expires_s=None, why="test")
     return token
 
@@ -185,7 +186,7 @@ def test_approve_window_binds_identity_and_digest(run, real_redis):
     listed = doc(run("override", "list", "--json"))["windows"][0]
     assert listed["digest"] == window["digest"] and listed["requester_canonical"] == "alice"
     approve = ("override", "approve-window", window["id"], "--digest", window["digest"], "--yes", "--json")
-    approver = mint(real_redis, "bob", "approver")
+    approver = mint(real_redis, "bob", "approver", by="ada")
     refused = [
         run(*approve),  # alice herself (an operator, too)
         run(*approve, env={"VIX_BREAKER_TOKEN": mint(real_redis, "ALICE", "approver")}),  # the same person

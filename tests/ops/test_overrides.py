@@ -17,6 +17,7 @@ from breaker.ops import (
     set_override,
 )
 from breaker.ops.overrides import AuditUnwritable
+from breaker.override import Override
 
 ALICE = Principal.of("alice")
 KEY = "brain:panic_override"
@@ -72,11 +73,12 @@ def test_extend_moves_the_end_and_is_bounded_from_now(real_redis, tools):
     """extend adds minutes to the end in force, at most max_minutes from now; audited as override_extend."""
     clock, trail = tools
     first = set_override(clock, trail, ALICE, mode="force_calm", minutes=30, why="stuck")
-    extended = extend_override(clock, trail, Principal.of("bob"), minutes=20, why="still stuck")
+    # sandbox: elsewhere extending force_calm is break-glass (test_approvals) or, under the rule, refused
+    extended = extend_override(clock, trail, Principal.of("bob"), minutes=20, why="still stuck", sandbox=True)
     assert extended.until == first.until + 1200 and extended.mode is OverrideMode.FORCE_CALM
     assert extended.who == "bob" and extended.since == first.since
     with pytest.raises(OverrideTooLong):
-        extend_override(clock, trail, ALICE, minutes=20, why="too long")
+        extend_override(clock, trail, ALICE, minutes=20, why="too long", sandbox=True)
     assert [e.action for e in trail.entries()] == ["override_set", "override_extend"]
     assert read_override(clock).override == extended
 
@@ -139,3 +141,15 @@ def test_read_flags_a_key_of_another_type(real_redis, tools):
     real_redis.hset(KEY, "mode", "force_calm")
     reading = read_override(clock)
     assert reading.override is None and "type" in reading.invalid_reason and reading.raw is not None
+
+
+def test_read_flags_an_override_that_starts_in_the_future_as_workers_do(real_redis, tools):
+    """Review (identity): workers ignore a since more than a minute ahead (test_robust); the console's and CLI's
+    reading said it was on, so every view disagreed with the fleet's answers (SPEC section 6, Truth)."""
+    clock, _ = tools
+    now = clock.server_now()
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "tool", "x", now + 3600, now + 3900).to_json())
+    reading = read_override(clock)
+    assert reading.override is None and "future" in reading.invalid_reason
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "tool", "x", now + 5, now + 600).to_json())
+    assert read_override(clock).override is not None

@@ -338,3 +338,35 @@ def test_an_approval_is_bound_to_the_requesters_identity(real_redis, tools):
     entries = [e for e in trail.entries() if e.action in ("override_schedule", "force_calm_approved")]
     assert [(e.action, e.auth, e.role) for e in entries] == [("override_schedule", "password", "operator"),
                                                              ("force_calm_approved", "password", "approver")]
+
+
+def test_a_window_cannot_be_approved_through_two_tokens_of_one_issuer(real_redis, tools):
+    """Review (identity): as for a request (test_approvals), two tokens one admin minted are one person."""
+    from breaker.ops.tokens import TokenStore
+
+    clock, trail = tools
+    store, root = TokenStore(real_redis), Principal.of("root", "admin")
+    asker, approver = (store.verify(store.create(trail, root, name=name, role=role, expires_s=None, why="x")[0])
+                       for name, role in (("sock one", "operator"), ("sock two", "approver")))
+    window = schedule_override(clock, trail, asker, mode="force_calm", minutes=5, why="migration", after_s=600,
+                               two_person_rule=True)
+    with pytest.raises(ApprovalRefused, match="same person"):
+        approve_window(clock, trail, approver, window_id=window.id, digest=window.digest())
+    assert not members(real_redis)[0]["approved"]
+
+
+def test_a_break_glass_window_writes_its_break_glass_entry(real_redis, tools):
+    """Review (identity): a force_calm window planned alone (no two-person rule, real target) is break-glass, but it
+    was audited only as override_schedule with a break_glass field, so a notifier or alert listening for the
+    break_glass action (docs/notifications.md's example) missed it. It now writes the break_glass entry beside
+    override_schedule, in the same transaction, as an immediate break-glass does."""
+    clock, trail = tools
+    admin = Principal.of("root", "admin")
+    window = schedule_override(clock, trail, admin, mode="force_calm", minutes=5, why="feed migration", after_s=600)
+    entries = trail.entries()
+    assert [(e.action, e.who, e.auth, e.role) for e in entries] == [("override_schedule", "root", "password", "admin"),
+                                                                      ("break_glass", "root", "password", "admin")]
+    assert entries[1].detail["window"] == window.id
+    with pytest.raises(WriteRefused, match="break-glass"):
+        schedule_override(clock, trail, BOB, mode="force_calm", minutes=5, why="x", after_s=1200)
+    assert len(trail.entries()) == 2
