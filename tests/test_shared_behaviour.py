@@ -117,7 +117,7 @@ def test_overrides_set_extend_clear_with_audit(client):
     reading = read_override(clock)
     assert reading.override == written and 599 <= reading.left_s <= 600
     assert 0 < client.pttl("brain:panic_override") <= 600_000
-    extended = extend_override(clock, trail, access, minutes=5, why="still stuck")
+    extended = extend_override(clock, trail, access, minutes=5, why="still stuck", sandbox=True)  # no break-glass
     assert extended.until == pytest.approx(written.until + 300)
     with pytest.raises(OverrideTooLong):
         set_override(clock, trail, access, mode="force_full", minutes=61, why="too long")
