@@ -376,11 +376,15 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
     """
     session: Session = ctx.obj
     deadline_s = session.settings.operator_read_timeout_s
-    clock = session.clock()
+    with operator_deadline(deadline_s):  # connecting's checks and the summary: one budget, as `status` has
+        clock = session.clock()
+        if by_host:
+            clock.client.ping()  # connect here, within the budget (the host view's pages have their own)
+        else:
+            view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
     if by_host:
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
-    view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
     summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
     del summary["workers"]
     summary.update(fields_total=view.fields_total, complete=view.complete,
