@@ -127,6 +127,8 @@ class HonouredOverride:
         self.current: Override | None = None
         self.changes = 0
         self._raw: Any = None
+        #: server time from which a value refused for a future ``since`` is judged again (None: no such value)
+        self._judge_again_at: float | None = None
 
     def mode_at(self, server_now: float) -> OverrideMode | None:
         """The mode in force at ``server_now`` (the worker's estimate of the server's time), or None."""
@@ -135,9 +137,11 @@ class HonouredOverride:
 
     def adopt(self, raw: Any, stored_len: int, server_now: float) -> None:
         """Take the value a round trip read (``stored_len``: bytes stored, of which ``raw`` is the start)."""
-        if raw == self._raw and (self.current is None or self.current.active(server_now)):
+        if raw == self._raw and (self.current is None or self.current.active(server_now)) \
+                and (self._judge_again_at is None or server_now < self._judge_again_at):
             return
         self._raw = raw
+        self._judge_again_at = None
         seen: Override | None = None
         if raw is not None:
             try:
@@ -145,7 +149,8 @@ class HonouredOverride:
                     raise InvalidOverride(f"longer than {MAX_RAW_BYTES} bytes")
                 seen = parse_override(raw)
                 future = future_since(seen, server_now)
-                if future:
+                if future:  # refused until its since comes (then every reading shows it in force): judged again then
+                    self._judge_again_at = seen.since - FUTURE_SINCE_SLACK_S
                     raise InvalidOverride(future)
                 capped = seen.until - seen.since > self.max_s
                 if capped:

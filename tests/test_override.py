@@ -60,3 +60,36 @@ def test_a_garbled_force_calm_is_not_force_calm():
     """A value that merely mentions force_calm is invalid, not a calm override."""
     with pytest.raises(InvalidOverride):
         parse_override('{"mode": "force_calm", "since": 1}')
+
+
+class _Log:
+    def __init__(self):
+        self.events = []
+
+    def warning(self, event, **fields):
+        self.events.append(("warning", event, fields))
+
+    def error(self, event, **fields):
+        self.events.append(("error", event, fields))
+
+
+def test_an_override_refused_for_a_future_since_is_honoured_once_its_since_comes():
+    """Review (ops): a worker that first read an override while its `since` was over a minute ahead refused it,
+    and then kept that verdict for as long as the stored value stayed the same: once `since` came, every reading
+    (console, CLI, exporter) showed the override in force and workers started since honoured it, while the
+    earlier workers ignored it until its end. The verdict is re-judged when `since` comes; logged once."""
+    from breaker.ops.overrides import override_reading
+    from breaker.override import FUTURE_SINCE_SLACK_S, HonouredOverride
+
+    now = 1_700_000_000.0
+    raw = Override(OverrideMode.FORCE_FULL, "tool", "x", now + 120, now + 1200).to_json()
+    log = _Log()
+    honoured = HonouredOverride(lambda: log, "brain:panic_override")
+    honoured.adopt(raw, len(raw), now)
+    honoured.adopt(raw, len(raw), now + 1)
+    assert honoured.mode_at(now + 1) is None
+    assert [e[1] for e in log.events].count("INVALID_PANIC_OVERRIDE") == 1  # logged once, not per round trip
+    later = now + 120 - FUTURE_SINCE_SLACK_S + 1  # since is now within the slack: readings show it in force
+    assert override_reading(raw, later).override is not None
+    honoured.adopt(raw, len(raw), later)
+    assert honoured.mode_at(later) is OverrideMode.FORCE_FULL

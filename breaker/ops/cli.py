@@ -75,9 +75,10 @@ class CliError(click.ClickException):
         self.exit_code = exit_code
         self.detail = detail
         self.as_json = False  # set on the way out of the command, while its context is still known
+        self.json_written = False  # a streamed document already ended with this error (`fleet --json`)
 
     def show(self, file: Any = None) -> None:
-        if self.as_json:
+        if self.as_json and not self.json_written:
             click.echo(_dumps({"ok": False, "error": self.message, "exit_status": self.exit_code, **self.detail}))
         click.echo(f"vix-breaker: {printable(self.message)}", err=True)  # may quote a stored name
 
@@ -174,6 +175,21 @@ def emit(ctx: click.Context, doc: dict[str, Any], human: str) -> None:
     click.echo(_dumps({"ok": True, **doc}) if _json_mode(ctx) else printable(human, keep_newlines=True))
 
 
+def cli_error(ctx: click.Context, exc: Exception) -> CliError:
+    """What the shared operator functions raise, as the CliError (message, exit status) the CLI ends with."""
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, REFUSALS):
+        return CliError(str(exc), EXIT_REFUSED)
+    if isinstance(exc, (ConfigError, ValueError)):  # bad input the shared checks refused: a usage error
+        return CliError(str(exc), EXIT_USAGE)
+    if isinstance(exc, (RedisError, OSError)):
+        url = redact_url(ctx.obj.settings.redis_url or "") if isinstance(ctx.obj, Session) else ""
+        return CliError(f"Redis at {url}: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    # the last resort: one line and exit 1, never a traceback
+    return CliError(f"unexpected error: {type(exc).__name__}: {str(exc)[:300]}", EXIT_FAILED)
+
+
 class CliGroup(click.Group):
     """Maps what the shared operator functions raise to the CLI's exit statuses."""
 
@@ -181,17 +197,10 @@ class CliGroup(click.Group):
         try:
             try:
                 return super().invoke(ctx)
-            except REFUSALS as exc:
-                raise CliError(str(exc), EXIT_REFUSED) from exc
-            except (ConfigError, ValueError) as exc:  # bad input the shared checks refused: a usage error
-                raise CliError(str(exc), EXIT_USAGE) from exc
-            except (RedisError, OSError) as exc:
-                url = redact_url(ctx.obj.settings.redis_url or "")
-                raise CliError(f"Redis at {url}: {type(exc).__name__}: {exc}", EXIT_FAILED) from exc
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
-            except Exception as exc:  # the last resort: one line and exit 1, never a traceback
-                raise CliError(f"unexpected error: {type(exc).__name__}: {str(exc)[:300]}", EXIT_FAILED) from exc
+            except Exception as exc:
+                raise cli_error(ctx, exc) from exc
         except CliError as exc:
             exc.as_json = isinstance(ctx.obj, Session) and ctx.obj.json
             raise
@@ -376,11 +385,15 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
     """
     session: Session = ctx.obj
     deadline_s = session.settings.operator_read_timeout_s
-    clock = session.clock()
+    with operator_deadline(deadline_s):  # connecting's checks and the summary: one budget, as `status` has
+        clock = session.clock()
+        if by_host:
+            clock.client.ping()  # connect here, within the budget (the host view's pages have their own)
+        else:
+            view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
     if by_host:
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
-    view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
     summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
     del summary["workers"]
     summary.update(fields_total=view.fields_total, complete=view.complete,
@@ -388,7 +401,7 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
     listed = iter_workers(clock, limit=limit if limit is not None or _json_mode(ctx) else FLEET_ROWS + 1,
                           host=host, search=search, states=states or None, deadline_s=deadline_s)
     if _json_mode(ctx):
-        _stream_json(summary, (dataclasses.asdict(beat) for beat in listed))
+        _stream_json(ctx, summary, (dataclasses.asdict(beat) for beat in listed))
         return
     disagreeing = set(summary["disagreeing"])
     beats = list(listed)
@@ -419,14 +432,24 @@ def _fleet_hosts(ctx: click.Context, clock: PanicClock, host: str | None, deadli
     emit(ctx, doc, table(("host", "workers", *STATES), rows) + note if rows else "no workers" + note)
 
 
-def _stream_json(summary: dict[str, Any], workers: Iterator[dict[str, Any]]) -> None:
-    """One JSON document, written as it is read: the summary's members, then "workers" one element a line. A read
-    failing half way ends the output there (exit status 1, an error document after the incomplete one)."""
-    head = json.dumps({"ok": True, **summary}, default=str)
-    click.echo(head[:-1] + ', "workers": [', nl=False)
-    for n, worker in enumerate(workers):
-        click.echo(("," if n else "") + "\n" + json.dumps(worker, default=str), nl=False)
-    click.echo("\n]}")
+def _stream_json(ctx: click.Context, summary: dict[str, Any], workers: Iterator[dict[str, Any]]) -> None:
+    """One strict JSON document, written as it is read: the summary's members, "workers" one element a line, and
+    "ok" last. A read failing half way still closes the document: the workers listed so far, then ``"ok": false``
+    with the error and the exit status (1) that the command then ends with."""
+    def strict(value: Any) -> str:
+        return json.dumps(_finite(value), default=str, allow_nan=False)
+
+    click.echo("{" + "".join(f"{strict(name)}: {strict(value)}, " for name, value in summary.items())
+               + '"workers": [', nl=False)
+    try:
+        for n, worker in enumerate(workers):
+            click.echo(("," if n else "") + "\n" + strict(worker), nl=False)
+    except Exception as exc:
+        error = cli_error(ctx, exc)
+        click.echo(f'\n], "ok": false, "error": {strict(error.message)}, "exit_status": {error.exit_code}}}')
+        error.json_written = True
+        raise error from exc
+    click.echo('\n], "ok": true}')
 
 
 @cli.command()

@@ -44,6 +44,8 @@ CURSOR_TTL_S = 3600
 #: per-field expiry (HEXPIRE NX): the console lists them as invalid for a minute (an operator can see that
 #: something writes garbage), then the server removes them. Gone beats are deleted at once, as before.
 GRACE_S = 60
+#: HSCAN cursors are unsigned 64-bit: a stored number outside [0, 2**64) is refused by the server.
+MAX_CURSOR = 2**64
 
 
 def prune_cursor_key(key_prefix: str) -> str:
@@ -129,7 +131,9 @@ def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fiel
     stored = client.get(cursor_key)
     cursor = 0
     with contextlib.suppress(TypeError, ValueError):
-        cursor = max(0, int(stored)) if stored is not None else 0
+        cursor = int(stored) if stored is not None else 0
+    if not 0 <= cursor < MAX_CURSOR:  # HSCAN refuses it ("invalid cursor"): every walk would fail until it expired
+        cursor = 0
     dead: list[Any] = []
     for _ in range(-(-fields // PRUNE_BATCH)):  # a bounded number of HSCAN calls, each of COUNT PRUNE_BATCH
         cursor, page = client.hscan(key, cursor, count=PRUNE_BATCH)

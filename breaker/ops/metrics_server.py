@@ -6,7 +6,10 @@ connection while it waits for its request; only a complete ``GET`` reaches the s
 builds the page (``generate_latest``: the Redis round trip). A connection that has not sent its request
 within ``request_timeout_s`` is closed, a reply not taken within it too, and when ``max_connections`` are
 open the oldest one still waiting for its request makes room for the newcomer (a real scraper sends its
-request at once; an idle socket is what waits). Each reply closes its connection (``Connection: close``).
+request at once; an idle socket is what waits). Requests arriving while a page is being built share that
+build rather than queue one build each behind it (each build may take the whole operator-read deadline, and
+a queued request holds a place that eviction cannot free). Each reply closes its connection
+(``Connection: close``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class MetricsServer:
         self._waiting: dict[asyncio.StreamWriter, None] = {}  # insertion order: oldest first
         self._tasks: set[asyncio.Task] = set()
         self._open = 0
+        self._building: dict[str, asyncio.Future] = {}  # content type -> the page being built for it
         # The loop runs in its own thread from the start and the listener is made there: the caller's thread
         # may already run an event loop of its own (a host's asyncio app, Playwright's sync API in tests).
         self.thread = threading.Thread(target=self._loop.run_forever, name="exporter-http", daemon=True)
@@ -100,11 +104,21 @@ class MetricsServer:
         accept = next((line.split(":", 1)[1].strip() for line in lines[1:]
                        if line.lower().startswith("accept:")), "")
         encoder, content_type = choose_encoder(accept)
+        building = self._building.get(content_type)
+        if building is None:  # no page of this format under way: build one; requests arriving meanwhile share it
+            building = self._building[content_type] = self._loop.run_in_executor(self._pool, encoder, self.registry)
+            building.add_done_callback(lambda done, key=content_type: self._built(key, done))
         try:
-            body = await self._loop.run_in_executor(self._pool, encoder, self.registry)
+            body = await asyncio.shield(building)  # a waiter cancelled (shutdown) leaves the build to the others
         except Exception as exc:  # a collector that raises: say so, keep serving
             return "500 Internal Server Error", "text/plain", f"scrape failed: {type(exc).__name__}\n".encode()
         return "200 OK", content_type, body
+
+    def _built(self, content_type: str, done: asyncio.Future) -> None:
+        if self._building.get(content_type) is done:
+            del self._building[content_type]
+        if not done.cancelled():
+            done.exception()  # retrieved: no "never retrieved" warning when every waiter went away
 
     def shutdown(self) -> None:
         """Stop listening, close every connection, stop the loop and the worker thread."""

@@ -183,8 +183,10 @@ def extend_override(
     sandbox: bool = False,
 ) -> Override:
     """Move the end of the override in force ``minutes`` later; it may then end at most ``max_minutes`` from
-    now. Raises ``NoActiveOverride`` when none is in force. Under the ``two_person_rule`` a ``force_calm`` is
-    not extended (``WriteRefused``): a second operator approved its length, so a longer one is a new request.
+    now. Its ``since`` stays, unless ``until - since`` would then exceed ``max_minutes`` (past the cap workers
+    apply from ``since``): it then moves up to ``until - max_minutes``. Raises ``NoActiveOverride`` when none is
+    in force. Under the ``two_person_rule`` a ``force_calm`` is not extended (``WriteRefused``): a second
+    operator approved its length, so a longer one is a new request.
     Without the rule outside the ``sandbox``, extending a ``force_calm`` is break-glass, as setting one is
     (``set_override``): a verified admin only, with a ``break_glass`` entry in the same transaction."""
     access.require("extending an override", "override_extend")
@@ -205,7 +207,10 @@ def extend_override(
                 f"an override lasts at most {max_minutes:g} minutes from now; extending by {added:g} would "
                 f"leave {(until - now) / 60.0:.1f}"
             )
-        extended = Override(current.override.mode, access.who, why or "", current.override.since, until)
+        # Workers honour an override up to since + their maximum (SPEC section 12): an extension that would pass
+        # it moves since up to until minus the maximum (never after now: until is at most the maximum from now).
+        since = max(current.override.since, until - max_minutes * 60.0)
+        extended = Override(current.override.mode, access.who, why or "", since, until)
         _write(clock, trail, extended, now, "override_extend", pipe, access,
                **({"break_glass": True} if break_glass else {}))
         if break_glass:

@@ -4,8 +4,9 @@ One Prometheus (Debian's ``prometheus``) and one Alertmanager (``prometheus-aler
 both on loopback at free ports with their storage in a tmp dir, stopped by PID at the end. Prometheus scrapes
 the in-process exporter (``serve_exporter``) every second and evaluates a copy of deploy/alerts/breaker.yml
 every second; the copy differs from the shipped file only in its ``for:``/``keep_firing_for:`` durations
-(shortened to 2 s; the expressions are byte for byte the shipped ones). Alertmanager groups for 1 s and
-posts to an HTTP receiver this module runs. Each test makes a real fault and waits for its alert to arrive.
+(shortened to 2 s) and its groups' own ``interval:`` (1 s; the expressions are byte for byte the shipped ones).
+Alertmanager groups for 1 s and posts to an HTTP receiver this module runs.
+Each test makes a real fault and waits for its alert to arrive.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def free_port() -> int:
 
 
 def short_rules(text: str) -> str:
-    """The shipped rules with every ``for:`` and ``keep_firing_for:`` set to 2 s; nothing else changes."""
+    """The shipped rules with every ``for:`` and ``keep_firing_for:`` set to 2 s and every group's own evaluation
+    ``interval:`` to 1 s (the server's, as here); nothing else changes."""
+    text = re.sub(r"^(\s+)interval: \S+$", r"\1interval: 1s", text, flags=re.MULTILINE)
     return re.sub(r"^(\s+)(for|keep_firing_for): \S+$", rf"\1\2: {SHORT}", text, flags=re.MULTILINE)
 
 
@@ -308,6 +311,7 @@ def test_the_test_copy_of_the_rules_differs_only_in_durations():
     copy = yaml.safe_load(short_rules(SHIPPED_RULES.read_text()))
     durations = 0
     for shipped_group, copy_group in zip(shipped["groups"], copy["groups"], strict=True):
+        assert copy_group.get("interval", "1s") == "1s"
         for shipped_rule, copy_rule in zip(shipped_group["rules"], copy_group["rules"], strict=True):
             for key in ("for", "keep_firing_for"):
                 if key in shipped_rule:

@@ -108,3 +108,19 @@ def test_rules_use_only_metrics_that_exist():
 @pytest.mark.parametrize("metric", ["_per_second", "vix_breaker_redis_time_seconds"])
 def test_no_old_metric_names(metric):
     assert not [name for name in EXPORTED if metric in name]
+
+
+def test_the_stale_alert_is_evaluated_often_enough_whatever_the_servers_default():
+    """Review (ops): a stopped worker is stale for under a minute (3 intervals to 60 s after its last beat), and
+    Prometheus's default evaluation_interval is 1 min: two evaluations 1 min apart never both see it, so
+    VixBreakerWorkersStale (for: 15s) could not fire where the server kept its default. Its group sets its own
+    interval. (promtool test rules steps every group at the test file's evaluation_interval and ignores a group's
+    own, so this is checked here; the chain test runs a real Prometheus.)"""
+    def seconds(text: str) -> float:
+        number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", text).groups()
+        return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+    [group] = [group for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+               if any(rule.get("alert") == "VixBreakerWorkersStale" for rule in group["rules"])]
+    stale = next(rule for rule in group["rules"] if rule.get("alert") == "VixBreakerWorkersStale")
+    assert "interval" in group and seconds(group["interval"]) <= seconds(stale["for"])

@@ -83,3 +83,21 @@ def test_cli_status_fails_at_the_configured_deadline(trickling):
         "REDIS_URL": f"redis://127.0.0.1:{trickling.port}/0", "BREAKER_OPERATOR_READ_TIMEOUT_S": str(DEADLINE_S)})
     assert time.monotonic() - began < DEADLINE_S + SLACK_S
     assert result.exit_code == 1 and "Timeout" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("options", [["fleet", "--json"], ["fleet", "--hosts", "--json"]])
+def test_cli_fleet_connecting_check_is_inside_the_deadline(valkey_server, real_redis, options):
+    """`vix-breaker fleet` connects (the cluster-node check reads INFO) inside the operator-read deadline, as
+    `status` does: a reply trickled a byte every 50 ms (INFO alone then takes ~2 s) ends the command at the
+    deadline of its summary read, not seconds later."""
+    proxy = TrickleProxy(valkey_server.port, byte_every_s=0.05)
+    proxy.trickle.set()
+    try:
+        began = time.monotonic()
+        result = CliRunner().invoke(cli, options, env={
+            "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "BREAKER_OPERATOR_READ_TIMEOUT_S": str(DEADLINE_S)})
+        took = time.monotonic() - began
+    finally:
+        proxy.close()
+    assert result.exit_code == 1 and "Timeout" in result.stdout + result.stderr
+    assert took < DEADLINE_S + SLACK_S

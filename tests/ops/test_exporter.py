@@ -325,3 +325,50 @@ def test_the_server_starts_while_the_callers_thread_runs_an_event_loop(real_redi
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_concurrent_scrapes_share_one_collection_rather_than_queue_one_each():
+    """Twenty requests arriving while a page is being built (a slow Redis: up to the 2 s read deadline) wait for
+    that one build, not for twenty in a row on the single scrape thread: queued, the last would be answered
+    after 20 builds (40 s at the deadline), each holding a connection place that eviction cannot free."""
+    import socket
+    import threading
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from breaker.ops.metrics_server import MetricsServer
+
+    gate, started = threading.Event(), threading.Event()
+
+    class Slow:
+        calls = 0
+
+        def collect(self):
+            Slow.calls += 1
+            started.set()
+            gate.wait(10)  # the page is being built until the test says so
+            return iter(())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Slow())
+    server = MetricsServer(registry, port=0)
+    socks = []
+    try:
+        first = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+        first.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert started.wait(10)
+        socks = [socket.create_connection(("127.0.0.1", server.server_port), timeout=10) for _ in range(20)]
+        for sock in socks:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # the requests reach the server while the first page is still being built
+        gate.set()
+        for sock in [first, *socks]:
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        assert Slow.calls <= 2  # the one in flight, and at most one more for the requests that came after it
+    finally:
+        gate.set()
+        for sock in socks:
+            sock.close()
+        server.shutdown()
+        server.server_close()

@@ -120,3 +120,27 @@ def test_cli_fleet_hosts(run):
     doc = json.loads(result.stdout)
     assert set(doc["hosts"]) == set(HOSTS) and doc["hosts"]["web-1"]["calm"] > 0
     assert "api-1" in run("fleet", "--hosts").stdout
+
+
+def test_cli_fleet_json_stays_one_strict_document_when_a_page_read_fails(run, monkeypatch):
+    """A page read failing half way through the streamed list (Redis gone, the deadline passed) still leaves one
+    valid JSON document on stdout: the workers listed so far, then ok false and the error; exit status 1."""
+    import redis
+
+    import breaker.ops.fleet_pages as fleet_pages
+
+    pages = {"read": 0}
+    real_read_page = fleet_pages.read_page
+
+    def failing_second_page(*args, **kwargs):
+        pages["read"] += 1
+        if pages["read"] == 2:
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+        return real_read_page(*args, **kwargs)
+
+    monkeypatch.setattr(fleet_pages, "read_page", failing_second_page)
+    result = run("fleet", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout, parse_constant=lambda token: pytest.fail(f"not strict JSON: {token}"))
+    assert doc["ok"] is False and "Timeout" in doc["error"] and doc["exit_status"] == 1
+    assert 0 < len(doc["workers"]) < 2500 and doc["complete"] is True

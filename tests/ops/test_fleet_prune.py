@@ -126,3 +126,16 @@ def test_garbage_is_removed_on_servers_with_and_without_field_expiry(server_redi
         assert server_redis.hkeys("brain:workers") == [b"h:1:aaaa"]
     else:
         assert 0 < server_redis.httl("brain:workers", "junk")[0] <= 60
+
+
+@pytest.mark.parametrize("stored", [b"1" + b"0" * 30, b"18446744073709551616"])
+def test_a_stored_cursor_the_server_refuses_restarts_the_walk(real_redis, stored):
+    """Review (ops): a cursor key holding a number HSCAN refuses (2**64 or more: "invalid cursor", written by hand
+    or by another tool) failed every read's walk, silently (pruning is housekeeping), until the key expired an hour
+    later: garbage beyond one read was not reached meanwhile. Such a cursor restarts the walk from 0."""
+    from breaker.ops.fleet_prune import walk_and_prune
+
+    real_redis.hset("brain:workers", mapping={f"junk:{i}": "not json" for i in range(50)})
+    real_redis.set(prune_cursor_key("brain:"), stored, ex=3600)
+    assert walk_and_prune(real_redis, "brain:", _now(real_redis), lambda name, raw: "garbage") == 50
+    assert real_redis.hlen("brain:workers") == 0

@@ -153,3 +153,27 @@ def test_read_flags_an_override_that_starts_in_the_future_as_workers_do(real_red
     assert reading.override is None and "future" in reading.invalid_reason
     real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "tool", "x", now + 5, now + 600).to_json())
     assert read_override(clock).override is not None
+
+
+def test_an_extension_is_honoured_by_workers_whose_cap_counts_from_since(real_redis, tools):
+    """Review (ops): workers honour an override only up to `since` + BREAKER_MAX_OVERRIDE_MIN (SPEC section 12),
+    and extend kept the first `since`: a 60-minute override extended by 10 minutes after 50 was honoured by no
+    worker in its last 10 minutes, while the console, the CLI and the exporter (which silences the tier alerts
+    then) showed it in force. An extension that would pass the cap moves `since` up to `until` minus the maximum
+    (never after now: an extension ends at most the maximum from now)."""
+    import structlog
+
+    from breaker.override import HonouredOverride
+
+    clock, trail = tools
+    now = clock.server_now()
+    set_at = now - 50 * 60  # set 50 minutes ago for the longest allowed, 60 minutes
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "alice", "feed", set_at, set_at + 3600).to_json(), ex=600)
+    extended = extend_override(clock, trail, Principal.of("bob"), minutes=10, why="feed still bad", sandbox=True)
+    assert extended.until == set_at + 3600 + 600
+    raw = real_redis.get(KEY)
+    worker = HonouredOverride(structlog.get_logger, KEY)  # the worker's default cap: 60 minutes from since
+    later = now + 15 * 60  # in the extension's last 10 minutes
+    worker.adopt(raw, len(raw), later)
+    assert worker.mode_at(later) is OverrideMode.FORCE_FULL
+    assert set_at <= extended.since <= now
