@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,3 +38,14 @@ def client_for():
     yield build
     for client in clients:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_breaker_logger():
+    """The CLI configures logging for its own process; in-process runs must not leave that to later tests."""
+    logger = logging.getLogger("breaker")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -24,15 +23,6 @@ from breaker.override import OVERRIDE_KEY_NAME, parse_override
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _restore_breaker_logger():
-    """The CLI configures logging for its own process; in-process runs must not leave that to later tests."""
-    logger = logging.getLogger("breaker")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def mint(client, name, role="operator", expires_s=None):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -24,14 +23,6 @@ from breaker.schedule import run_step
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _restore_breaker_logger():
-    logger = logging.getLogger("breaker")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def mint(client, name, role="operator", by="root"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 from click.testing import CliRunner
@@ -37,14 +36,6 @@ def big_fleet(real_redis):
     return real_redis
 
 
-@pytest.fixture(autouse=True)
-def _restore_breaker_logger():
-    logger = logging.getLogger("breaker")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def test_a_page_is_bounded_and_the_cursor_walks_the_whole_hash(big_fleet):
