@@ -574,7 +574,8 @@ class VIXCircuitBreaker:
             version=__version__, overrides_seen=self._override.changes, epoch=self._epoch or None,
         ) if beating else ""
         aggregate = {"local_now": format_ts(now), "epoch": self._epoch, "state": answer_state(calls, fail_safe),
-                     "calls": calls, "fail_safe": fail_safe, "tiers": tiers, "overridden": forced is not None}
+                     "calls": calls, "fail_safe": fail_safe, "tiers": tiers, "overridden": forced is not None,
+                     "interval_s": self.refresh_interval_s}
         try:
             reply = self._exchange(now, observe, beat, aggregate)
             observation = observation_of(reply) if observe else None

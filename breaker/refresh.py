@@ -20,6 +20,7 @@ ACL user may lack); and a script's reply is bounded by construction. Measured wi
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, NamedTuple
 
 from .override import MAX_RAW_BYTES
@@ -163,7 +164,11 @@ REPLY_LENGTH = 10
 #: Aggregate bucket length (seconds of server time): one bucket holds every beat of a worker at
 #: ``refresh_interval_s`` <= AGG_BUCKET_S at least once. Readers read the last complete bucket(s).
 AGG_BUCKET_S = 10
-AGG_TTL_S = 6 * AGG_BUCKET_S  # a few buckets back: the reader's window and the one before (stale)
+
+
+def agg_ttl_s(interval_s: float) -> int:
+    """How long a bucket's keys live: the reader's window and the one before it (stale), plus two buckets."""
+    return (2 * math.ceil(max(interval_s, 1.0) / AGG_BUCKET_S) + 2) * AGG_BUCKET_S
 
 
 class Reply(NamedTuple):
@@ -204,6 +209,7 @@ def arguments(
     fail_safe: int = 0,
     tiers: dict[str, int] | None = None,
     overridden: bool = False,
+    interval_s: float = 1.0,
 ) -> list[bytes]:
     """EVALSHA's arguments after the sha: the key count, the keys, then ARGV in the script's order."""
     if len(keys) != KEY_COUNT:
@@ -228,7 +234,7 @@ def arguments(
         b"%d" % max(0, int(fail_safe)),
         _tokens(tiers) if tiers else b"",
         b"%d" % AGG_BUCKET_S,
-        b"%d" % AGG_TTL_S,
+        b"%d" % agg_ttl_s(interval_s),
         b"1" if overridden else b"0",
     ]
     return [b"%d" % KEY_COUNT, *keys, *argv]
