@@ -12,21 +12,29 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.run-deps: requirements.txt | $(PY)
+# The run deps include the project itself (editable), so that `$(VENV)/bin/vix-breaker` works after `make run`.
+$(VENV)/.run-deps: requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# The console listens on HOST:PORT, loopback only by default: `make run HOST=0.0.0.0` exposes it (docs/console.md).
+# `python -m console` checks the settings first: a bad REDIS_URL is one line and exit 2, before anything is served.
+HOST ?= 127.0.0.1
+PORT ?= 8501
+STREAMLIT_ARGS = --server.headless true --server.address $(HOST) --server.port $(PORT)
+
 run: $(VENV)/.run-deps
-	$(PY) -m streamlit run app.py --server.headless true
+	$(PY) -m console $(STREAMLIT_ARGS)
 
 # The console plus a simulated fleet playing the tour scenario on its embedded server (docs/demo.md).
 # The console starts the fleet and stops it when it stops (Ctrl-C): no process is left behind.
 demo: $(VENV)/.run-deps
-	env -u REDIS_URL BREAKER_DEMO=$${BREAKER_DEMO:-tour} $(PY) -m streamlit run app.py --server.headless true
+	env -u REDIS_URL BREAKER_DEMO=$${BREAKER_DEMO:-tour} $(PY) -m console $(STREAMLIT_ARGS)
 
 # Browser tests use Debian's Chromium: install it when missing and we can (root + apt-get).
 chromium:

@@ -76,7 +76,7 @@ def live_refresh(bench: BenchServer) -> Row:
 
 def page_paths() -> list[str]:
     """The page scripts the console registers with ``st.Page`` (in app.py or its helpers), in order."""
-    sources = [APP, ROOT / "console" / "shared.py", *sorted((ROOT / "pages").glob("*.py"))]
+    sources = [APP, ROOT / "console" / "page.py", *sorted((ROOT / "pages").glob("*.py"))]
     found = [path for source in sources for path in re.findall(r'st\.Page\(\s*"([^"]+\.py)"', source.read_text())]
     return list(dict.fromkeys(found))
 

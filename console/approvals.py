@@ -6,6 +6,9 @@ The rule itself lives in ``breaker.ops.approvals``; an Overrides page calls ``se
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import streamlit as st
 
 from breaker.ops.approvals import approve_force_calm, pending_request, two_person_rule_applies
@@ -14,6 +17,7 @@ from console.shared import audit_trail, fmt_duration, get_target, guarded
 from console.text import md_text
 
 FLASH = "approvals_flash"
+SHOWN = "approvals_shown_request"  # the request whose Approve button this session last saw
 
 
 def two_person_rule_on() -> bool:
@@ -38,6 +42,7 @@ def render_pending_request() -> None:
     except Exception as exc:  # the page shows its own Redis error; say only what this part could not check
         st.caption(f"Pending force_calm requests not checked: {md_text(type(exc).__name__)}")
         return
+    _say_why_a_button_went_away(request)
     if request is None:
         return
     lapses = f"lapses in {fmt_duration(request.left_s)}"
@@ -52,6 +57,7 @@ def render_pending_request() -> None:
     if why_not is not None:
         st.caption(f"Approving needs a verified identity with the approver role: {md_text(why_not)}.")
         return
+    st.session_state[SHOWN] = (request.id, request.requester, request.minutes, time.monotonic() + request.left_s)
     if st.button("Approve force_calm", key=f"approve_force_calm_{request.id}_{request.digest}", type="primary"):
         override = guarded("approving force_calm", lambda: approve_force_calm(
             clock, audit_trail(), current_access(), request_id=request.id, digest=request.digest,
@@ -59,3 +65,19 @@ def render_pending_request() -> None:
         if override is not None:
             st.session_state[FLASH] = f"force_calm is on for {request.minutes:g} min: {override.who}."
             st.rerun()
+
+
+def _say_why_a_button_went_away(request: Any) -> None:
+    """An Approve button this session showed is gone: say whether the request lapsed (nobody approved it in
+    time) or was settled elsewhere (approved by another operator or withdrawn), instead of it just vanishing."""
+    shown = st.session_state.get(SHOWN)
+    if shown is None or (request is not None and request.id == shown[0]):
+        return
+    del st.session_state[SHOWN]
+    _, requester, minutes, lapses_at = shown
+    if time.monotonic() >= lapses_at - 1:
+        st.info(f"The force_calm request of {md_text(requester)} ({minutes:g} min) lapsed: nobody approved it "
+                "within its time, so nothing was set. The requester can ask again.", icon=":material/timer_off:")
+    else:
+        st.info(f"The force_calm request of {md_text(requester)} ({minutes:g} min) is no longer waiting: another "
+                "operator approved it or it was withdrawn (see the banner and History).", icon=":material/info:")

@@ -10,6 +10,8 @@ from breaker.ops.target import Target
 from .demo_fleet import start_fleet
 from .text import md_text
 
+BANNER_REFRESH_S = 2  # the Demo page's panel refreshes as often
+
 
 def show_demo_banner(target: Target) -> None:
     """Start ``BREAKER_DEMO``'s fleet once (sandbox only); then one HGETALL of the marker and a banner."""
@@ -20,6 +22,13 @@ def show_demo_banner(target: Target) -> None:
         autoplay = None
     if autoplay and target.embedded:
         start_fleet(target, scenario=autoplay)  # once per console process: no-op while it runs
+    _banner(target)
+
+
+@st.fragment(run_every=BANNER_REFRESH_S)
+def _banner(target: Target) -> None:
+    """Refreshed like the Demo page's own panel, so every page shows the scenario minute the Demo page shows
+    (a banner drawn once at page load would keep the minute of that moment)."""
     try:
         marker = read_marker(target.client, target.settings.key_prefix)
     except Exception:

@@ -69,6 +69,9 @@ def figure_replay(replays: Sequence[Replay]) -> go.Figure:
     return figure
 
 
+EMPTY_TIMELINE_S = 3600
+
+
 def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start: Any = CLOCK_UNKNOWN) -> go.Figure:
     """The fleet tier over time as steps, operator actions as markers, override episodes as bands.
 
@@ -93,6 +96,10 @@ def figure_tier_timeline(entries: Sequence[AuditEntry], now: float, clock_start:
     _add_override_episodes(figure, entries, now)
     figure.update_layout(title="Fleet tier over time", yaxis={"range": [-0.6, 4.3], "dtick": 1, "title": "tier"},
                          height=320, margin={"t": 50, "b": 40})
+    if not figure.data:  # nothing to draw: a time axis ending now, not Plotly's empty -1..6 number axis
+        figure.update_xaxes(type="date", range=[_when(now - EMPTY_TIMELINE_S), _when(now)])
+        figure.add_annotation(text="No tier change or operator action yet", showarrow=False,
+                              x=_when(now - EMPTY_TIMELINE_S / 2), y=2)
     return figure
 
 

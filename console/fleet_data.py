@@ -25,7 +25,7 @@ def read_fleet_view() -> FleetView | None:
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None
-    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=checked_at)
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=view.now)  # the server's time
     return view
 
 

@@ -9,7 +9,8 @@ import streamlit as st
 
 from breaker.ops import AuditEntry
 from breaker.ops.notify import DeadLetter, NotifyStore, delivery_states
-from console.shared import audit_trail, current_access, fmt_ts, get_target, guarded
+from console.access import current_access
+from console.shared import audit_trail, fmt_ts, get_target, guarded
 from console.text import md_text
 
 SHOWN_EVENTS = 50

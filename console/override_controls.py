@@ -23,7 +23,9 @@ from breaker.ops.overrides import (
     set_override,
 )
 from breaker.override import Override, OverrideMode
-from console.shared import audit_trail, current_access, fmt_duration, get_target, guarded
+from console.access import current_access
+from console.approvals import two_person_rule_on
+from console.shared import audit_trail, fmt_duration, get_target, guarded
 from console.text import md_text
 
 FLASH = "overrides_flash"
@@ -47,12 +49,12 @@ def submit_force_full(minutes: float, why: str) -> Override | None:
 def submit_force_calm(minutes: float, why: str) -> Override | None:
     """Under the two-person rule (on by default for a real target) a request that a second verified operator
     approves on any page; otherwise a direct, audited set. Returns the override only when it was set."""
-    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     if not two_person_rule_on():
         return guarded("setting force_calm", lambda: set_override_or_request(
             get_target().panic_clock(), audit_trail(), current_access(), mode=OverrideMode.FORCE_CALM,
-            minutes=minutes, why=why, two_person_rule=False, max_minutes=max_override_min()))
+            minutes=minutes, why=why, two_person_rule=False, max_minutes=max_override_min(),
+            sandbox=get_target().embedded))
     request = guarded("requesting force_calm", lambda: request_force_calm(
         get_target().panic_clock(), audit_trail(), current_access(), minutes=minutes, why=why,
         max_minutes=max_override_min()))
@@ -76,8 +78,13 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
     (None when Redis did not answer)."""
     if FLASH in st.session_state:
         st.success(st.session_state.pop(FLASH))
-    if reading is None:
-        reading = guarded("reading the override", lambda: read_override(get_target().panic_clock()))
+    if reading is None:  # the page's own read failed (it said so): one more try, silently
+        try:
+            reading = read_override(get_target().panic_clock())
+        except Exception:
+            st.caption("The override cannot be read while Redis does not answer (see above): these controls come "
+                       "back when it does. Workers keep honouring whatever override they last read.")
+            return
     locked = not access.allowed
     longest = max_override_min()
     on = reading is not None and reading.override is not None
@@ -155,7 +162,6 @@ def _force_calm_refusal(access: WriteAccess) -> str | None:
 
 
 def _extend(minutes: float, why: str) -> Any:
-    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     def extend() -> Override | None:
         try:

@@ -26,6 +26,8 @@ from breaker.ops.schedule import (
 )
 from breaker.override import OverrideMode
 from breaker.schedule import Window
+from console.access import current_access
+from console.approvals import two_person_rule_on
 from console.schedule_figures import figure_schedule_timeline
 from console.shared import audit_trail, fmt_duration, fmt_ts, get_target, guarded
 from console.text import md_text
@@ -49,7 +51,6 @@ def window_rows(reading: ScheduleReading) -> list[dict[str, Any]]:
 
 def render_schedule(access: WriteAccess, override: OverrideReading | None) -> None:
     """The timeline beside the current override, the windows, approvals, and the schedule / cancel forms."""
-    from console.approvals import two_person_rule_on  # console.approvals imports this package's helpers
 
     st.subheader("Scheduled overrides")
     if FLASH in st.session_state:
@@ -142,7 +143,6 @@ def _describe(windows: tuple[Window, ...], window_id: str) -> str:
 
 
 def _access() -> WriteAccess:
-    from console.shared import current_access
 
     return current_access()
 

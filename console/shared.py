@@ -1,10 +1,7 @@
-"""Console wiring: one target per process, who may write, the timed clock read, the sidebar.
+"""The console's data layer: one target per process, the timed clock read, Redis errors as messages, formats.
 
-Every page script calls ``start_page()`` first and ``finish_page()`` last rather than app.py
-drawing the sidebar: with a folder named ``pages/`` next to app.py, Streamlit starts a process
-(and every AppTest run) in its old multipage mode, which executes a deep-linked page script
-directly, without app.py, and lists every file of ``pages/`` as a page. ``start_page()`` leaves
-that mode and reruns, so app.py's ``st.navigation`` decides from then on.
+The bottom of the console's helpers (see docs/console.md, "Layers"): it imports no other console module but
+``console.text``, so every widget and the page scaffold (``console.page``) can build on it.
 """
 
 from __future__ import annotations
@@ -12,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -21,7 +17,7 @@ from breaker import ClockReading, ConfigError, Settings, configure_logging, redi
 from breaker.ops import AuditTrail, WriteAccess, WriteRefused
 from breaker.ops.read_deadline import operator_deadline
 from breaker.ops.target import Target, connect_target
-from console.demo_banner import show_demo_banner
+from breaker.ops.timefmt import format_duration, format_ts
 from console.text import code_span, md_text
 
 HEALTH_KEY = "redis_health"
@@ -63,7 +59,8 @@ def audit_trail() -> AuditTrail:
 
 @dataclass(frozen=True)
 class Health:
-    """Redis as the last clock read saw it: the read itself is the health probe (no extra PING)."""
+    """Redis as the last clock read saw it: the read itself is the health probe (no extra PING). ``checked_at``
+    is the server's time of the read, or this machine's when Redis did not answer."""
 
     ok: bool
     latency_ms: float
@@ -83,7 +80,7 @@ def read_clock() -> ClockReading | None:
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None
-    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=checked_at)
+    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=reading.now)  # the server's time
     return reading
 
 
@@ -102,12 +99,17 @@ def show_redis_error(what: str, detail: str | None = None) -> None:
              "until it is back; this page keeps retrying.", icon=":material/cloud_off:")
 
 
+def refusal_text(exc: Exception) -> str:
+    """"Refused: <why>. Nothing was written." with one period, whether or not the reason ends with its own."""
+    return f"Refused: {md_text(str(exc).rstrip().rstrip('.'))}. Nothing was written."
+
+
 def guarded(what: str, action: Callable[[], T]) -> T | None:
     """Run a breaker call for the page: refusals, bad input and Redis errors become messages, not tracebacks."""
     try:
         return action()
     except WriteRefused as exc:
-        st.error(f"Refused: {md_text(exc)}. Nothing was written.", icon=":material/lock:")
+        st.error(refusal_text(exc), icon=":material/lock:")
     except ValueError as exc:
         st.error(f"Not done: {md_text(exc)}")
     except Exception as exc:  # redis errors, OSError: the console must keep standing
@@ -120,13 +122,6 @@ def show_audit_error(run: Any) -> None:
     if run.audit_error:
         st.error(f"Redis error while auditing the drill: {md_text(run.audit_error)}. The result below was not audited.",
                  icon=":material/cloud_off:")
-
-
-def current_access() -> WriteAccess:
-    """This session's right to write (see console/access.py)."""
-    from console.access import current_access as access
-
-    return access()
 
 
 def access_notice(access: WriteAccess, *, scratch_only: bool = False) -> None:
@@ -174,21 +169,12 @@ def _session_number(where: Any, key: str, session_key: str, default: int, label:
 
 
 def fmt_ts(ts: float | None, *, time_only: bool = False) -> str:
-    if ts is None:
-        return "—"
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC" if time_only else "%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, ValueError, OSError):  # a stored start like 1e308 is a timestamp no calendar has
-        return f"{ts:.6g} (out of range)"
+    return format_ts(ts, time_only=time_only)
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    """The console's and the CLI's one duration format (``breaker.ops.timefmt``): "20 min 42 s"."""
+    return format_duration(seconds)
 
 
 def observed_caption(reading: ClockReading) -> str:
@@ -202,83 +188,3 @@ def observed_caption(reading: ClockReading) -> str:
     return f"{seen}, expires by itself."
 
 
-def console_pages() -> list[Any]:
-    """The console's pages, for app.py's ``st.navigation`` (and the fallback below)."""
-    return [
-        st.Page("pages/live.py", title="Live", icon=":material/monitor_heart:", default=True),
-        st.Page("pages/fleet.py", title="Fleet", icon=":material/dns:"),
-        st.Page("pages/drills.py", title="Drills", icon=":material/construction:"),
-        st.Page("pages/tiers.py", title="Tiers", icon=":material/stacked_line_chart:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-        st.Page("pages/demo.py", title="Demo", icon=":material/theaters:"),
-    ]
-
-
-_legacy_mode_left = False
-
-
-def _leave_legacy_multipage_mode() -> None:
-    """When Streamlit ran this page in its ``pages/``-folder mode, switch to navigation mode.
-
-    A first request for a page other than the default never runs app.py, so nothing would call
-    ``st.navigation`` and the whole server would keep listing shared.py and figures.py as pages.
-    Clearing Streamlit's flag (what ``st.navigation`` does) and rerunning once lets app.py decide.
-    Only the first time in a process: that run is a fresh page load with no click to lose (AppTest
-    sets the flag again before every run; its later runs draw the page directly, as before).
-    Internal attribute: without it (a newer Streamlit) nothing happens.
-    """
-    global _legacy_mode_left
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if getattr(PagesManager, "uses_pages_directory", None):
-        PagesManager.uses_pages_directory = False
-        if not _legacy_mode_left:
-            _legacy_mode_left = True
-            st.rerun()
-
-
-def start_page() -> Any:
-    """Page config and sidebar (target, prefix, access, login); returns the slot for ``finish_page``."""
-    from console.access import render_login  # console.access builds on this module
-
-    _leave_legacy_multipage_mode()
-    st.set_page_config(page_title="vix-breaker console", page_icon=":material/speed:", layout="wide")
-    target = get_target()
-    show_demo_banner(target)
-    with st.sidebar:
-        st.caption("Target")
-        st.markdown(code_span(target.display))  # st.code would cut a long URL off at the sidebar's edge
-        st.caption("Key prefix")
-        st.markdown(code_span(target.settings.key_prefix))
-        if target.is_drill_namespace:
-            st.badge("drill namespace", color="orange")
-        health_slot = st.empty()
-        render_login(target)
-    st.session_state[HEALTH_KEY] = None  # the page's own clock read refills it
-    from console.approvals import render_pending_request
-
-    render_pending_request()
-    from console.banners import override_banner  # imported here: banners uses this module's helpers
-    override_banner()  # every page shows the operator override while one is stored
-    return health_slot
-
-
-def finish_page(slot: Any) -> None:
-    """Fill the sidebar's health slot from this run's clock read, reading once if the page did not.
-
-    The sidebar is drawn on full page runs only (Live's 3 s refresh is a fragment), so the badge says
-    when it was checked; Live's panel shows its own, current health line.
-    """
-    if last_health() is None:
-        read_clock()
-    health = last_health()
-    with slot.container():  # a badge does not wrap: the time of the check goes in the caption under it
-        if health is not None and health.ok:
-            st.badge(f"Redis OK · {health.latency_ms:.1f} ms", color="green", icon=":material/check_circle:")
-        else:
-            st.badge("Redis unreachable", color="red", icon=":material/cloud_off:")
-        if health is not None:
-            error = f": {md_text(health.error)}" if health.error else ""
-            st.caption(f"checked at {fmt_ts(health.checked_at, time_only=True)} (page load){error}")

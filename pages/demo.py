@@ -3,9 +3,11 @@
 import streamlit as st
 
 from breaker.ops.demo import control_demo, load_scenario, read_marker, read_points, scenario_names
-from console.demo_figures import figure_backend_load
+from console.access import current_access
+from console.demo_figures import figure_backend_load, split_runs
 from console.demo_fleet import fleet_running, start_fleet
-from console.shared import audit_trail, current_access, finish_page, get_target, guarded, start_page
+from console.page import finish_page, start_page
+from console.shared import audit_trail, get_target, guarded
 from console.text import md_text
 
 REFRESH_S = 2
@@ -63,7 +65,7 @@ else:
 def load_panel() -> None:
     try:
         now_marker = read_marker(target.client, prefix)
-        points = read_points(target.client, prefix, run=now_marker.run if now_marker else None)
+        points, previous = split_runs(read_points(target.client, prefix), now_marker.run if now_marker else None)
     except Exception as exc:
         st.error(f"Redis error while reading the backend load: {type(exc).__name__}: {md_text(exc)}")
         return
@@ -74,9 +76,9 @@ def load_panel() -> None:
         st.caption(f"{md_text(now_marker.state)}: {md_text(now_marker.title or now_marker.scenario)} · scenario minute "
                    f"{now_marker.minute:.0f} of {now_marker.total_minutes:.0f} · phase {md_text(now_marker.phase)} · "
                    f"{now_marker.workers} workers · {now_marker.speed:g}×")
-    if not points:
+    if not points and not previous:
         return
-    recent = points[-5:]
+    recent = (points or previous)[-5:]
     ours = sum(p.ours_total for p in recent) / len(recent)
     seed = sum(p.seed_total for p in recent) / len(recent)
     m1, m2, m3, m4 = st.columns(4)
@@ -84,7 +86,7 @@ def load_panel() -> None:
     m2.metric("Seed's protocol", f"{seed:,.1f}")
     m3.metric("Saved", f"{100 * (1 - ours / seed):.0f} %" if seed > 0 else "—")
     m4.metric("get_ttl answers/s", f"{sum(p.answers for p in recent) / len(recent):,.1f}")
-    st.plotly_chart(figure_backend_load(points), key="demo_load_chart")
+    st.plotly_chart(figure_backend_load(points, previous), key="demo_load_chart")
     st.caption(f"{len(points)} points, one per second. The seed's line is the same reads answered as the seed "
                "did (its clock deleted by every calm answer), so its tiers never advance.")
 

@@ -5,12 +5,13 @@ import streamlit as st
 
 from breaker.ops import end_panic, force_clear, start_panic, zombie_verdict
 from breaker.ops.actions import MIN_CLEAR_REASON_CHARS, run_failsafe_drill, run_multi_worker_drill
+from breaker.ops.timefmt import format_latency_ms, latency_ms
+from console.access import current_access
+from console.page import finish_page, start_page
 from console.shared import (
     access_notice,
     audit_trail,
-    current_access,
     drill_client,
-    finish_page,
     fmt_duration,
     fmt_ts,
     get_target,
@@ -20,7 +21,6 @@ from console.shared import (
     show_audit_error,
     show_redis_error,
     stale_min_input,
-    start_page,
 )
 from console.text import md_text
 
@@ -150,10 +150,10 @@ drill = st.session_state.get("drills_failsafe_result")
 if drill is not None:
     if drill.all_fail_safe:
         st.success(f"All {len(drill.calls)} answers were (0, PANIC_FULL) from {drill.target}; "
-                   f"worst latency {drill.worst_latency_ms:.1f} ms.")
+                   f"worst latency {format_latency_ms(drill.worst_latency_ms)}.")
     else:
         st.error("The breaker did not fail safe on every call: see the table.")
-    st.dataframe([{"call": c.call, "ttl": c.ttl, "mode": c.mode, "latency (ms)": round(c.latency_ms, 3)}
+    st.dataframe([{"call": c.call, "ttl": c.ttl, "mode": c.mode, "latency (ms)": latency_ms(c.latency_ms)}
                   for c in drill.calls], hide_index=True)
 
 st.header("Multi-worker drill")

@@ -4,6 +4,8 @@ import streamlit as st
 
 from breaker import AdaptivePanicQuota
 from breaker.ops.fleet import expected_tier
+from breaker.ops.timefmt import format_latency_ms
+from console.access import current_access
 from console.figures import figure_tier_distribution
 from console.fleet_data import read_fleet_view
 from console.fleet_view import (
@@ -20,16 +22,9 @@ from console.fleet_view import (
     worker_rows,
 )
 from console.override_controls import render_override_controls
+from console.page import finish_page, start_page
 from console.schedule_controls import render_schedule
-from console.shared import (
-    access_notice,
-    current_access,
-    finish_page,
-    fmt_ts,
-    last_health,
-    show_redis_error,
-    start_page,
-)
+from console.shared import access_notice, fmt_ts, last_health, show_redis_error
 
 REFRESH_S = 3
 VIEW_KEY = "fleet_view"
@@ -85,8 +80,8 @@ def fleet_panel() -> None:
                    "(another format version?):", icon=":material/help:")
         st.dataframe([{"field": name, "why": why} for name, why in sorted(view.invalid.items())], hide_index=True)
     if health is not None:
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: heartbeats, clock, "
-                   f"override) · refreshes every {REFRESH_S} s · {fmt_ts(view.now)} (server time)")
+        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} (one MULTI/EXEC: heartbeats, "
+                   f"clock, override) · refreshes every {REFRESH_S} s · {fmt_ts(view.now)} (server time)")
 
 
 def _alerts(view, counts) -> None:

@@ -9,15 +9,14 @@ from breaker.ops import AuditEntry, PanicEpisode, canonical_name, panic_episodes
 from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
 from console.figures import figure_tier_timeline
 from console.notifications import render_notifications
+from console.page import finish_page, start_page
 from console.schedule_controls import render_window_history
 from console.shared import (
     audit_trail,
-    finish_page,
     fmt_duration,
     fmt_ts,
     read_clock,
     show_redis_error,
-    start_page,
 )
 
 HISTORY_ENTRIES = 1000
@@ -83,12 +82,16 @@ def _end_label(episode: PanicEpisode, now: float) -> str:
     return fmt_ts(episode.end)
 
 
-def current_clock_start() -> Any:
-    """The live clock's start (None when there is none) so that episodes whose clock is gone end."""
+def current_clock() -> tuple[float, Any]:
+    """The server's now (every "ongoing", "lasted" and the timeline's end are server time, as workers measure)
+    and the live clock's start (None when there is none) so that episodes whose clock is gone end. Without an
+    answer from Redis: this machine's time and an unknown start."""
     reading = read_clock()
-    if reading is None or (reading.exists and not reading.parses):
-        return CLOCK_UNKNOWN
-    return reading.start if reading.exists else None
+    if reading is None:
+        return time.time(), CLOCK_UNKNOWN
+    if reading.exists and not reading.parses:
+        return reading.now, CLOCK_UNKNOWN
+    return reading.now, (reading.start if reading.exists else None)
 
 
 sidebar = start_page()
@@ -101,6 +104,6 @@ try:
 except Exception as exc:
     show_redis_error("reading the audit trail", f"{type(exc).__name__}: {exc}")
 else:
-    render_history(history, time.time(), current_clock_start())
+    render_history(history, *current_clock())
     render_notifications(history)
 finish_page(sidebar)

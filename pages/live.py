@@ -1,17 +1,16 @@
-"""Live: what the workers answer right now, per stakes class, and the state of the shared clock."""
+"""Live: what the workers answer right now, per stakes class (the override's answer first), and the clock."""
 
 import streamlit as st
 
-from breaker import AdaptivePanicQuota
 from breaker.ops import zombie_verdict
-from breaker.ops.status import class_statuses
-from breaker.policy import ALERT_OF_TIER
-from console.banners import MODE_EFFECTS
+from breaker.ops.status import worker_answers
+from breaker.ops.timefmt import format_latency_ms
 from console.fleet_data import read_fleet_view
 from console.fleet_view import fleet_summary, live_workers, state_counts
+from console.live_cards import show_class_card, show_tier_banner
+from console.page import finish_page, start_page
 from console.shared import (
     base_ttl_input,
-    finish_page,
     fmt_duration,
     fmt_ts,
     last_health,
@@ -19,12 +18,10 @@ from console.shared import (
     read_clock,
     show_redis_error,
     stale_min_input,
-    start_page,
 )
 from console.text import md_text
 
 REFRESH_S = 3
-TIER_COLOURS = {0: "green", 1: "red", 2: "orange", 3: "violet", 4: "blue"}
 
 sidebar = start_page()
 st.title("Live")
@@ -50,18 +47,9 @@ def live_panel() -> None:
             st.caption(f"Redis unreachable · checked at {fmt_ts(health.checked_at, time_only=True)} · "
                        f"refreshes every {REFRESH_S} s")
         return
-    statuses = class_statuses(reading, int(base_ttl), AdaptivePanicQuota())
-    top = max(s.tier for s in statuses)
-    if top == 4:
-        st.error(f"Tier 4: {ALERT_OF_TIER[4]}. A panic this long looks like a new market regime.",
-                 icon=":material/crisis_alert:")
-    elif top == 3:
-        st.warning(f"Tier 3: {ALERT_OF_TIER[3]}. The panic has lasted long enough to review the markets.",
-                   icon=":material/warning:")
-    if view is not None and view.override.override is not None:
-        mode = view.override.override.mode.value
-        st.info(f"The cards show what the clock implies. While the {mode} override is on, workers answer "
-                f"differently: {MODE_EFFECTS[mode]}.", icon=":material/info:")
+    override = view.override.override if view is not None else None
+    answers = worker_answers(reading, override, int(base_ttl), beats=view.workers if view is not None else ())
+    show_tier_banner(answers)
     if view is not None:
         counts = state_counts(live_workers(view.workers))
         st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
@@ -69,14 +57,9 @@ def live_panel() -> None:
     else:
         st.caption(f"Fleet: the workers' heartbeats could not be read ({md_text(fleet_error or 'no answer')}); "
                    "the clock below was read on its own.")
-    for column, status in zip(st.columns(3), statuses):
-        with column.container(border=True):
-            st.subheader(status.importance.value.replace("_", " "))
-            st.badge(f"tier {status.tier}", color=TIER_COLOURS[status.tier])
-            st.metric("Mode", status.mode.value)
-            st.metric("TTL", f"{status.ttl} s")
-            nxt = status.minutes_to_next_tier
-            st.metric("Next tier in", "—" if nxt is None else fmt_duration(nxt * 60))
+    for column, answer in zip(st.columns(3), answers):
+        with column:
+            show_class_card(answer)
 
     st.subheader("Panic clock")
     if not reading.exists:
@@ -97,7 +80,7 @@ def live_panel() -> None:
         st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
         read = "clock and heartbeats" if view is not None else "clock"
-        st.caption(f"Redis OK · this read took {health.latency_ms:.1f} ms (one MULTI/EXEC: {read}) · "
+        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} (one MULTI/EXEC: {read}) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 

@@ -5,19 +5,18 @@ import streamlit as st
 from breaker import AdaptivePanicQuota, MatchImportance, explain_importance
 from breaker.ops.actions import run_replay
 from breaker.ops.drills import SCENARIOS
+from console.access import current_access
 from console.figures import figure_replay, figure_ttl_steps
+from console.page import finish_page, start_page
 from console.shared import (
     access_notice,
     audit_trail,
     base_ttl_input,
-    current_access,
     drill_client,
-    finish_page,
     get_target,
     guarded,
     read_clock,
     show_audit_error,
-    start_page,
 )
 from console.text import md_text
 

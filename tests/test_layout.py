@@ -28,7 +28,7 @@ def test_operator_package_imports_without_streamlit():
 
 def test_every_file_in_pages_is_a_registered_page():
     """pages/ holds only page scripts that the navigation registers (helpers live in console/)."""
-    registered = set(re.findall(r'st\.Page\(\s*"(pages/[^"]+\.py)"', (ROOT / "console" / "shared.py").read_text()))
+    registered = set(re.findall(r'st\.Page\(\s*"(pages/[^"]+\.py)"', (ROOT / "console" / "page.py").read_text()))
     on_disk = {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
     assert on_disk == registered
 

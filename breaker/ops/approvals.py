@@ -177,12 +177,13 @@ def approve_force_calm(clock: PanicClock, trail: AuditTrail, access: WriteAccess
 
 
 def set_override_or_request(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, mode: OverrideMode | str,
-                            minutes: float, why: str, two_person_rule: bool,
-                            max_minutes: float = DEFAULT_MAX_MINUTES) -> Override | PendingRequest:
+                            minutes: float, why: str, two_person_rule: bool, max_minutes: float = DEFAULT_MAX_MINUTES,
+                            sandbox: bool = False) -> Override | PendingRequest:
     """What an Overrides page or CLI calls: ``force_calm`` under the rule becomes a request; the rest is set
-    (``force_calm`` without the rule outside the sandbox is break-glass, see ``set_override``)."""
+    (``force_calm`` without the rule outside the sandbox is break-glass, see ``set_override``). ``sandbox``: the
+    console's embedded server, which no worker reads: no break-glass there, whoever is logged in."""
     calm = OverrideMode(mode) is OverrideMode.FORCE_CALM
     if calm and two_person_rule:
         return request_force_calm(clock, trail, access, minutes=minutes, why=why, max_minutes=max_minutes)
     return set_override(clock, trail, access, mode=mode, minutes=minutes, why=why, max_minutes=max_minutes,
-                        break_glass=calm and access.auth != "sandbox")
+                        break_glass=calm and not sandbox and access.auth != "sandbox")

@@ -28,7 +28,6 @@ from ..config import ConfigError, Settings
 from ..heartbeat import STATES
 from ..logs import configure_logging
 from ..override import OverrideMode
-from ..policy import AdaptivePanicQuota
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .approvals import (
     NoPendingRequest,
@@ -56,7 +55,9 @@ from .report import (
     when,
 )
 from .roles import Principal, WriteRefused
-from .status import class_statuses
+from .status import worker_answers
+from .target import is_sandbox, refuse_cluster_node
+from .timefmt import format_duration
 from .tokens import TokenStore, parse_duration
 from .zombie import DEFAULT_STALE_AFTER_S
 
@@ -96,9 +97,23 @@ class Session:
             if not self.settings.redis_url:
                 raise CliError("REDIS_URL is not set (or pass --redis-url): the CLI acts on a real Redis only, "
                                "it never starts an embedded one", EXIT_USAGE)
-            self._client = redis_client(self.settings.redis_url,
-                                        timeout_ms=max(self.settings.redis_timeout_ms, CLI_TIMEOUT_MS))
+            try:
+                client = redis_client(self.settings.redis_url,
+                                      timeout_ms=max(self.settings.redis_timeout_ms, CLI_TIMEOUT_MS))
+            except (TypeError, ValueError) as exc:  # an option redis-py refuses: a usage error, not a traceback
+                raise CliError(f"REDIS_URL {redact_url(self.settings.redis_url)}: {exc}", EXIT_USAGE) from None
+            try:
+                refuse_cluster_node(client, self.settings.redis_url)
+            except ConfigError as exc:
+                client.close()
+                raise CliError(str(exc), EXIT_USAGE) from None
+            self._client = client
         return self._client
+
+    @property
+    def sandbox(self) -> bool:
+        """The console's embedded sandbox (a loopback server it marked): writes behave as the console's there."""
+        return is_sandbox(self.client, self.settings.redis_url or "", self.settings.key_prefix)
 
     @property
     def target(self) -> str:
@@ -119,6 +134,8 @@ class Session:
             secrets = self.secrets or CliSecrets({}, token_file=None, password_file=None)
             self._principal = secrets.principal(self.client, self.settings.key_prefix, self.trail(),
                                                 self.settings.operator_password)
+            if self._principal.role is None and self.sandbox:  # no credentials: the sandbox is open, as in the console
+                self._principal = Principal.sandbox()
         return self._principal
 
     def tokens(self) -> TokenStore:
@@ -232,7 +249,8 @@ def _confirm(session: Session, action: str, yes: bool) -> None:
     """Name what is touched; anything but yes writes nothing and exits 3."""
     if yes:
         return
-    question = f"{action} on {session.target}: workers act on it. Continue?"
+    where = "the console's sandbox: no worker reads it" if session.sandbox else "workers act on it"
+    question = f"{action} on {session.target}: {where}. Continue?"
     try:
         confirmed = click.confirm(question, default=False, err=True)
     except click.Abort:  # end of input: no answer is not a yes
@@ -296,18 +314,15 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
                       deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
+    answers = worker_answers(view.reading, view.override.override, base_ttl, beats=view.workers)
     classes = [
-        {"stakes": s.importance.value, "tier": s.tier, "mode": s.mode.value, "ttl": s.ttl,
-         "minutes_to_next_tier": s.minutes_to_next_tier, "overridden_by": None}
-        for s in class_statuses(view.reading, base_ttl, AdaptivePanicQuota())
+        {"stakes": a.importance.value, "tier": a.tier, "mode": a.mode.value, "ttl": a.ttl,
+         "minutes_to_next_tier": a.minutes_to_next_tier,
+         "overridden_by": a.overridden_by.value if a.overridden_by else None,
+         "without_override": {"tier": a.clock.tier, "mode": a.clock.mode.value, "ttl": a.clock.ttl},
+         "reported_tiers": {str(t): n for t, n in a.reported_tiers.items()}}
+        for a in answers
     ]
-    if view.override.override is not None:  # what workers answer: the override wins over the clock
-        forced = view.override.override.mode
-        for c in classes:
-            if forced is OverrideMode.FORCE_FULL:
-                c.update(tier=1, mode="PANIC_FULL", ttl=0, overridden_by=forced.value)
-            elif c["tier"] > 0:  # force_calm turns panic answers into calm ones
-                c.update(tier=0, mode="NORMAL", ttl=base_ttl, overridden_by=forced.value)
     override = override_doc(view.override)
     fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
              "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
@@ -324,10 +339,14 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
         f"{len(view.disagreeing)} disagreeing{read}",
         "",
-        table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override"),
+        table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override",
+               "without the override", "heartbeats report"),
               [(c["stakes"], c["tier"], c["mode"], c["ttl"],
-                None if c["minutes_to_next_tier"] is None else f"{c['minutes_to_next_tier']:.1f} min",
-                c["overridden_by"] or "") for c in classes]),
+                None if c["minutes_to_next_tier"] is None else format_duration(c["minutes_to_next_tier"] * 60),
+                c["overridden_by"] or "",
+                f"tier {a.clock.tier} {a.clock.mode.value} {a.clock.ttl}" if a.overridden_by else "",
+                ", ".join(f"tier {t} ({n})" for t, n in a.reported_tiers.items()))
+               for c, a in zip(classes, answers)]),
     ])
     emit(ctx, doc, human)
 
@@ -516,19 +535,20 @@ def override_set(ctx: click.Context, mode: str, minutes: float, why: str, yes: b
     real target) is filed as a request instead, which a second verified operator approves in the console."""
     session: Session = ctx.obj
     _check_length(minutes, session)
-    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=False)
+    rule = two_person_rule_applies(session.settings.two_person_rule, embedded=session.sandbox)
     calm = mode == OverrideMode.FORCE_CALM.value
     requesting = rule and calm
-    write = "force_calm_request" if requesting else "break_glass" if calm else "override_set"
+    write = "force_calm_request" if requesting else "break_glass" if calm and not session.sandbox else "override_set"
     access = _access(session, write, "requesting force_calm" if requesting else f"setting {mode}")
     _confirm(session, f"{'Request' if requesting else 'Set'} override {mode} for {minutes:g} min", yes)
     result = set_override_or_request(session.clock(), session.trail(), access, mode=mode, minutes=minutes, why=why,
-                                     two_person_rule=rule, max_minutes=session.settings.max_override_min)
+                                     two_person_rule=rule, max_minutes=session.settings.max_override_min,
+                                     sandbox=session.sandbox)
     if isinstance(result, PendingRequest):
         emit(ctx, {"requested": {"id": result.id, "mode": mode, "minutes": result.minutes, "who": result.requester,
                                  "why": result.why, "expires_in_s": result.left_s, "digest": result.digest}},
              f"force_calm requested for {minutes:g} min (request {result.id}, digest {result.digest}): a second "
-             f"verified approver approves it (console, or `override approve`) within {result.left_s / 60:.0f} min "
+             f"verified approver approves it (console, or `override approve`) within {format_duration(result.left_s)} "
              f"(two-person rule); audited as {access.who}")
         return
     emit(ctx, {"override": override_json(result)},
@@ -548,7 +568,8 @@ def override_extend(ctx: click.Context, minutes: float, why: str, yes: bool, as_
     _confirm(session, f"Extend the override by {minutes:g} min", yes)
     result = extend_override(session.clock(), session.trail(), access, minutes=minutes, why=why,
                              max_minutes=session.settings.max_override_min,
-                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule, embedded=False))
+                             two_person_rule=two_person_rule_applies(session.settings.two_person_rule,
+                                                                     embedded=session.sandbox))
     emit(ctx, {"override": override_json(result)},
          f"override {result.mode.value} now until {when(result.until)}; audited as {access.who}")
 

@@ -31,6 +31,10 @@ SCENARIOS = ("sustained", "flickering", "recovering")
 MAX_WORKERS = 16
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_MODE_KEY_TTL_S = 86400
+#: The real expiry of a replay's scratch keys. The replay simulates the key's TTL on its injected clock (it ends
+#: the scratch clock itself), so Redis's own expiry is only the backstop for a replay that failed before it
+#: could delete its namespace (Redis gone mid-replay): minutes, never the simulated 86 400 s of seed mode.
+REPLAY_KEY_TTL_S = 300
 DRILL_URL_ENV = "BREAKER_DRILL_REDIS_URL"
 
 
@@ -310,9 +314,9 @@ def replay_scenario(
     namespace = scratch_prefix(key_prefix, "replay")
     clock = _ReplayClock(start_at)
     breaker = VIXCircuitBreaker(
-        client, key_prefix=namespace, panic_key_ttl_s=key_ttl, end_on_normal=end_on_normal,
+        client, key_prefix=namespace, panic_key_ttl_s=REPLAY_KEY_TTL_S, end_on_normal=end_on_normal,
         refresh_interval_s=0, retry_after_s=0, clock=clock, server_time=False)
-    panic_clock = PanicClock(client, key_prefix=namespace, panic_key_ttl_s=key_ttl)
+    panic_clock = PanicClock(client, key_prefix=namespace, panic_key_ttl_s=REPLAY_KEY_TTL_S)
     points = []
     last_panic_at: float | None = None
     try:

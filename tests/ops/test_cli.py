@@ -107,7 +107,7 @@ def test_status_human_output_is_a_table(run, real_redis):
     PanicClock(real_redis).observe(real_redis.time()[0] - 50 * 60)
     result = run("status")
     assert result.exit_code == 0
-    assert "panic since" in result.stdout and "(50.0 min)" in result.stdout
+    assert "panic since" in result.stdout and ("(50 min 00 s)" in result.stdout or "(50 min 01 s)" in result.stdout)
     assert [line.split()[:3] for line in result.stdout.splitlines() if line.startswith("low_stakes")] == [
         ["low_stakes", "3", "DEGRADED"]]
 
@@ -399,3 +399,39 @@ def test_hash_password_needs_no_redis_and_ignores_a_broken_redis_url(run):
                env={"REDIS_URL": "redis+sentinel://nowhere:99999"})
     assert done.exit_code == 0, done.output
     assert doc(done)["hash"].startswith("scrypt$")
+
+
+def test_status_under_force_full_shows_the_answer_and_the_clock_without_it(run, real_redis):
+    """status uses Live's answers function: a 100 min panic under force_full answers TTL 0 PANIC_FULL for every
+    class, with the clock's tier kept as "without_override" (issue 20)."""
+    PanicClock(real_redis).observe(real_redis.time()[0] - 100 * 60)
+    assert run("override", "set", "force_full", "--minutes", "10", "--why", "bad feed", "--yes").exit_code == 0
+    status = doc(run("status", "--json"))
+    assert [(c["mode"], c["ttl"], c["overridden_by"]) for c in status["classes"]] == [
+        ("PANIC_FULL", 0, "force_full")] * 3
+    assert [c["without_override"]["tier"] for c in status["classes"]] == [2, 3, 4]
+    human = run("status").stdout
+    assert "tier 4 NEW_NORMAL" in human
+
+
+def test_the_cli_on_the_consoles_sandbox_behaves_as_the_console_there(run, real_redis):
+    """Pointed at the console's embedded server (marked as a sandbox, on loopback), force_calm is set at once as
+    in the console's sandbox, not filed as a request nobody there can approve (issue 20)."""
+    from breaker.ops.target import mark_sandbox
+
+    mark_sandbox(real_redis, "brain:")
+    result = run("override", "set", "force_calm", "--minutes", "10", "--why", "trying it out", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert doc(result)["override"]["mode"] == "force_calm"
+    assert pending_request(PanicClock(real_redis)) is None
+    asked = run("panic", "end", "--why", "x", input="n\n")
+    assert "the console's sandbox: no worker reads it" in asked.stderr
+
+
+def test_a_sandbox_marker_off_loopback_is_not_a_sandbox(real_redis):
+    from breaker.ops.target import is_sandbox, mark_sandbox
+
+    mark_sandbox(real_redis, "brain:")
+    assert is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
+    assert not is_sandbox(real_redis, "redis://redis.internal:6379/0", "brain:")
+    assert not is_sandbox(real_redis, "rediss://127.0.0.1:6379/0", "brain:")

@@ -225,3 +225,18 @@ def test_conductor_tick_accelerates_the_clock_and_writes_marker_and_load(real_re
     send_command(real_redis, "d:", "stop")
     conductor.tick(0.25)
     assert read_marker(real_redis, "d:").state == "stopped" and not real_redis.exists("d:panic_start_ts")
+
+
+def test_demo_workers_record_state_changes_for_history(real_redis):
+    """One identity per demo process records its state changes in the audit trail: History shows the demo's
+    tiers while it plays (issue 20); the others stay quiet."""
+    from breaker.ops import AuditTrail
+    from breaker.ops.demo.worker import SimulatedWorkerProcess
+
+    process = SimulatedWorkerProcess(real_redis, "demo:", index=0, identities=3, per_class=1, tick_s=0.5,
+                                     window_s=5.0)
+    for backend in process.backends:
+        backend.breaker.get_ttl(60, "panic", {"league": "Ligue 1"})
+    entries = AuditTrail(real_redis, key_prefix="demo:").entries()
+    assert [e.kind for e in entries] == ["state_change"]
+    assert entries[0].tier == 1

@@ -104,3 +104,32 @@ def test_multi_worker_drill_keeps_the_password_off_the_command_line(monkeypatch,
     drill = multi_worker_drill(url, client_for(url), key_prefix="brain:", threads=1, processes=2)
     assert drill.agreed, drill.workers
     assert len(spawned) == 2 and not any("s3cret-drill-pw" in arg for args in spawned for arg in args)
+
+
+def test_a_failed_seed_mode_replay_leaves_no_long_lived_scratch_keys(real_redis, monkeypatch):
+    """A seed-mode replay (simulated key TTL 86 400 s) that fails mid-way and cannot clean up (Redis gone):
+    its scratch keys expire within REPLAY_KEY_TTL_S on their own, not after a day (issue 20)."""
+    from breaker.ops import drills
+
+    real_signal = drills.scenario_signal
+
+    def failing_signal(name, steps):
+        for step, status in enumerate(real_signal(name, steps)):
+            if step == 5:
+                raise ConnectionError("Redis went away mid-replay")
+            yield status
+
+    monkeypatch.setattr(drills, "scenario_signal", failing_signal)
+    monkeypatch.setattr(drills, "_cleanup_quietly", lambda client, namespace: None)  # the cleanup fails too
+    with pytest.raises(ConnectionError):
+        replay_scenario(real_redis, "sustained", key_prefix="r:", minutes=30, end_on_normal=True)
+    left = list(real_redis.scan_iter(match="r:replay:*"))
+    assert left, "the replay wrote its scratch clock before failing"
+
+    def expires_soon(key):
+        if real_redis.type(key) == b"hash":  # the heartbeats: each field has its own expiry (HEXPIRE)
+            fields = real_redis.hkeys(key)
+            return all(0 < ttl <= drills.REPLAY_KEY_TTL_S for ttl in real_redis.httl(key, *fields))
+        return 0 < real_redis.ttl(key) <= drills.REPLAY_KEY_TTL_S
+
+    assert all(expires_soon(key) for key in left), {key: real_redis.ttl(key) for key in left}

@@ -21,6 +21,7 @@ from ...client import redis_client
 from ...importance import MatchImportance
 from ...logs import configure_logging
 from ...signal import VIXCalculator
+from ..audit import AuditTrail, state_change_listener
 from .backend import SimulatedBackend, flush_counts
 from .lifetime import die_with_parent, exit_on_sigterm, parent_alive
 from .load import READY_FIELD, pending_key
@@ -53,9 +54,15 @@ class SimulatedWorkerProcess:
         self.feed = MarketFeed(make_markets(per_class, rng, tag=f"p{index}"), calculator, rng, rest_ticks)
         self.counts_ready = False
         seed_model = SeedModel()
+        # The first identity of each process records its state changes in the audit trail, as a worker with
+        # ``state_change_listener`` does: History shows the demo's tiers while it plays (one writer per process,
+        # not 64, keeps the bounded stream for the story rather than for duplicates).
+        trail = AuditTrail(client, key_prefix=prefix)
         self.backends = [
-            SimulatedBackend(VIXCircuitBreaker(client, key_prefix=prefix), seed_model, random.Random(rng.random()))
-            for _ in range(identities)
+            SimulatedBackend(VIXCircuitBreaker(client, key_prefix=prefix,
+                                               on_state_change=state_change_listener(trail) if i == 0 else None),
+                             seed_model, random.Random(rng.random()))
+            for i in range(identities)
         ]
 
     def tick(self, marker: DemoMarker | None, now: float) -> None:
