@@ -171,3 +171,54 @@ def test_the_spread_stays_within_one_interval_and_is_off_at_interval_zero(real_r
     worker.get_ttl(60, "normal")
     worker.get_ttl(60, "panic")
     assert real_redis.get(f"{PREFIX}panic_start_ts") is not None  # refresh_interval_s=0: every panic call observes
+
+
+def force_trip(worker: VIXCircuitBreaker) -> None:
+    """Make the worker's next call a round trip with a beat (as one interval later)."""
+    worker._sync = worker._sync._replace(at=-1e18)
+    worker._beat_at = -1e18
+    worker._unsteady()
+
+
+def test_the_exporter_shows_skew_epochs_and_counts_from_the_aggregates(real_redis, one_second_buckets):
+    from breaker.ops.exporter import FleetCollector
+
+    ahead = VIXCircuitBreaker(real_redis, clock=lambda: time.time() + 3600)
+    ahead.get_ttl(60, "panic")
+    force_trip(ahead)
+    ahead.get_ttl(60, "panic")
+    clock = PanicClock(real_redis)
+    first = clock.server_now()
+    while clock.server_now() < int(first) + 1:
+        time.sleep(0.05)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in FleetCollector(clock).collect() for s in family.samples}
+    assert samples[("vix_breaker_worker_clock_skew_max_seconds", ())] == pytest.approx(3600, abs=5)
+    assert samples[("vix_breaker_workers_reporting", ())] == 1
+    assert samples[("vix_breaker_workers", (("state", "panic"),))] == 1
+    assert samples[("vix_breaker_panic_epoch", ())] == 1
+    assert samples[("vix_breaker_panic_epochs_reported", ())] == 1
+
+
+def test_status_shows_an_epoch_change(real_redis, redis_url, one_second_buckets):
+    """Workers still answering from epoch 1 while the counter says 2 (a new start, or one lost in a failover):
+    `vix-breaker status` says so."""
+    from click.testing import CliRunner
+
+    from breaker.ops.cli import cli
+
+    old = VIXCircuitBreaker(real_redis)
+    old.get_ttl(60, "panic")
+    real_redis.delete(f"{PREFIX}panic_start_ts")
+    VIXCircuitBreaker(real_redis).get_ttl(60, "panic")  # the next start: epoch 2
+    force_trip(old)
+    old.get_ttl(60, "panic")  # its beat reports epoch 1, what it answered from
+    clock = PanicClock(real_redis)
+    first = clock.server_now()
+    while clock.server_now() < int(first) + 1:
+        time.sleep(0.05)
+    result = CliRunner().invoke(cli, ["status"], env={"REDIS_URL": redis_url})
+    assert result.exit_code == 0, result.output
+    assert "EPOCH CHANGED" in result.output and "epoch     2" in result.output
+    doc = json.loads(CliRunner().invoke(cli, ["status", "--json"], env={"REDIS_URL": redis_url}).output)
+    assert doc["fleet"]["epoch"] == 2 and doc["fleet"]["epochs"] == {"1": 1}

@@ -42,6 +42,7 @@ from .cli_identity import CliSecrets
 from .credentials import hash_password
 from .fleet import read_fleet
 from .fleet_pages import iter_workers, read_hosts
+from .fleet_summary import read_summary
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .report import (
     clock_doc,
@@ -311,10 +312,10 @@ def cli(ctx: click.Context, redis_url: str | None, key_prefix: str | None, as_js
 def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
-    view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
-                      deadline_s=session.settings.operator_read_timeout_s)
+    view = read_summary(session.clock(), interval_s=session.settings.refresh_interval_s,
+                        deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
-    answers = worker_answers(view.reading, view.override.override, base_ttl, beats=view.workers)
+    answers = worker_answers(view.reading, view.override.override, base_ttl, off_tiers=view.off_tiers)
     classes = [
         {"stakes": a.importance.value, "tier": a.tier, "mode": a.mode.value, "ttl": a.ttl,
          "minutes_to_next_tier": a.minutes_to_next_tier,
@@ -324,9 +325,15 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         for a in answers
     ]
     override = override_doc(view.override)
-    fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
-    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
+    fleet = {"workers": view.reporting, "counts": view.counts, "answers_per_s": view.answers_per_s,
+             "disagreeing": view.disagreeing, "fields_total": view.fields_total, "window": [view.since, view.until],
+             "from_beats": view.from_beats, "epoch": view.epoch, "epochs": {str(e): n for e, n in view.epochs.items()},
+             "skew_max_s": view.skew_max, "skew_min_s": view.skew_min}
+    read = "" if view.from_beats else f" (aggregates of {view.until - view.since:.0f} s)"
+    epochs = ", ".join(str(e) for e in sorted(view.epochs)) or "none in the window"
+    epoch_line = f"{view.epoch or 0} (panic beats answer from: {epochs})" + (
+        "  EPOCH CHANGED: a new start, or one lost in a failover" if view.epoch_changed else "")
+    skew = "n/a" if view.skew_max is None else f"{view.skew_min:+.1f} s .. {view.skew_max:+.1f} s"
     doc = {"target": session.target, "now": view.now, "base_ttl": base_ttl, "clock": clock, "classes": classes,
            "override": override, "fleet": fleet}
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
@@ -336,8 +343,10 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"clock     {clock_line(clock, view.now)}",
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
         f"override  {override_line(override)}",
-        f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
-        f"{len(view.disagreeing)} disagreeing{read}",
+        f"fleet     {view.reporting} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
+        f"{view.disagreeing} disagreeing{read}",
+        f"epoch     {epoch_line}",
+        f"skew      {skew} (worker clock - server clock)",
         "",
         table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override",
                "without the override", "heartbeats report"),

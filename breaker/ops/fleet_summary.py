@@ -63,6 +63,8 @@ class FleetSummary:
     since: float = 0.0
     until: float = 0.0
     fields_total: int = 0  # HLEN of the workers hash (O(1))
+    off_tiers: dict[str, dict[int, int]] = field(default_factory=dict)  # stakes -> tier -> workers not implied
+    from_beats: bool = False  # summarized from the heartbeats (no aggregate in the window: see read_summary)
 
     @property
     def epoch_changed(self) -> bool:
@@ -110,10 +112,47 @@ def expected_tiers(reading: ClockReading, override: OverrideReading, since: floa
     return set(range(low, high + 1))
 
 
-def read_summary(clock: PanicClock, *, interval_s: float = 1.0,
-                 deadline_s: float = DEFAULT_OPERATOR_READ_S) -> FleetSummary:
+def read_summary(clock: PanicClock, *, interval_s: float = 1.0, deadline_s: float = DEFAULT_OPERATOR_READ_S,
+                 fallback: bool = True) -> FleetSummary:
     """Clock, override, epoch and HLEN with the server's TIME in one MULTI, then the window's aggregates in one
-    pipeline; every command reads a few hundred bytes at most, whatever the fleet's size."""
+    pipeline; every command reads a few hundred bytes at most, whatever the fleet's size.
+
+    With ``fallback``, heartbeats but no aggregate in the window (workers on the no-scripting fallback, which
+    writes beats but no aggregates, or workers older than the aggregates) are summarized from the beats
+    themselves (``read_fleet``: bounded, at most ``READ_MAX_FIELDS`` of them), as before the aggregates."""
+    with operator_deadline(deadline_s):  # one deadline over the whole read, the fallback included
+        summary = _read_aggregates(clock, interval_s, deadline_s)
+        if fallback and summary.beats == 0 and summary.fields_total > 0:
+            from .fleet import read_fleet
+
+            return summary_of_view(read_fleet(clock, interval_s=interval_s, deadline_s=deadline_s), summary)
+        return summary
+
+
+def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
+    """A ``FleetSummary`` from the heartbeats themselves (a ``FleetView``), for fleets that write no aggregates."""
+    live = [beat for beat in view.workers if beat.state not in ("stale", "gone")]
+    epochs: dict[int, int] = {}
+    for beat in live:
+        if beat.state == "panic" and beat.epoch:
+            epochs[beat.epoch] = epochs.get(beat.epoch, 0) + 1
+    skews = [beat.skew_s for beat in live if beat.skew_s is not None]
+    panic = [beat.seen for beat in live if beat.state == "panic" and beat.override is None]
+    from .status import worker_answers
+
+    off_tiers = {a.importance.value: dict(a.reported_tiers) for a in
+                 worker_answers(view.reading, view.override.override, 60, beats=view.workers) if a.reported_tiers}
+    return FleetSummary(
+        now=view.now, reading=view.reading, override=view.override, counts=dict(view.counts), reporting=len(live),
+        tiers=view.tiers, answers_per_s=view.answers_per_s, disagreeing=len(view.disagreeing), beats=len(live),
+        fail_safe_answers=sum(beat.fail_safe for beat in live), epoch=aggregates.epoch, epochs=epochs,
+        skew_max=max(skews) if skews else None, skew_min=min(skews) if skews else None,
+        panic_seen=min(max(panic), view.now) if panic else None, since=aggregates.since, until=aggregates.until,
+        fields_total=view.fields_total, off_tiers=off_tiers, from_beats=True,
+    )
+
+
+def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float) -> FleetSummary:
     client = clock.client
     quota = AdaptivePanicQuota()
     with operator_deadline(deadline_s):
@@ -186,15 +225,19 @@ def read_summary(clock: PanicClock, *, interval_s: float = 1.0,
     since, until = min(last) * AGG_BUCKET_S, (max(last) + 1) * AGG_BUCKET_S
     slack = max(interval_s, 1.0)
     disagreeing = 0
+    off_tiers: dict[str, dict[int, int]] = {}
     for stakes, per_tier in tiers.items():
         allowed = expected_tiers(reading, override, since, until, slack, stakes, quota)
         if allowed is not None:
-            disagreeing += sum(n for tier, n in per_tier.items() if tier not in allowed)
+            off = {tier: n for tier, n in per_tier.items() if tier not in allowed}
+            disagreeing += sum(off.values())
+            if off:
+                off_tiers[stakes] = off
     return FleetSummary(
         now=now, reading=reading, override=override, counts=counts, reporting=reporting, tiers=tiers,
         answers_per_s=calls / (until - since), disagreeing=disagreeing, beats=beats, fail_safe_answers=fail_safe,
         epoch=int(epoch) if epoch is not None else None, epochs=epochs,
         skew_max=max(skews_max) if skews_max else None, skew_min=min(skews_min) if skews_min else None,
         panic_seen=min(max(panic_seen), now) if panic_seen else None, since=since, until=until,
-        fields_total=int(total) if isinstance(total, int) else 0,
+        fields_total=int(total) if isinstance(total, int) else 0, off_tiers=off_tiers,
     )
