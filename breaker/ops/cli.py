@@ -28,6 +28,7 @@ from ..config import ConfigError, Settings
 from ..heartbeat import STATES
 from ..logs import configure_logging
 from ..override import OverrideMode
+from ..policy import AdaptivePanicQuota
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .approvals import (
     NoPendingRequest,
@@ -40,14 +41,13 @@ from .approvals import (
 from .audit import AuditTrail
 from .cli_identity import CliSecrets
 from .credentials import hash_password
-from .fleet import read_fleet
+from .fleet import disagrees
 from .fleet_pages import iter_workers, read_hosts
-from .fleet_summary import read_summary
+from .fleet_summary import read_summary, summary_doc
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .report import (
     clock_doc,
     clock_line,
-    fleet_doc,
     override_doc,
     override_json,
     override_line,
@@ -325,10 +325,7 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         for a in answers
     ]
     override = override_doc(view.override)
-    fleet = {"workers": view.reporting, "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": view.disagreeing, "fields_total": view.fields_total, "window": [view.since, view.until],
-             "from_beats": view.from_beats, "epoch": view.epoch, "epochs": {str(e): n for e, n in view.epochs.items()},
-             "skew_max_s": view.skew_max, "skew_min_s": view.skew_min}
+    fleet = summary_doc(view)
     read = "" if view.from_beats else f" (aggregates of {view.until - view.since:.0f} s)"
     epochs = ", ".join(str(e) for e in sorted(view.epochs)) or "none in the window"
     epoch_line = f"{view.epoch or 0} (panic beats answer from: {epochs})" + (
@@ -377,7 +374,8 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
           by_host: bool, as_json: bool) -> None:
     """A fleet summary, then the workers' last heartbeats page by page (state, answers, tiers, override, error).
 
-    The summary is one bounded read (at most 10 000 heartbeats); the list is read in HSCAN pages and printed as
+    The summary reads the workers' per-bucket aggregates (the same cost at any fleet size); the list is read in
+    HSCAN pages and printed as
     it arrives, in the server's scan order. --json streams one document whose "workers" array is written a
     worker at a time.
     """
@@ -387,31 +385,32 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
     if by_host:
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
-    view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
-    summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
-    del summary["workers"]
-    summary.update(fields_total=view.fields_total, complete=view.complete,
-                   filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
+    view = read_summary(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
+    summary = summary_doc(view)  # O(1) of the fleet (the aggregates); the list comes page by page below
+    summary.update(filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
     listed = iter_workers(clock, limit=limit if limit is not None or _json_mode(ctx) else FLEET_ROWS + 1,
                           host=host, search=search, states=states or None, deadline_s=deadline_s)
+    quota = AdaptivePanicQuota()
     if _json_mode(ctx):
-        _stream_json(summary, (dataclasses.asdict(beat) for beat in listed))
+        _stream_json(summary, ({**dataclasses.asdict(beat),
+                                "disagrees": disagrees(beat, view.reading, view.override, quota)} for beat in listed))
         return
-    disagreeing = set(summary["disagreeing"])
     beats = list(listed)
     more = limit is None and len(beats) > FLEET_ROWS
     beats = sorted(beats[:FLEET_ROWS] if more else beats, key=lambda b: b.worker_id)
     rows = [
         (b.worker_id, b.state, f"{b.age_s(view.now):.1f} s", b.answers, b.fail_safe,
          " ".join(f"{k.split('_')[0]}:{v}" for k, v in sorted(b.tiers.items())) or None, b.override,
-         "yes" if b.worker_id in disagreeing else "", b.error, b.version)
+         "yes" if disagrees(b, view.reading, view.override, quota) else "", b.epoch,
+         None if b.skew_s is None else f"{b.skew_s:+.1f} s", b.error, b.version)
         for b in beats
     ]
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
-    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
-    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s{read}\n\n"
-             + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "error",
-                      "version"), rows))
+    read = " (from the heartbeats)" if view.from_beats else f" (aggregates of the last {view.until - view.since:.0f} s)"
+    human = (f"{view.reporting} workers ({counts}), {view.answers_per_s:,.0f} answers/s, {view.disagreeing} "
+             f"disagreeing{read}\n\n"
+             + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "epoch",
+                      "skew", "error", "version"), rows))
     if more:
         human += f"\n… the first {FLEET_ROWS} listed: --limit N for more, --state/--host/--search to narrow"
     emit(ctx, {}, human)

@@ -64,6 +64,7 @@ class FleetSummary:
     until: float = 0.0
     fields_total: int = 0  # HLEN of the workers hash (O(1))
     off_tiers: dict[str, dict[int, int]] = field(default_factory=dict)  # stakes -> tier -> workers not implied
+    complete: bool = True  # counts cover the whole fleet (False: from_beats, and more heartbeats than one read)
     from_beats: bool = False  # summarized from the heartbeats (no aggregate in the window: see read_summary)
 
     @property
@@ -148,7 +149,7 @@ def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
         fail_safe_answers=sum(beat.fail_safe for beat in live), epoch=aggregates.epoch, epochs=epochs,
         skew_max=max(skews) if skews else None, skew_min=min(skews) if skews else None,
         panic_seen=min(max(panic), view.now) if panic else None, since=aggregates.since, until=aggregates.until,
-        fields_total=view.fields_total, off_tiers=off_tiers, from_beats=True,
+        fields_total=view.fields_total, off_tiers=off_tiers, from_beats=True, complete=view.complete,
     )
 
 
@@ -177,12 +178,12 @@ def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float) ->
         for key in hashes:
             pipe.hgetall(key)
         for state in AGG_STATES:
-            pipe.pfcount(*[f"{key}:{state}" for key in hashes])
-        pipe.pfcount(*[f"{key}:{state}" for key in hashes for state in AGG_STATES])
-        pipe.pfcount(*[f"{agg}:{b}:{state}" for b in last + before for state in AGG_STATES])
+            pipe.execute_command("PFCOUNT", *[f"{key}:{state}" for key in hashes])
+        pipe.execute_command("PFCOUNT", *[f"{key}:{state}" for key in hashes for state in AGG_STATES])
+        pipe.execute_command("PFCOUNT", *[f"{agg}:{b}:{state}" for b in last + before for state in AGG_STATES])
         tier_keys = _tier_keys(quota)
         for stakes, tier in tier_keys:
-            pipe.pfcount(*[f"{key}:tier:{stakes}:{tier}" for key in hashes])
+            pipe.execute_command("PFCOUNT", *[f"{key}:tier:{stakes}:{tier}" for key in hashes])
         results = pipe.execute()
     fields: list[dict[Any, Any]] = results[:len(hashes)]
     at = len(hashes)
@@ -241,3 +242,28 @@ def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float) ->
         panic_seen=min(max(panic_seen), now) if panic_seen else None, since=since, until=until,
         fields_total=int(total) if isinstance(total, int) else 0, off_tiers=off_tiers,
     )
+
+
+def summary_doc(view: FleetSummary) -> dict[str, Any]:
+    """The summary as JSON (``vix-breaker fleet --json``'s head, ``status``'s fleet)."""
+    return {
+        "now": view.now, "workers": view.reporting, "counts": view.counts, "answers_per_s": view.answers_per_s,
+        "tiers": {stakes: {str(t): n for t, n in per.items()} for stakes, per in view.tiers.items()},
+        "disagreeing": view.disagreeing, "fields_total": view.fields_total, "window": [view.since, view.until],
+        "from_beats": view.from_beats, "complete": view.complete, "epoch": view.epoch,
+        "epochs": {str(e): n for e, n in view.epochs.items()},
+        "epoch_changed": view.epoch_changed, "skew_max_s": view.skew_max, "skew_min_s": view.skew_min,
+    }
+
+
+def aggregate_keys(clock: PanicClock, now: float, *, back_s: float = 120.0) -> list[str]:
+    """Every aggregate key name the round trips may have written in the ``back_s`` seconds before ``now`` (and
+    the current bucket): for deleting a scratch namespace by name, without a SCAN."""
+    quota = AdaptivePanicQuota()
+    current = math.floor(now / AGG_BUCKET_S)
+    keys = []
+    for bucket in range(current - math.ceil(back_s / AGG_BUCKET_S), current + 2):
+        base = f"{clock.agg_key}:{bucket}"
+        keys += [base, *(f"{base}:{state}" for state in AGG_STATES),
+                 *(f"{base}:tier:{stakes}:{tier}" for stakes, tier in _tier_keys(quota))]
+    return keys
