@@ -29,7 +29,7 @@ TRIPS = 4000
 HEADROOM = 0.5  # of one core: room for operator reads, replication, persistence and bursts
 PROCESSES = 3
 RUN_S = 4.0
-BURST = 6000
+BURST = 3000
 TIMEOUT_MS = 50
 TIERS = {"high_stakes": 1, "medium_stakes": 2, "low_stakes": 2}
 

@@ -68,6 +68,11 @@ class FleetSummary:
     from_beats: bool = False  # summarized from the heartbeats (no aggregate in the window: see read_summary)
 
     @property
+    def known(self) -> int:
+        """Workers seen in the window or the one before it (reporting + stale): the Fleet page's "Workers"."""
+        return self.reporting + self.counts.get("stale", 0)
+
+    @property
     def epoch_changed(self) -> bool:
         """Panic beats of the window answer from more than one epoch, or from another than the stored one:
         a new start in the window, or a start lost in a failover (workers still on the lost epoch)."""
@@ -132,7 +137,7 @@ def read_summary(clock: PanicClock, *, interval_s: float = 1.0, deadline_s: floa
 
 def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
     """A ``FleetSummary`` from the heartbeats themselves (a ``FleetView``), for fleets that write no aggregates."""
-    live = [beat for beat in view.workers if beat.state not in ("stale", "gone")]
+    live = [beat for beat in view.workers if beat.state not in ("stale", "gone")]  # the window's: reporting
     epochs: dict[int, int] = {}
     for beat in live:
         if beat.state == "panic" and beat.epoch:
