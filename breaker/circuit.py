@@ -573,9 +573,11 @@ class VIXCircuitBreaker:
             tiers=tiers, override=forced.value if forced else None, error=self._outage.last_error,
             version=__version__, overrides_seen=self._override.changes, epoch=self._epoch or None,
         ) if beating else ""
+        # the skew and the aggregates ride on the beat: a round trip without one (refresh_interval_s below
+        # BEAT_MIN_SPACING_S) passes only the epoch it knows
         aggregate = {"local_now": format_ts(now), "epoch": self._epoch, "state": answer_state(calls, fail_safe),
                      "calls": calls, "fail_safe": fail_safe, "tiers": tiers, "overridden": forced is not None,
-                     "interval_s": self.refresh_interval_s}
+                     "interval_s": self.refresh_interval_s} if beating else {"epoch": self._epoch}
         try:
             reply = self._exchange(now, observe, beat, aggregate)
             observation = observation_of(reply) if observe else None
