@@ -45,6 +45,7 @@ from .fleet import disagrees
 from .fleet_pages import iter_workers, read_hosts
 from .fleet_summary import read_summary, summary_doc
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
+from .read_deadline import operator_deadline
 from .report import (
     clock_doc,
     clock_line,
@@ -104,7 +105,8 @@ class Session:
             except (TypeError, ValueError) as exc:  # an option redis-py refuses: a usage error, not a traceback
                 raise CliError(f"REDIS_URL {redact_url(self.settings.redis_url)}: {exc}", EXIT_USAGE) from None
             try:
-                refuse_cluster_node(client, self.settings.redis_url)
+                with operator_deadline(self.settings.operator_read_timeout_s):  # a read like any other: bounded
+                    refuse_cluster_node(client, self.settings.redis_url)
             except ConfigError as exc:
                 client.close()
                 raise CliError(str(exc), EXIT_USAGE) from None
