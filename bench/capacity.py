@@ -265,6 +265,43 @@ def burst(url: str, interval_s: float = 1.0) -> list[tuple[str, float, int, int,
     return rows
 
 
+def console_renders(bench, sizes=(1_000, 10_000, 100_000)) -> list[Row]:
+    """K4: Live and Fleet rendered (AppTest, warm, median of 3) at the console's 50 ms Redis timeout, with the
+    fleet written by the real script under the console's prefix."""
+    import os
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from .operator_reads import write_beats
+
+    os.environ.update(REDIS_URL=bench.url, BREAKER_LOG_LEVEL="WARNING", BREAKER_REDIS_TIMEOUT_MS="50",
+                      BREAKER_REFRESH_INTERVAL_S="10")
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    rows = []
+    for size in sizes:
+        bench.client.flushall()
+        write_beats(bench.client, size, float(bench.client.time()[0]), prefix="brain:")
+        for page in ("pages/live.py", "pages/fleet.py"):
+            at = AppTest.from_file(str(app), default_timeout=60)
+            at.run()
+            at.switch_page(page)
+            at.run()
+            timings = []
+            for _ in range(3):
+                began = time.perf_counter()
+                at.run()
+                timings.append((time.perf_counter() - began) * 1000)
+            failed = [e.value for e in at.error if "Redis unreachable" in e.value] + [e.message for e in at.exception]
+            median = statistics.median(timings)
+            rows.append(Row("K4", f"console at a 50 ms Redis timeout, {size:,} heartbeats: `{page}` render (AppTest, "
+                                  f"median of 3 warm runs)", f"{median:,.0f} ms" + (f"; ERROR {failed[0][:60]}"
+                                                                                     if failed else ""),
+                            goal="< 1 000 ms, no error", met=median < 1000 and not failed))
+    bench.client.flushall()
+    return rows
+
+
 def capacity(bench) -> list[Row]:
     rows = []
     cpu = cpu_per_trip(bench.url)
@@ -290,6 +327,7 @@ def capacity(bench) -> list[Row]:
                         f"{timeouts} timeouts of {trips:,} trips (slowest {slowest:.1f} ms; {done} reads)",
                         goal="0 timeouts" if "this change" in label else "—",
                         met=(timeouts == 0) if "this change" in label else None))
+    rows += console_renders(bench)
     for how, took, trips, timeouts, slowest, late in burst(bench.url):
         rows.append(Row("K3", f"panic-start burst, {BURST:,} calm workers at refresh 1 s meet a panic {how}: the "
                               f"burst's own round trips over {TIMEOUT_MS} ms; a probe worker's timeouts",

@@ -37,13 +37,13 @@ BATCH = 5_000
 PREFIX = "bench:reads:"
 
 
-def write_beats(client, count: int, now: float) -> None:
+def write_beats(client, count: int, now: float, prefix: str = PREFIX) -> None:
     """``count`` workers' round trips through the real script (one in 10 fail-safe, half in panic), interval
     10 s: each writes its heartbeat and adds to the current bucket's aggregates. Returns once that bucket is
     complete (the readers' window)."""
     from breaker import refresh
 
-    clock = PanicClock(client, key_prefix=PREFIX)
+    clock = PanicClock(client, key_prefix=prefix)
     client.script_load(refresh.SCRIPT)
     pipe = client.pipeline(transaction=False)
     for i in range(count):
