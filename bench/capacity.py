@@ -327,7 +327,6 @@ def capacity(bench) -> list[Row]:
                         f"{timeouts} timeouts of {trips:,} trips (slowest {slowest:.1f} ms; {done} reads)",
                         goal="0 timeouts" if "this change" in label else "—",
                         met=(timeouts == 0) if "this change" in label else None))
-    rows += console_renders(bench)
     for how, took, trips, timeouts, slowest, late in burst(bench.url):
         rows.append(Row("K3", f"panic-start burst, {BURST:,} calm workers at refresh 1 s meet a panic {how}: the "
                               f"burst's own round trips over {TIMEOUT_MS} ms; a probe worker's timeouts",
@@ -335,18 +334,21 @@ def capacity(bench) -> list[Row]:
                         f"{slowest:.1f} ms); all served in {took * 1000:.0f} ms",
                         goal="0 over the timeout, 0 probe timeouts" if "now" in how else "—",
                         met=(timeouts == 0 and late == 0) if "now" in how else None))
+    rows += console_renders(bench)  # last: AppTest replaces __main__, which the processes above are spawned from
     return rows
 
 
 def main() -> None:
     """``python -m bench.capacity``: figure K alone, on its own embedded server."""
+    from bench import capacity as module  # by its name, not as __main__: spawned processes import it so
+
     from .harness import BenchServer, configure_bench_logging
     from .table import render
 
     configure_bench_logging("WARNING")
     bench = BenchServer.start()
     try:
-        print(render(capacity(bench)))
+        print(render(module.capacity(bench)))
     finally:
         bench.stop()
 
