@@ -11,6 +11,7 @@ from functools import partial
 import redis
 
 from . import (
+    capacity,
     cluster,
     console,
     demo_fleet,
@@ -56,6 +57,7 @@ def main() -> int:
         partial(protocol.protocol, bench),
         partial(demo_fleet.demo_fleet, bench),
         partial(operator_reads.operator_reads, bench),
+        partial(capacity.capacity, bench),
         partial(notify.notify_figures, bench),
     ]
     rows = []

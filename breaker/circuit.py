@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -35,11 +36,12 @@ from .clock import (
     check_key_ttl,
     check_max_panic_age_s,
     default_key_ttl_s,
+    format_ts,
     observation_of,
 )
 from .config import ConfigError, Settings
 from .decisions import DecisionLog, StateListener
-from .heartbeat import AnswerCounts, beat_json, beat_ttl_s, new_worker_id
+from .heartbeat import AnswerCounts, answer_state, beat_json, beat_ttl_s, new_worker_id
 from .importance import MatchImportance, importance_of
 from .keyspace import cluster_prefix_problem, default_key_prefix
 from .logs import breaker_logger
@@ -239,6 +241,8 @@ class VIXCircuitBreaker:
         self._steady_lock = threading.Lock()
         self._retry_at = -math.inf
         self._panic_seen = False  # a panic call since the last round trip: the next one observes the clock
+        self._epoch = 0  # the panic epoch this worker last observed (0: none yet)
+        self._observe_after_s = self._spread_delay()
         self._episode_start: float | None = None  # the start this worker's logged state belongs to
         self._override = HonouredOverride(lambda: self._log, f"{key_prefix}{OVERRIDE_KEY_NAME}",
                                           max_s=self.max_override_s)
@@ -283,6 +287,7 @@ class VIXCircuitBreaker:
         self._beat_at = -math.inf
         self._started = None
         self._panic_seen = False
+        self._observe_after_s = self._spread_delay()
         self._answers.forget()
         self._outage = Outage(lambda: self._log, lambda: describe_client(self.redis), self.retry_after_s)
         self._decisions._lock = threading.Lock()
@@ -353,7 +358,8 @@ class VIXCircuitBreaker:
                 elif steady.panic and self.quota is steady.quota:
                     return self._steady_panic(steady, now, base, match_context)
             sync = self._sync
-            due = not 0 <= now - sync.at < self.refresh_interval_s or (kind is _PANIC and sync.start is None)
+            due = not 0 <= now - sync.at < self.refresh_interval_s or (
+                kind is _PANIC and sync.start is None and not now - sync.at < self._observe_after_s)
             tried = due and self._sync_if_due(now, kind)
             if kind is _CALM and self.end_on_normal and self.panic_clock is not None:
                 self._end_on_calm(now)
@@ -379,6 +385,12 @@ class VIXCircuitBreaker:
         importance = self.quota.classify(match_context)
         sync = self._sync
         start = sync.start
+        if start is None and not tried and 0 <= now - sync.at < self._observe_after_s and not self._outage.active:
+            # the panic-start spread: a panic this worker has not observed yet answers its tier 1 (what a new
+            # panic answers anyway) until its turn to observe comes, within one interval
+            self._decisions.note(importance, _FULL, 1, 0, None, reliable=True)
+            self._answers.count(_FULL, stakes=importance, tier=1)
+            return _FAIL_SAFE
         if start is None or not 0 <= now - sync.at < self.refresh_interval_s + self._stale_grace_s:
             self._unreliable(tried)
             self._decisions.note(importance, _FULL, 1, 0, None,
@@ -514,12 +526,15 @@ class VIXCircuitBreaker:
     def _sync_if_due(self, now: float, kind: bool) -> bool:
         """Make this worker's round trip when one is due; True when this call made it (or tried).
 
-        Due: ``refresh_interval_s`` after the last one, in every state; at once for a panic call when the last
-        one did not observe the clock (no start known). Only one thread goes to Redis; the others answer from
-        local state meanwhile (waiting for the lock would be waiting on the network).
+        Due: ``refresh_interval_s`` after the last one, in every state; for a panic call when the last one did
+        not observe the clock (no start known), ``_observe_after_s`` after the last one (this worker's share of
+        the interval, drawn once: the panic-start burst spread over the interval, SPEC section 4), at once when
+        there was none. Only one thread goes to Redis; the others answer from local state meanwhile (waiting for
+        the lock would be waiting on the network).
         """
         sync = self._sync
         if 0 <= now - sync.at < self.refresh_interval_s and not (kind is _PANIC and sync.start is None
+                                                                  and not now - sync.at < self._observe_after_s
                                                                   and not self._calm_forced(now)):
             return False
         if self.panic_clock is None or self._backing_off(now):
@@ -528,7 +543,8 @@ class VIXCircuitBreaker:
             return False
         try:
             sync = self._sync
-            if 0 <= now - sync.at < self.refresh_interval_s and not (kind is _PANIC and sync.start is None):
+            if 0 <= now - sync.at < self.refresh_interval_s and not (kind is _PANIC and sync.start is None
+                                                                      and not now - sync.at < self._observe_after_s):
                 return False
             if self._backing_off(now):
                 return False
@@ -537,6 +553,12 @@ class VIXCircuitBreaker:
             return True
         finally:
             self._refresh_lock.release()
+
+    def _spread_delay(self) -> float:
+        """How long after its last round trip a calm worker that meets a panic observes the clock: uniform over
+        ``[0, refresh_interval_s)``, per worker, so that a fleet meeting a panic at the same moment observes it
+        spread over one interval instead of all at once (0 with ``refresh_interval_s=0``)."""
+        return random.random() * self.refresh_interval_s
 
     def _calm_forced(self, now: float) -> bool:
         return self._override_mode(now) is OverrideMode.FORCE_CALM
@@ -549,10 +571,15 @@ class VIXCircuitBreaker:
             host=self._host, pid=os.getpid(), started=self._started,  # None until the server said when
             interval_s=max(self.refresh_interval_s, BEAT_MIN_SPACING_S), calls=calls, fail_safe=fail_safe,
             tiers=tiers, override=forced.value if forced else None, error=self._outage.last_error,
-            version=__version__, overrides_seen=self._override.changes,
+            version=__version__, overrides_seen=self._override.changes, epoch=self._epoch or None,
         ) if beating else ""
+        # the skew and the aggregates ride on the beat: a round trip without one (refresh_interval_s below
+        # BEAT_MIN_SPACING_S) passes only the epoch it knows
+        aggregate = {"local_now": format_ts(now), "epoch": self._epoch, "state": answer_state(calls, fail_safe),
+                     "calls": calls, "fail_safe": fail_safe, "tiers": tiers, "overridden": forced is not None,
+                     "interval_s": self.refresh_interval_s} if beating else {"epoch": self._epoch}
         try:
-            reply = self._exchange(now, observe, beat)
+            reply = self._exchange(now, observe, beat, aggregate)
             observation = observation_of(reply) if observe else None
         except Exception as exc:  # an UnusableStart (no script to replace it) is logged as what it is
             self._answers.give_back(calls, fail_safe, tiers)
@@ -572,6 +599,10 @@ class VIXCircuitBreaker:
                                 value=_short(observation.replaced_raw), replaced_with=start)
             elif observation.initialized:
                 self._log.warning("PANIC_TIMESTAMP_INITIALIZED", key=self.panic_clock.start_key, start=start)
+        if reply.epoch is not None and reply.epoch != self._epoch:
+            if self._epoch and reply.epoch:
+                self._log.info("PANIC_EPOCH_CHANGED", previous=self._epoch, epoch=reply.epoch, start=start)
+            self._epoch = reply.epoch
         if self._started is None:
             self._started = reply.server_now
         if beating:
@@ -585,14 +616,14 @@ class VIXCircuitBreaker:
         self._unsteady()
         self._outage.recovered(now)
 
-    def _exchange(self, now: float, observe: bool, beat: str) -> refresh.Reply:
+    def _exchange(self, now: float, observe: bool, beat: str, aggregate: dict[str, Any]) -> refresh.Reply:
         clock = self.panic_clock
         at = None if self.server_time else now
         ttl = beat_ttl_s(max(self.refresh_interval_s, BEAT_MIN_SPACING_S))
         if clock.scripting and (not self._separate or self._scripting_due(now)):
             try:
                 reply = clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
-                                         beat_ttl_s=ttl, hexpire=self._hexpire)
+                                         beat_ttl_s=ttl, hexpire=self._hexpire, **aggregate)
             except NoAtomicCommands as exc:
                 self._fall_back(now, str(exc))
             else:

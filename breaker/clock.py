@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError, WatchError
 
 from . import refresh, wire
 from .client import is_cluster_client
-from .heartbeat import GONE_AFTER_S, WORKERS_KEY_NAME
+from .heartbeat import AGG_KEY_NAME, GONE_AFTER_S, WORKERS_KEY_NAME
 from .keyspace import default_key_prefix, queue_time
 from .override import OVERRIDE_KEY_NAME
 
@@ -36,6 +36,7 @@ DEFAULT_PANIC_KEY_TTL_S = 900
 SEED_KEY_TTL_S = 86400
 START_KEY_NAME = "panic_start_ts"
 LAST_SEEN_KEY_NAME = "panic_last_seen_ts"
+EPOCH_KEY_NAME = "panic_epoch"  # INCR by the first writer of each new start (its epoch)
 DEFAULT_MAX_PANIC_AGE_H = 48.0  # BREAKER_MAX_PANIC_AGE_H: no real panic runs two days on one clock
 
 
@@ -179,8 +180,10 @@ class PanicClock:
         self.last_seen_key = f"{key_prefix}{LAST_SEEN_KEY_NAME}"
         self.override_key = f"{key_prefix}{OVERRIDE_KEY_NAME}"
         self.workers_key = f"{key_prefix}{WORKERS_KEY_NAME}"
+        self.agg_key = f"{key_prefix}{AGG_KEY_NAME}"
+        self.epoch_key = f"{key_prefix}{EPOCH_KEY_NAME}"
         self._keys = tuple(k.encode() for k in (self.start_key, self.last_seen_key, self.override_key,
-                                                 self.workers_key))
+                                                 self.workers_key, self.agg_key, self.epoch_key))
         self._bounded = wire.can_bound(client)
         #: ``keep_connection``: a worker's clock keeps one pooled connection between round trips (wire.Lane).
         self._lane = wire.Lane(client) if keep_connection and wire.can_keep(client) else None
@@ -197,6 +200,7 @@ class PanicClock:
         beat_ttl_s: int = GONE_AFTER_S,
         hexpire: bool = True,
         budget_s: float | None = None,
+        **aggregate: Any,
     ) -> refresh.Reply:
         """The worker's one round trip (``refresh.SCRIPT``); ``now=None`` measures in the server's time.
 
@@ -208,7 +212,7 @@ class PanicClock:
         args = refresh.arguments(
             self._keys, observe=observe, now="" if now is None else format_ts(now), ttl_s=self.panic_key_ttl_s,
             worker_id=worker_id, beat=beat, beat_ttl_s=beat_ttl_s, hexpire=hexpire, ascii_only=not self._bounded,
-            max_age_s=self.max_panic_age_s,
+            max_age_s=self.max_panic_age_s, **aggregate,
         )
         try:
             if self._bounded:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 WORKERS_KEY_NAME = "workers"
+AGG_KEY_NAME = "fleet_agg"  # per-bucket aggregates of the beats: breaker.refresh, breaker.ops.fleet_summary
 BEAT_VERSION = 1
 STALE_AFTER_INTERVALS = 3
 GONE_AFTER_S = 60
@@ -59,6 +60,8 @@ class WorkerBeat:
     error: str | None = None
     version: str = ""
     state: str = "calm"
+    epoch: int | None = None  # the panic epoch the worker answered from (None: none known, or an older worker)
+    skew_s: float | None = None  # the worker's clock minus the server's at the beat (None: not reported)
 
     @property
     def answers(self) -> int:
@@ -85,6 +88,11 @@ def beat_state(seen: float, interval_s: float, calls: dict[str, int], fail_safe:
         return "gone"
     if age > STALE_AFTER_INTERVALS * max(interval_s, 0.0) and age > 1.0:
         return "stale"  # a beat is at most about one interval old; 1 s of slack for interval 0
+    return answer_state(calls, fail_safe)
+
+
+def answer_state(calls: dict[str, int], fail_safe: int) -> str:
+    """What a worker's answers of one interval say: fail_safe, panic or calm (the aggregates' states)."""
     if fail_safe > 0:
         return "fail_safe"
     if any(count > 0 and mode not in CALM_MODES for mode, count in calls.items()):
@@ -106,6 +114,7 @@ def beat_json(
     version: str,
     overrides_seen: int = 0,
     seen: float | None = None,
+    epoch: int | None = None,
 ) -> str:
     """The stored value. Without ``seen`` the text ends in ``"seen":`` for the server to complete with its
     own time (the round trip's script appends the number and the closing brace)."""
@@ -122,6 +131,7 @@ def beat_json(
         "error": error,
         "version": version,
         "overrides_seen": overrides_seen,
+        "epoch": epoch,
     }
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
     if seen is None:
@@ -158,6 +168,16 @@ def _count(value: Any, name: str) -> int:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
+
+
+def _optional_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _optional_text(value: Any) -> str | None:
@@ -203,6 +223,8 @@ def parse_beat(field: Any, raw: Any, now: float) -> WorkerBeat:
         error=_optional_text(data.get("error")),
         version=str(data.get("version", "")),
         state=beat_state(seen, interval, calls, fail_safe, now),
+        epoch=_optional_int(data.get("epoch")),
+        skew_s=_optional_float(data.get("skew_s")),
     )
 
 

@@ -87,6 +87,8 @@ def worker_rows(workers: Iterable[Any], now: float) -> list[dict[str, Any]]:
             "answers": _answers(w),
             "fail-safe": w.fail_safe,
             "override": override_label(w.override),
+            "epoch": getattr(w, "epoch", None),
+            "clock skew (s)": None if getattr(w, "skew_s", None) is None else round(w.skew_s, 1),
             "last error": w.error or "",
             "version": w.version or "",
         }
@@ -141,6 +143,19 @@ def fleet_summary(counts: dict[str, int], answers_per_s: float, disagreeing: int
     line = f"Fleet: {total} worker{'s' if total != 1 else ''} ({parts}) · {answers_per_s:,.1f} answers/s"
     if disagreeing:
         line += f" · {disagreeing} disagree{'s' if disagreeing == 1 else ''} with the clock"
+    return line
+
+
+def epoch_caption(summary: Any) -> str:
+    """Live's line about the panic epoch (numbers only): the counter, the epochs the window's panic beats answer
+    from, and, when they differ, that a start changed (a new one, or one lost in a failover)."""
+    if not summary.epoch and not summary.epochs:
+        return ""
+    answered = ", ".join(str(e) for e in sorted(summary.epochs)) or "none in the last window"
+    line = f"Panic epoch {summary.epoch or 0} · workers answer from epoch {answered}"
+    if summary.epoch_changed:
+        line += (" · EPOCH CHANGED: a new panic start, or a start lost in a Redis failover (workers still on the "
+                 "old one restart at tier 1 when they observe the new clock)")
     return line
 
 

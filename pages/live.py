@@ -5,8 +5,8 @@ import streamlit as st
 from breaker.ops import zombie_verdict
 from breaker.ops.status import worker_answers
 from breaker.ops.timefmt import format_latency_ms
-from console.fleet_data import read_fleet_view
-from console.fleet_view import fleet_summary, live_workers, state_counts
+from console.fleet_data import read_fleet_summary
+from console.fleet_view import epoch_caption, fleet_summary
 from console.live_cards import show_class_card, show_tier_banner
 from console.page import finish_page, start_page
 from console.shared import (
@@ -32,7 +32,7 @@ stale_min = stale_min_input(right, "live_stale_min", "Zombie threshold: not refr
 
 @st.fragment(run_every=REFRESH_S)
 def live_panel() -> None:
-    view = read_fleet_view()  # the clock and the workers' heartbeats in one round trip
+    view = read_fleet_summary()  # the clock, the override and the fleet's aggregates: the same cost at any size
     fleet_error = None
     if view is not None:
         reading = view.reading
@@ -48,12 +48,16 @@ def live_panel() -> None:
                        f"refreshes every {REFRESH_S} s")
         return
     override = view.override.override if view is not None else None
-    answers = worker_answers(reading, override, int(base_ttl), beats=view.workers if view is not None else ())
+    answers = worker_answers(reading, override, int(base_ttl), off_tiers=view.off_tiers if view is not None else None)
     show_tier_banner(answers)
     if view is not None:
-        counts = state_counts(live_workers(view.workers))
-        st.page_link("pages/fleet.py", label=fleet_summary(counts, view.answers_per_s, len(view.disagreeing)),
+        st.page_link("pages/fleet.py", label=fleet_summary(view.counts, view.answers_per_s, view.disagreeing),
                      icon=":material/dns:")
+        epoch = epoch_caption(view)
+        if view.epoch_changed:
+            st.warning(epoch, icon=":material/restart_alt:")
+        elif epoch:
+            st.caption(epoch)
     else:
         st.caption(f"Fleet: the workers' heartbeats could not be read ({md_text(fleet_error or 'no answer')}); "
                    "the clock below was read on its own.")
@@ -79,8 +83,8 @@ def live_panel() -> None:
     elif reading.exists:
         st.caption(f"Zombie verdict: not a suspect: {observed_caption(reading)}")
     if health is not None:
-        read = "clock and heartbeats" if view is not None else "clock"
-        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} (one MULTI/EXEC: {read}) · "
+        read = "clock, override and the fleet's aggregates" if view is not None else "clock"
+        st.caption(f"Redis OK · this read took {format_latency_ms(health.latency_ms)} ({read}) · "
                    f"refreshes every {REFRESH_S} s · {fmt_ts(reading.now)}")
 
 

@@ -27,9 +27,9 @@ def test_answers_are_counted_by_mode_and_stakes_class(real_redis, fake_clock):
     registry = CollectorRegistry()
     PanicClock(real_redis).observe(fake_clock() - 40 * 60)  # medium: tier 2, low: tier 2
     breaker = VIXCircuitBreaker(real_redis, clock=fake_clock, server_time=False, metrics=registry)
-    for _ in range(3):
-        breaker.get_ttl(60, "normal", {"league": "Ligue 1"})
+    for _ in range(3):  # panic first: a calm worker meeting a panic observes it at its turn (the spread)
         breaker.get_ttl(60, "panic", {"league": "Ligue 1"})
+        breaker.get_ttl(60, "normal", {"league": "Ligue 1"})
     breaker.get_ttl(60, "panic", {"league": "Champions League"})
     assert value(registry, "vix_breaker_answers_total", mode="NORMAL", stakes="unclassified") == 3
     assert value(registry, "vix_breaker_answers_total", mode="PANIC_PARTIAL", stakes="medium_stakes") == 3

@@ -28,6 +28,7 @@ from ..config import ConfigError, Settings
 from ..heartbeat import STATES
 from ..logs import configure_logging
 from ..override import OverrideMode
+from ..policy import AdaptivePanicQuota
 from .actions import MIN_CLEAR_REASON_CHARS, end_panic, force_clear, start_panic
 from .approvals import (
     NoPendingRequest,
@@ -40,14 +41,14 @@ from .approvals import (
 from .audit import AuditTrail
 from .cli_identity import CliSecrets
 from .credentials import hash_password
-from .fleet import read_fleet
+from .fleet import disagrees
 from .fleet_pages import iter_workers, read_hosts
+from .fleet_summary import read_summary, summary_doc
 from .overrides import NoActiveOverride, OverrideTooLong, clear_override, extend_override
 from .read_deadline import operator_deadline
 from .report import (
     clock_doc,
     clock_line,
-    fleet_doc,
     override_doc,
     override_json,
     override_line,
@@ -105,7 +106,8 @@ class Session:
             except (TypeError, ValueError) as exc:  # an option redis-py refuses: a usage error, not a traceback
                 raise CliError(f"REDIS_URL {redact_url(self.settings.redis_url)}: {exc}", EXIT_USAGE) from None
             try:
-                refuse_cluster_node(client, self.settings.redis_url)
+                with operator_deadline(self.settings.operator_read_timeout_s):  # a read like any other: bounded
+                    refuse_cluster_node(client, self.settings.redis_url)
             except ConfigError as exc:
                 client.close()
                 raise CliError(str(exc), EXIT_USAGE) from None
@@ -322,10 +324,10 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     """Tier, mode and TTL per stakes class, the clock, the override and a fleet summary (one bounded read)."""
     session: Session = ctx.obj
     with operator_deadline(session.settings.operator_read_timeout_s):  # connecting's checks included: one budget
-        view = read_fleet(session.clock(), interval_s=session.settings.refresh_interval_s,
-                          deadline_s=session.settings.operator_read_timeout_s)
+        view = read_summary(session.clock(), interval_s=session.settings.refresh_interval_s,
+                            deadline_s=session.settings.operator_read_timeout_s)
     clock = clock_doc(view.reading)
-    answers = worker_answers(view.reading, view.override.override, base_ttl, beats=view.workers)
+    answers = worker_answers(view.reading, view.override.override, base_ttl, off_tiers=view.off_tiers)
     classes = [
         {"stakes": a.importance.value, "tier": a.tier, "mode": a.mode.value, "ttl": a.ttl,
          "minutes_to_next_tier": a.minutes_to_next_tier,
@@ -335,9 +337,12 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         for a in answers
     ]
     override = override_doc(view.override)
-    fleet = {"workers": len(view.workers), "counts": view.counts, "answers_per_s": view.answers_per_s,
-             "disagreeing": len(view.disagreeing), "fields_total": view.fields_total, "complete": view.complete}
-    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
+    fleet = summary_doc(view)
+    read = "" if view.from_beats else f" (aggregates of {view.until - view.since:.0f} s)"
+    epochs = ", ".join(str(e) for e in sorted(view.epochs)) or "none in the window"
+    epoch_line = f"{view.epoch or 0} (panic beats answer from: {epochs})" + (
+        "  EPOCH CHANGED: a new start, or one lost in a failover" if view.epoch_changed else "")
+    skew = "n/a" if view.skew_max is None else f"{view.skew_min:+.1f} s .. {view.skew_max:+.1f} s"
     doc = {"target": session.target, "now": view.now, "base_ttl": base_ttl, "clock": clock, "classes": classes,
            "override": override, "fleet": fleet}
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
@@ -347,8 +352,10 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
         f"clock     {clock_line(clock, view.now)}",
         f"zombie    {'; '.join(clock['zombie']['reasons']) if clock['zombie']['suspect'] else 'no'}",
         f"override  {override_line(override)}",
-        f"fleet     {len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
-        f"{len(view.disagreeing)} disagreeing{read}",
+        f"fleet     {view.reporting} workers ({counts}), {view.answers_per_s:,.0f} answers/s, "
+        f"{view.disagreeing} disagreeing{read}",
+        f"epoch     {epoch_line}",
+        f"skew      {skew} (worker clock - server clock)",
         "",
         table(("stakes", "tier", "mode", f"ttl (base {base_ttl})", "next tier in", "override",
                "without the override", "heartbeats report"),
@@ -379,7 +386,8 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
           by_host: bool, as_json: bool) -> None:
     """A fleet summary, then the workers' last heartbeats page by page (state, answers, tiers, override, error).
 
-    The summary is one bounded read (at most 10 000 heartbeats); the list is read in HSCAN pages and printed as
+    The summary reads the workers' per-bucket aggregates (the same cost at any fleet size); the list is read in
+    HSCAN pages and printed as
     it arrives, in the server's scan order. --json streams one document whose "workers" array is written a
     worker at a time.
     """
@@ -390,34 +398,36 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
         if by_host:
             clock.client.ping()  # connect here, within the budget (the host view's pages have their own)
         else:
-            view = read_fleet(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
+            view = read_summary(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
     if by_host:
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
-    summary = fleet_doc(dataclasses.replace(view, workers=[]))  # the list comes page by page below
-    del summary["workers"]
-    summary.update(fields_total=view.fields_total, complete=view.complete,
-                   filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
+    summary = summary_doc(view)  # O(1) of the fleet (the aggregates); the list comes page by page below
+    summary.update(filters={"state": list(states) or None, "host": host, "search": search, "limit": limit})
     listed = iter_workers(clock, limit=limit if limit is not None or _json_mode(ctx) else FLEET_ROWS + 1,
                           host=host, search=search, states=states or None, deadline_s=deadline_s)
+    quota = AdaptivePanicQuota()
     if _json_mode(ctx):
-        _stream_json(ctx, summary, (dataclasses.asdict(beat) for beat in listed))
+        _stream_json(ctx, summary, ({**dataclasses.asdict(beat),
+                                     "disagrees": disagrees(beat, view.reading, view.override, quota)}
+                                    for beat in listed))
         return
-    disagreeing = set(summary["disagreeing"])
     beats = list(listed)
     more = limit is None and len(beats) > FLEET_ROWS
     beats = sorted(beats[:FLEET_ROWS] if more else beats, key=lambda b: b.worker_id)
     rows = [
         (b.worker_id, b.state, f"{b.age_s(view.now):.1f} s", b.answers, b.fail_safe,
          " ".join(f"{k.split('_')[0]}:{v}" for k, v in sorted(b.tiers.items())) or None, b.override,
-         "yes" if b.worker_id in disagreeing else "", b.error, b.version)
+         "yes" if disagrees(b, view.reading, view.override, quota) else "", b.epoch,
+         None if b.skew_s is None else f"{b.skew_s:+.1f} s", b.error, b.version)
         for b in beats
     ]
     counts = ", ".join(f"{n} {state}" for state, n in view.counts.items())
-    read = "" if view.complete else f" (from {view.scanned:,} of {view.fields_total:,} heartbeats read)"
-    human = (f"{len(view.workers)} workers ({counts}), {view.answers_per_s:,.0f} answers/s{read}\n\n"
-             + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "error",
-                      "version"), rows))
+    read = " (from the heartbeats)" if view.from_beats else f" (aggregates of the last {view.until - view.since:.0f} s)"
+    human = (f"{view.reporting} workers ({counts}), {view.answers_per_s:,.0f} answers/s, {view.disagreeing} "
+             f"disagreeing{read}\n\n"
+             + table(("worker", "state", "seen", "answers", "fail-safe", "tiers", "override", "disagrees", "epoch",
+                      "skew", "error", "version"), rows))
     if more:
         human += f"\n… the first {FLEET_ROWS} listed: --limit N for more, --state/--host/--search to narrow"
     emit(ctx, {}, human)

@@ -46,8 +46,11 @@ def scratch_prefix(key_prefix: str, purpose: str) -> str:
 def clear_namespace(client: Any, namespace: str) -> None:
     """Delete the keys of a scratch namespace by name (no SCAN over a production keyspace): the clock, and
     the heartbeats and override of the breakers that ran in it."""
+    from .fleet_summary import aggregate_keys
+
     clock = PanicClock(client, key_prefix=namespace)
-    client.delete(clock.start_key, clock.last_seen_key, clock.workers_key, clock.override_key)
+    client.delete(clock.start_key, clock.last_seen_key, clock.workers_key, clock.override_key, clock.epoch_key)
+    client.delete(*aggregate_keys(clock, clock.server_now(), back_s=REPLAY_KEY_TTL_S))
 
 
 def _cleanup_quietly(client: Any, namespace: str) -> None:

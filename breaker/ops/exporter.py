@@ -20,7 +20,8 @@ from ..clock import PanicClock
 from ..heartbeat import STATES
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota, PanicMode
-from .fleet import FleetView, read_fleet
+from .fleet import FleetView
+from .fleet_summary import FleetSummary, read_summary
 from .metrics_server import MetricsServer
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
@@ -41,6 +42,11 @@ EXPORTED = (
     "vix_breaker_override_invalid",
     "vix_breaker_workers",
     "vix_breaker_workers_disagreeing",
+    "vix_breaker_workers_reporting",
+    "vix_breaker_panic_epoch",
+    "vix_breaker_panic_epochs_reported",
+    "vix_breaker_worker_clock_skew_max_seconds",
+    "vix_breaker_worker_clock_skew_min_seconds",
 )
 
 
@@ -51,7 +57,8 @@ def _gauge(name: str, doc: str, value: float | None = None, labels: tuple[str, .
 
 
 class FleetCollector(Collector):
-    """Reads the fleet (``read_fleet``: workers, clock, override) once per ``collect()``."""
+    """Reads the fleet once per ``collect()``: ``read_summary`` (clock, override, epoch and the workers' per-bucket
+    aggregates), the same few commands at any fleet size."""
 
     def __init__(self, clock: PanicClock, *, interval_s: float = 1.0,
                  stale_after_s: float = DEFAULT_STALE_AFTER_S, quota: AdaptivePanicQuota | None = None) -> None:
@@ -65,12 +72,12 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            view = read_fleet(self.clock, interval_s=self.interval_s)
+            view = read_summary(self.clock, interval_s=self.interval_s)
         except Exception:  # Redis down: say so, and nothing else (stale values would be lies)
             yield _gauge("vix_breaker_up", "1 when the last scrape read the fleet from Redis.", 0)
             return
         override = view.override
-        reading = observed_reading(view)
+        reading = summary_observed_reading(view)
         yield _gauge("vix_breaker_up", "1 when the last scrape read the fleet from Redis.", 1)
         yield _gauge("vix_breaker_redis_time_timestamp_seconds", "The Redis server's clock at the scrape.", view.now)
         yield _gauge("vix_breaker_panic_active", "1 while a panic clock exists.", 1 if reading.exists else 0)
@@ -110,7 +117,20 @@ class FleetCollector(Collector):
             workers.add_metric([state], view.counts.get(state, 0))
         yield workers
         yield _gauge("vix_breaker_workers_disagreeing", "Workers answering a tier the clock does not imply.",
-                     len(view.disagreeing))
+                     view.disagreeing)
+        yield _gauge("vix_breaker_workers_reporting", "Distinct workers that beat in the last complete window.",
+                     view.reporting)
+        yield _gauge("vix_breaker_panic_epoch", "The panic epoch counter (a new panic start bumps it); 0: none yet.",
+                     view.epoch or 0)
+        yield _gauge("vix_breaker_panic_epochs_reported",
+                     "Distinct epochs panic beats answered from in the window (more than 1: a new start, or a start "
+                     "lost in a failover).", len(view.epochs))
+        yield _gauge("vix_breaker_worker_clock_skew_max_seconds",
+                     "Largest worker clock minus server clock over the window's beats; 0 without beats.",
+                     view.skew_max or 0)
+        yield _gauge("vix_breaker_worker_clock_skew_min_seconds",
+                     "Smallest worker clock minus server clock over the window's beats; 0 without beats.",
+                     view.skew_min or 0)
 
 
 def observed_reading(view: FleetView) -> Any:
@@ -130,6 +150,17 @@ def observed_reading(view: FleetView) -> Any:
     if reading.last_observed_at is not None and reading.last_observed_at >= newest:
         return reading
     return dataclasses.replace(reading, last_observed_at=newest)
+
+
+def summary_observed_reading(view: FleetSummary) -> Any:
+    """``observed_reading`` from the aggregates: the later of the recorded mark and the newest beat of a worker
+    that answered panic from the clock (``panic_seen``, written by such beats only)."""
+    reading = view.reading
+    if not reading.exists or view.panic_seen is None:
+        return reading
+    if reading.last_observed_at is not None and reading.last_observed_at >= view.panic_seen:
+        return reading
+    return dataclasses.replace(reading, last_observed_at=view.panic_seen)
 
 
 def exporter_registry(clock: PanicClock, **options: Any) -> CollectorRegistry:

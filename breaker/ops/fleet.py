@@ -69,8 +69,9 @@ def expected_tier(beat: WorkerBeat, stakes: str, reading: ClockReading, override
     return quota.decide(0, duration_min, importance, True).tier
 
 
-def _disagrees(beat: WorkerBeat, reading: ClockReading, override: OverrideReading,
-               quota: AdaptivePanicQuota) -> bool:
+def disagrees(beat: WorkerBeat, reading: ClockReading, override: OverrideReading,
+              quota: AdaptivePanicQuota) -> bool:
+    """The beat answers a tier the clock (and override) did not imply when it was written."""
     if beat.state != "panic":
         return False
     for stakes, tier in beat.tiers.items():
@@ -204,7 +205,7 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
         counts=counts,
         tiers=tiers,
         answers_per_s=answers_per_s,
-        disagreeing=[beat for beat in workers if _disagrees(beat, reading, override, quota)],
+        disagreeing=[beat for beat in workers if disagrees(beat, reading, override, quota)],
         invalid=invalid,
         fields_total=int(total or 0),
         complete=not cursor,

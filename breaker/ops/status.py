@@ -70,11 +70,13 @@ def class_statuses(reading: ClockReading, base_ttl: int, quota: AdaptivePanicQuo
 
 
 def worker_answers(reading: ClockReading, override: Override | None, base_ttl: int,
-                   quota: AdaptivePanicQuota | None = None, beats: Iterable[WorkerBeat] = ()) -> list[ClassAnswer]:
+                   quota: AdaptivePanicQuota | None = None, beats: Iterable[WorkerBeat] = (),
+                   off_tiers: dict[str, dict[int, int]] | None = None) -> list[ClassAnswer]:
     """Per stakes class, what a worker answers at ``reading.now``: the override's answer when ``override`` is in
     force, else the clock's; and which tiers the live ``beats`` report that are neither (a worker that has not
     picked the override up yet, another prefix, a stale build). Pure: the caller reads clock, override and
-    heartbeats (one round trip, ``read_fleet``)."""
+    heartbeats (one round trip, ``read_fleet``). ``off_tiers`` instead of ``beats``: the workers per stakes class
+    and tier that the aggregates found answering a tier the clock did not imply (``FleetSummary.off_tiers``)."""
     quota = quota or AdaptivePanicQuota()
     live = [beat for beat in beats if beat.state in LIVE_STATES]
     answers = []
@@ -87,6 +89,9 @@ def worker_answers(reading: ClockReading, override: Override | None, base_ttl: i
         else:
             tier, mode, ttl = status.tier, status.mode, status.ttl
         reported: dict[int, int] = {}
+        if off_tiers is not None:
+            reported = {t: n for t, n in off_tiers.get(status.importance.value, {}).items()
+                        if t not in (tier, status.tier)}
         for beat in live:
             told = beat.tiers.get(status.importance.value)
             if told is None or told in (tier, status.tier) or _clock_tier_near(beat, status.importance, reading,

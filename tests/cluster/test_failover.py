@@ -126,3 +126,39 @@ def test_a_start_lost_with_the_master_starts_a_new_clock(own_cluster):
     reading = PanicClock(client, key_prefix=PREFIX).read(time.time())
     assert reading.duration_s < 60  # a new clock, not the 46 min one
     client.close()
+
+
+def test_a_start_lost_with_the_master_shows_as_a_new_epoch(own_cluster):
+    """Issue 24: the start (epoch 1) a worker observed is lost with its master, along with the epoch counter's
+    INCR. After promotion the worker's next observation starts a new clock whose epoch is 2, not 1 again: the
+    worker passes the epoch it knows and the first writer numbers past it; a reader sees the change."""
+    import os
+    import signal
+
+    cluster = own_cluster
+    owner = cluster.owner_of_slot(PROJECT_SLOT)
+    replica = cluster.ports[3 + cluster.ports.index(owner)]
+    replica_pid = cluster.servers[cluster.ports.index(replica)]._process.pid
+    client = redis_client(cluster.url, timeout_ms=1000)
+    worker = VIXCircuitBreaker(client, refresh_interval_s=0, retry_after_s=0)
+    os.kill(replica_pid, signal.SIGSTOP)
+    try:
+        with cluster.admin(owner) as node:
+            node.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        worker.get_ttl(60, "panic")
+        assert worker._epoch == 1 and client.get(f"{PREFIX}panic_epoch") == b"1"
+        cluster.kill(owner)
+    finally:
+        os.kill(replica_pid, signal.SIGCONT)
+    wait_for(lambda: cluster.owner_of_slot(PROJECT_SLOT) == replica, 30, "replica promoted")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        worker.get_ttl(60, "panic")
+        if worker.last_error is None and worker._sync.start is not None:
+            break
+        time.sleep(0.05)
+    assert worker._epoch == 2 and client.get(f"{PREFIX}panic_epoch") == b"2"
+    other = VIXCircuitBreaker(client, refresh_interval_s=0)
+    other.get_ttl(60, "panic")
+    assert other._epoch == 2  # every worker now answers from epoch 2; beats that said 1 show the change
+    client.close()

@@ -94,7 +94,7 @@ def test_table_filters_by_state_text_and_errors(console_env):
     assert sorted(table(at, "last error")["worker"]) == ["web1:101:aaaa", "web2:102:bbbb"]
     at.checkbox(key="fleet_errors_only").check().run()
     assert list(table(at, "last error")["worker"]) == ["web2:102:bbbb"]
-    assert any(c.value.startswith("1 of 3 workers shown") for c in at.caption)
+    assert any(c.value.startswith("1 of the 3 workers of the first page shown") for c in at.caption)
     at.selectbox(key="fleet_sort").select("host").run()
     assert not at.exception
 
@@ -202,3 +202,38 @@ def test_redis_down_fleet_says_one_thing(monkeypatch, console_env):
     assert [e.value for e in at.error if "Redis" in e.value and "override" in e.value] == []
     assert not any("No override is on" in c.value for c in at.caption)
     assert any(c.value.startswith("The override cannot be read while Redis does not answer") for c in at.caption)
+
+
+def test_the_worker_table_is_read_a_page_at_a_time(console_env):
+    """Issue 24: 2 500 heartbeats: the table shows one HSCAN page (about 1 000), "Next page" follows the
+    server's cursor, and the pages together list every worker once; the counts come from the summary."""
+    now = server_now(console_env)
+    pipe = console_env.pipeline(transaction=False)
+    for i in range(2500):
+        write_beat(pipe, f"h{i // 8}:{i}:{i:04x}", now=now)
+    pipe.execute()
+    at = fleet()
+    assert not at.exception
+    assert metrics(at)["Workers"] == "2500"
+    seen = list(table(at, "last error")["worker"])
+    assert 0 < len(seen) < 2500
+    for _ in range(10):
+        buttons = [b for b in at.button if b.key == "fleet_next_page"]
+        if not buttons:
+            break
+        buttons[0].click().run()
+        assert not at.exception
+        seen += list(table(at, "last error")["worker"])
+    assert len(seen) == len(set(seen)) == 2500
+
+
+def test_a_worker_an_hour_ahead_shows_its_skew(console_env):
+    """Issue 24: the skew the round trip measured (the worker's clock minus the server's) is a column of the table."""
+    from breaker import VIXCircuitBreaker
+
+    ahead = VIXCircuitBreaker(console_env, clock=lambda: time.time() + 3600)
+    ahead.get_ttl(60, "normal")
+    at = fleet()
+    assert not at.exception
+    [row] = table(at, "clock skew (s)").to_dict("records")
+    assert row["worker"] == ahead.worker_id and abs(row["clock skew (s)"] - 3600) < 5

@@ -220,3 +220,28 @@ def test_the_clock_shows_when_the_heartbeats_cannot_be_read(monkeypatch, console
         assert any("heartbeats could not be read" in c.value for c in at.caption)
     finally:
         console_env.execute_command("ACL", "DELUSER", "nofleet")
+
+
+def test_live_shows_an_epoch_change(console_env, monkeypatch):
+    """Issue 24: workers still answering from epoch 1 while the counter says 2 (a new start, or one lost in a
+    failover): Live says so, from the aggregates."""
+    from breaker import VIXCircuitBreaker, refresh
+    from breaker.ops import fleet_summary
+
+    monkeypatch.setattr(refresh, "AGG_BUCKET_S", 1)
+    monkeypatch.setattr(fleet_summary, "AGG_BUCKET_S", 1)
+    old = VIXCircuitBreaker(console_env)
+    old.get_ttl(60, "panic")
+    console_env.delete("brain:panic_start_ts")
+    VIXCircuitBreaker(console_env).get_ttl(60, "panic")  # the next start: epoch 2
+    old._sync = old._sync._replace(at=-1e18)
+    old._beat_at = -1e18
+    old._unsteady()
+    old.get_ttl(60, "panic")  # its beat: answered from epoch 1
+    clock = PanicClock(console_env)
+    first = clock.server_now()
+    while clock.server_now() < int(first) + 1:
+        time.sleep(0.05)
+    at = open_console()
+    assert not at.exception
+    assert any("EPOCH CHANGED" in w.value and "Panic epoch 2" in w.value for w in at.warning)

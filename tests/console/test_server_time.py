@@ -40,10 +40,12 @@ def test_the_sidebar_check_time_is_the_servers(monkeypatch, console_env):
     import time
 
     import breaker.ops.fleet
+    import breaker.ops.fleet_summary
     from breaker.ops.timefmt import format_ts
 
     real = breaker.ops.fleet.server_time
     monkeypatch.setattr(breaker.ops.fleet, "server_time", lambda reply: real(reply) + 3600)
+    monkeypatch.setattr(breaker.ops.fleet_summary, "server_time", lambda reply: real(reply) + 3600)  # Live's read
     at = open_console()
     assert not at.exception
     [caption] = [c.value for c in at.sidebar.caption if c.value.startswith("checked at")]

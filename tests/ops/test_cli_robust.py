@@ -77,7 +77,7 @@ def test_an_unexpected_error_is_one_line_and_exit_1(redis_url, real_redis):
         [sys.executable, "-c",
          "import breaker.ops.cli as c\n"
          "def boom(*a, **k): raise KeyError('boom')\n"
-         "c.read_fleet = boom\n"
+         "c.read_summary = boom\n"
          "import sys; sys.argv = ['vix-breaker', '--json', 'fleet']; c.main()"],
         cwd=ROOT, env={"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
