@@ -198,3 +198,11 @@ def disagreement_rows(
 
 def _answers(beat: Any) -> int:
     return sum(beat.calls.values())
+
+
+def skew_text(low: float | None, high: float | None) -> str:
+    """" · worker clocks -1.2 s to +0.3 s off the server's", or "" when no worker reported; a rounding to zero
+    reads +0.0, never -0.0."""
+    if low is None or high is None:
+        return ""
+    return f" · worker clocks {round(low, 1) + 0.0:+.1f} s to {round(high, 1) + 0.0:+.1f} s off the server's"

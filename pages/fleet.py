@@ -18,6 +18,7 @@ from console.fleet_view import (
     disagreement_rows,
     filter_workers,
     live_workers,
+    skew_text,
     sort_workers,
     tier_matrix,
     worker_rows,
@@ -69,8 +70,7 @@ def fleet_panel() -> None:
     for col, state in zip(cols[1:5], STATES):
         col.metric(STATE_LABELS[state].capitalize(), counts[state])
     cols[5].metric("Answers/s", f"{view.answers_per_s:,.1f}", help="Workers that are not stale.")
-    skew = "" if view.skew_max is None else (f" · worker clocks {view.skew_min:+.1f} s to {view.skew_max:+.1f} s "
-                                              "off the server's")
+    skew = skew_text(view.skew_min, view.skew_max)
     source = "the heartbeats" if view.from_beats else "the workers' aggregates"
     st.caption(f"Counts from {source} of the last {max(view.until - view.since, 0):.0f} s{skew}")
     _alerts(view, counts)

@@ -124,3 +124,12 @@ def test_tier_distribution_figure_stacks_one_bar_trace_per_tier():
 def test_plotly_text_escapes_markup():
     """Operators' words in hover texts are escaped: Plotly would read <a href> and <b> as markup."""
     assert plotly_text('<a href="x">hi</a> & <b>') == '&lt;a href="x"&gt;hi&lt;/a&gt; &amp; &lt;b&gt;'
+
+
+def test_skew_text_never_says_minus_zero():
+    """Clocks a few ms behind the server round to zero: the caption says +0.0, not -0.0."""
+    from console.fleet_view import skew_text
+
+    assert skew_text(-0.04, -0.01) == " · worker clocks +0.0 s to +0.0 s off the server's"
+    assert skew_text(-3600.04, 0.26) == " · worker clocks -3600.0 s to +0.3 s off the server's"
+    assert skew_text(None, None) == ""
