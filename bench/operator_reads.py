@@ -31,7 +31,7 @@ from breaker.ops.fleet_summary import read_summary
 from .harness import BenchServer
 from .table import Row
 
-SIZES = (1_000, 10_000, 100_000)
+SIZES = (1_000, 10_000, 50_000, 100_000)
 RUNS = 3
 BATCH = 5_000
 PREFIX = "bench:reads:"
