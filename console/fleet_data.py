@@ -1,5 +1,5 @@
-"""The fleet reads for pages, timed: ``read_summary`` (the aggregates: the same cost at any fleet size) and
-``read_fleet`` (the heartbeats themselves, at most 10 000).
+"""The fleet read for pages, timed: ``read_summary`` (the aggregates: the same cost at any fleet size); the
+Fleet page's worker table reads its heartbeats a page at a time (``breaker.ops.fleet_pages``).
 
 Its timing is the sidebar's Redis health for the page (as ``read_clock`` is elsewhere), so a page that
 reads the fleet makes no second round trip for the badge.
@@ -11,24 +11,8 @@ import time
 
 import streamlit as st
 
-from breaker.ops.fleet import FleetView, read_fleet
 from breaker.ops.fleet_summary import FleetSummary, read_summary
 from console.shared import HEALTH_KEY, Health, get_target
-
-
-def read_fleet_view() -> FleetView | None:
-    """One timed, deadline-bounded read of the fleet; None (and an unhealthy Health) when Redis fails."""
-    target = get_target()
-    checked_at = time.time()
-    began = time.perf_counter()
-    try:
-        view = read_fleet(target.panic_clock(), interval_s=target.settings.refresh_interval_s,
-                          deadline_s=target.settings.operator_read_timeout_s)
-    except Exception as exc:
-        st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
-        return None
-    st.session_state[HEALTH_KEY] = Health(True, _ms_since(began), checked_at=view.now)  # the server's time
-    return view
 
 
 def read_fleet_summary() -> FleetSummary | None:
