@@ -17,6 +17,7 @@ from breaker.ops.roles import SELF_DECLARED, canonical_name
 from breaker.ops.schedule import (
     MAX_PLANNED,
     ScheduleReading,
+    approval_text,
     approve_window,
     cancel_window,
     parse_when,
@@ -35,17 +36,9 @@ from console.text import md_text
 FLASH = "schedule_flash"
 
 
-def _approval(window: Window) -> str:
-    if window.mode is not OverrideMode.FORCE_CALM:
-        return ""
-    if window.approved_by:
-        return f"approved by {window.approved_by}"
-    return "not needed" if window.approved else "waiting for a second operator"
-
-
 def window_rows(reading: ScheduleReading) -> list[dict[str, Any]]:
     return [{"id": w.id, "mode": w.mode.value, "from": fmt_ts(w.since), "to": fmt_ts(w.until),
-             "length": fmt_duration(w.until - w.since), "state": w.state, "approval": _approval(w), "who": w.who,
+             "length": fmt_duration(w.until - w.since), "state": w.state, "approval": approval_text(w), "who": w.who,
              "why": w.why} for w in reading.windows]
 
 

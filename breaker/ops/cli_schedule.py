@@ -16,7 +16,15 @@ from ..schedule import Window
 from .approvals import two_person_rule_applies
 from .cli import EXIT_USAGE, CliError, Session, _access, _confirm, emit, json_option, override, write_options
 from .report import table, when
-from .schedule import approve_window, cancel_window, parse_amount, parse_when, read_schedule, schedule_override
+from .schedule import (
+    approval_text,
+    approve_window,
+    cancel_window,
+    parse_amount,
+    parse_when,
+    read_schedule,
+    schedule_override,
+)
 
 
 class When(click.ParamType):
@@ -45,14 +53,6 @@ class Length(click.ParamType):
 def window_json(window: Window, now: float) -> dict[str, Any]:
     return {**window.to_dict(), "starts_in_s": round(window.since - now, 3), "ends_in_s": round(window.until - now, 3),
             "digest": window.digest()}
-
-
-def _approval(window: Window) -> str:
-    if window.mode is not OverrideMode.FORCE_CALM:
-        return "-"
-    if window.approved_by:
-        return f"approved by {window.approved_by}"
-    return "not needed" if window.approved else "WAITING (two-person rule)"
 
 
 @override.command("schedule")
@@ -103,7 +103,7 @@ def override_list(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     reading = read_schedule(session.clock())
     shown = [w for w in reading.windows if show_all or w.until > reading.now]
     human = table(("id", "mode", "from (server time)", "to", "state", "approval", "who", "why"),
-                  [(w.id, w.mode.value, when(w.since), when(w.until), w.state, _approval(w), w.who, w.why)
+                  [(w.id, w.mode.value, when(w.since), when(w.until), w.state, approval_text(w) or "-", w.who, w.why)
                    for w in shown]) if shown else "no windows planned"
     human = f"server time {when(reading.now)}\n{human}"
     if reading.invalid:

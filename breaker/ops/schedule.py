@@ -121,6 +121,15 @@ def _check_why(why: str) -> str:
     return reason
 
 
+def approval_text(window: Window) -> str:
+    """A window's approval as the CLI and the console show it: "" for a force_full window (none needed)."""
+    if window.mode is not OverrideMode.FORCE_CALM:
+        return ""
+    if window.approved_by:
+        return f"approved by {window.approved_by}"
+    return "not needed" if window.approved else "WAITING for a second approver (two-person rule)"
+
+
 def schedule_override(
     clock: PanicClock,
     trail: AuditTrail,
