@@ -202,3 +202,22 @@ def test_the_round_trips_per_interval_stay_one_with_a_window_applied(server_redi
     assert not {"get", "multi", "exec", "eval"} & set(calls), calls
     assert json.loads(server_redis.get(OKEY))["window"] == window.id
     assert breaker.get_ttl(300, "normal") == (0, PanicMode.PANIC_FULL)
+
+
+@pytest.mark.parametrize("bad", ["member", "type"])
+def test_a_bad_schedule_member_never_makes_a_worker_fail_safe(server_redis, worker_client, bad):
+    """Garbage in the schedule (a member that is no window, or the key of another type): the worker's round trips
+    go on (beats written), its answers stay its normal ones, and the step's status says invalid."""
+    if bad == "member":
+        server_redis.zadd("brain:override_schedule", {b"[" * 3000 + b"]" * 3000: server_now(server_redis) - 1})
+    else:
+        server_redis.set("brain:override_schedule", "oops")
+    breaker = worker(worker_client)
+    normal = breaker.get_ttl(300, "normal")
+    assert normal[1] is PanicMode.NORMAL
+    began = time.monotonic()
+    while time.monotonic() - began < 3 * INTERVAL:
+        assert breaker.get_ttl(300, "normal") == normal
+        time.sleep(0.02)
+    assert server_redis.hget("brain:workers", breaker.worker_id) is not None
+    assert breaker._schedule_seen == ("invalid", None)
