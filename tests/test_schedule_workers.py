@@ -221,3 +221,32 @@ def test_a_bad_schedule_member_never_makes_a_worker_fail_safe(server_redis, work
         time.sleep(0.02)
     assert server_redis.hget("brain:workers", breaker.worker_id) is not None
     assert breaker._schedule_seen == ("invalid", None)
+
+
+class NoScripting:
+    """A client whose user may not script (as behind twemproxy or an ACL user without EVALSHA): the rest passes."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        if name in ("evalsha", "eval", "script_load"):
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+
+def test_a_worker_on_the_no_scripting_fallback_honours_a_window_another_worker_materialized(server_redis,
+                                                                                            worker_client):
+    """The fallback runs no schedule step: alone it never applies a window (it stays planned); once a scripting
+    worker's round trip has materialized it, the fallback worker honours it through the override it reads."""
+    fallback = worker(NoScripting(worker_client))
+    normal = fallback.get_ttl(300, "normal")
+    window = plan(server_redis, seconds=2, after_s=0.2)
+    sample(server_redis, fallback, window.since + 2 * INTERVAL + SLACK)
+    assert server_redis.get(OKEY) is None  # nothing materializes windows without a script
+    assert fallback.get_ttl(300, "normal") == normal
+    scripting = worker(worker_client)
+    scripting.get_ttl(300, "normal")  # its first round trip materializes the window
+    assert json.loads(server_redis.get(OKEY))["window"] == window.id
+    samples = sample(server_redis, fallback, server_now(server_redis) + INTERVAL + SLACK + 0.1)
+    assert samples[-1][2] == (0, PanicMode.PANIC_FULL)
