@@ -250,3 +250,24 @@ def test_a_worker_on_the_no_scripting_fallback_honours_a_window_another_worker_m
     assert json.loads(server_redis.get(OKEY))["window"] == window.id
     samples = sample(server_redis, fallback, server_now(server_redis) + INTERVAL + SLACK + 0.1)
     assert samples[-1][2] == (0, PanicMode.PANIC_FULL)
+
+
+def test_the_worker_that_materializes_a_window_logs_it_once(server_redis, worker_client):
+    """SCHEDULED_WINDOW_APPLIED once per window, from the one worker whose round trip wrote it; nothing between
+    windows or while the window is in force."""
+    from structlog.testing import capture_logs
+
+    first, second = worker(worker_client), worker(worker_client)
+    first.get_ttl(300, "normal")
+    second.get_ttl(300, "normal")
+    window = plan(server_redis, seconds=1.5, after_s=0.3)
+    with capture_logs() as logs:
+        began = time.monotonic()
+        while time.monotonic() - began < 1.2:
+            first.get_ttl(300, "normal")
+            second.get_ttl(300, "normal")
+            time.sleep(0.02)
+    applied = [e for e in logs if e["event"] == "SCHEDULED_WINDOW_APPLIED"]
+    assert [e["window"] for e in applied] == [window.id]
+    assert first.scheduled_windows_applied + second.scheduled_windows_applied == 1
+    assert not any(e["event"].startswith("SCHEDULE") and e is not applied[0] for e in logs)
