@@ -22,6 +22,7 @@ from . import (
     notify,
     operator_reads,
     protocol,
+    schedule,
     single_thread,
 )
 from .harness import SUBPROCESS_ERRORS, BenchServer, configure_bench_logging
@@ -55,6 +56,7 @@ def main() -> int:
         lambda: [console.fleet_render(bench)],
         partial(memory.memory, bench),
         partial(protocol.protocol, bench),
+        partial(schedule.schedule_step, bench),
         partial(demo_fleet.demo_fleet, bench),
         partial(operator_reads.operator_reads, bench),
         partial(capacity.capacity, bench),

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import refresh
+from . import refresh, schedule
 from ._version import __version__
 from .client import describe_client, is_cluster_client, stall_risks
 from .client import redis_client as build_client
@@ -257,6 +257,8 @@ class VIXCircuitBreaker:
         self._warned_separate = False
         self._warned_not_configured = False
         self._warned_clock = False
+        self._schedule_seen: tuple[str | None, str | None] = (None, None)
+        self.scheduled_windows_applied = 0  # windows this worker materialized (the schedule step said APPLIED)
         _LIVE.add(self)
         if metrics is not None:  # a prometheus_client registry; imported here so that only its users load it
             from .metrics import instrument_breaker
@@ -611,10 +613,27 @@ class VIXCircuitBreaker:
         self._panic_seen = False
         if reply.beat == refresh.BEAT_NO_HEXPIRE:
             self._hexpire = False  # detected once: this server prunes nothing itself, readers do
+        self._note_schedule(reply)
         self._override.adopt(reply.override_raw, reply.override_len, reply.server_now)
         self._decisions.recheck_level()
         self._unsteady()
         self._outage.recovered(now)
+
+    def _note_schedule(self, reply: refresh.Reply) -> None:
+        """Log what the schedule step did when it changes: the window this worker materialized (APPLIED: exactly
+        one worker of the fleet sees it), a window skipped or held back by a manual override, a schedule member
+        that is not a window, an error. Between windows (NONE) and inside one (IN_FORCE) nothing is logged."""
+        seen = (reply.schedule, reply.window_id)
+        if reply.schedule is None or seen == self._schedule_seen:
+            return
+        self._schedule_seen = seen
+        if reply.schedule == schedule.APPLIED:
+            self.scheduled_windows_applied += 1
+            self._log.warning("SCHEDULED_WINDOW_APPLIED", window=reply.window_id, override=self._override.key)
+        elif reply.schedule in (schedule.SKIPPED, schedule.MANUAL):
+            self._log.info("SCHEDULED_WINDOW_NOT_APPLIED", window=reply.window_id, status=reply.schedule)
+        elif reply.schedule in (schedule.INVALID, schedule.ERROR):
+            self._log.warning("SCHEDULE_STEP_" + reply.schedule.upper(), key=self.panic_clock.schedule_key)
 
     def _exchange(self, now: float, observe: bool, beat: str, aggregate: dict[str, Any]) -> refresh.Reply:
         clock = self.panic_clock
@@ -623,7 +642,8 @@ class VIXCircuitBreaker:
         if clock.scripting and (not self._separate or self._scripting_due(now)):
             try:
                 reply = clock.round_trip(observe=observe, now=at, worker_id=self.worker_id, beat=beat,
-                                         beat_ttl_s=ttl, hexpire=self._hexpire, **aggregate)
+                                         beat_ttl_s=ttl, hexpire=self._hexpire, max_override_s=self.max_override_s,
+                                         **aggregate)
             except NoAtomicCommands as exc:
                 self._fall_back(now, str(exc))
             else:

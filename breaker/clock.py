@@ -24,6 +24,9 @@ from .client import is_cluster_client
 from .heartbeat import AGG_KEY_NAME, GONE_AFTER_S, WORKERS_KEY_NAME
 from .keyspace import default_key_prefix, queue_time
 from .override import OVERRIDE_KEY_NAME
+from .schedule import SCHEDULE_KEY_NAME
+
+AUDIT_KEY_NAME = "audit"  # the operators' audit stream (``breaker.ops.audit``): the schedule step appends to it
 
 DEFAULT_KEY_PREFIX = "brain:"
 
@@ -182,8 +185,11 @@ class PanicClock:
         self.workers_key = f"{key_prefix}{WORKERS_KEY_NAME}"
         self.agg_key = f"{key_prefix}{AGG_KEY_NAME}"
         self.epoch_key = f"{key_prefix}{EPOCH_KEY_NAME}"
+        self.schedule_key = f"{key_prefix}{SCHEDULE_KEY_NAME}"
+        self.audit_key = f"{key_prefix}{AUDIT_KEY_NAME}"
         self._keys = tuple(k.encode() for k in (self.start_key, self.last_seen_key, self.override_key,
-                                                 self.workers_key, self.agg_key, self.epoch_key))
+                                                 self.workers_key, self.agg_key, self.epoch_key,
+                                                 self.schedule_key, self.audit_key))
         self._bounded = wire.can_bound(client)
         #: ``keep_connection``: a worker's clock keeps one pooled connection between round trips (wire.Lane).
         self._lane = wire.Lane(client) if keep_connection and wire.can_keep(client) else None

@@ -6,6 +6,8 @@ One script call does what a worker needs from Redis, atomically and in the serve
   NaN, inf, <= 0, another type, more than 60 s ahead of ``now`` or more than the maximum panic age
   behind it) is replaced by ``now`` in the same step,
   the expiry is (re)set; so no WATCH is needed, and no bad value ever has its expiry renewed;
+- runs the schedule step (``breaker.schedule.FRAGMENT``) on server time: at a planned window's start it writes
+  the window as the override, so the read below already sees it (SPEC section 14);
 - reads the override, at most ``MAX_RAW_BYTES`` of it;
 - writes the worker's heartbeat field, ``seen`` filled in by the server, with a per-field expiry where the
   server has ``HEXPIRE`` (Valkey 8+/Redis 7.4+; elsewhere readers prune).
@@ -24,11 +26,13 @@ import math
 from typing import Any, NamedTuple
 
 from .override import MAX_RAW_BYTES
+from .schedule import FRAGMENT as SCHEDULE_FRAGMENT
 
 MAX_AHEAD_S = 60
+AUDIT_MAXLEN = 10_000  # the audit stream's trim length (``breaker.ops.audit.DEFAULT_MAXLEN``)
 MAX_START_BYTES = 64
 
-SCRIPT = """
+SCRIPT = SCHEDULE_FRAGMENT + """
 local t = redis.call('TIME')
 local server_text = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 local now_text = server_text
@@ -87,6 +91,11 @@ if ARGV[1] == '1' then
     end
   end
 end
+local sched = {false, false}
+if ARGV[22] ~= '' then
+  sched = schedule_step_safe(KEYS[7], KEYS[3], KEYS[8], tonumber(server_text), server_text, tonumber(ARGV[22]),
+    tonumber(ARGV[23]))
+end
 local override, override_len = false, 0
 local read = redis.pcall('GETRANGE', KEYS[3], 0, tonumber(ARGV[11]) - 1)
 if type(read) == 'table' then
@@ -136,7 +145,7 @@ if beat > 0 and ARGV[15] ~= '' then
   end)
   if done then aggregated = 1 else aggregated = -1 end
 end
-return {t[1], t[2], start, created, replaced, override, override_len, beat, epoch, aggregated}
+return {t[1], t[2], start, created, replaced, override, override_len, beat, epoch, aggregated, sched[1], sched[2]}
 """
 SCRIPT_BYTES = SCRIPT.encode()
 SCRIPT_SHA = hashlib.sha1(SCRIPT_BYTES).hexdigest().encode()
@@ -145,21 +154,26 @@ BEAT_NOT_SENT, BEAT_WRITTEN, BEAT_EXPIRING, BEAT_NO_HEXPIRE, BEAT_FAILED = 0, 1,
 AGG_NOT_SENT, AGG_WRITTEN, AGG_FAILED = 0, 1, -1
 
 #: The script's interface, in one place (``arguments`` builds it, ``parse_reply`` reads it; nothing else knows
-#: positions). A fragment spliced in later takes the KEYS after ``KEY_COUNT`` and the ARGV after ``ARGV_COUNT``.
+#: positions).
 #:
 #: KEYS: 1 panic_start_ts, 2 panic_last_seen_ts, 3 panic_override, 4 workers, 5 fleet_agg (the prefix of the
-#: per-bucket aggregate keys, ``<KEYS[5]>:<bucket>``: same hash slot), 6 panic_epoch.
+#: per-bucket aggregate keys, ``<KEYS[5]>:<bucket>``: same hash slot), 6 panic_epoch, 7 override_schedule,
+#: 8 audit (the schedule fragment's, ``breaker.schedule``).
 #: ARGV: 1 observe (1/0), 2 now ('' = server time), 3 clock ttl, 4 worker id, 5 beat text up to ``"seen":``
 #: ('' = no beat), 6 beat ttl, 7 hexpire (1/0), 8 max ahead s, 9 ascii only (1/0), 10 max start bytes,
 #: 11 max override bytes + 1, 12 max panic age s, 13 the worker's local clock ('' = unknown; skew), 14 the
 #: worker's known epoch (0: none), 15 aggregate state (panic/calm/fail_safe; '' = do not aggregate),
 #: 16 calls ``"MODE n MODE n"``, 17 fail-safe count, 18 tiers ``"stakes tier stakes tier"``, 19 bucket
-#: seconds, 20 aggregate key ttl, 21 honouring an override (1/0).
+#: seconds, 20 aggregate key ttl, 21 honouring an override (1/0), 22 the worker's maximum override seconds
+#: ('' = do not run the schedule step), 23 the audit stream's maxlen.
 #: Reply: seconds, microseconds, start, created (1/0), replaced, override, override length, beat (BEAT_*),
-#: epoch (observing calls: the panic's epoch; else nil), aggregated (AGG_*).
-KEY_COUNT = 6
-ARGV_COUNT = 21
-REPLY_LENGTH = 10
+#: epoch (observing calls: the panic's epoch; else nil), aggregated (AGG_*), schedule status (``breaker.schedule``
+#: NONE/APPLIED/IN_FORCE/MANUAL/SKIPPED/INVALID/ERROR; nil when not run), the window's id (nil: none).
+#: The schedule step runs on the server's TIME (never ARGV 2) after the clock and before the override read, so
+#: the round trip that materializes a window reads the override it has just written.
+KEY_COUNT = 8
+ARGV_COUNT = 23
+REPLY_LENGTH = 12
 
 #: Aggregate bucket length (seconds of server time): one bucket holds every beat of a worker at
 #: ``refresh_interval_s`` <= AGG_BUCKET_S at least once. Readers read the last complete bucket(s).
@@ -183,6 +197,8 @@ class Reply(NamedTuple):
     beat: int  # BEAT_*
     epoch: int | None = None  # the panic's epoch (``{prefix}panic_epoch``) when the call observed
     aggregated: int = AGG_NOT_SENT
+    schedule: str | None = None  # the schedule step's status (``breaker.schedule``), None when it did not run
+    window_id: str | None = None  # the window that status is about
 
 
 def _tokens(counts: dict[str, int]) -> bytes:
@@ -210,6 +226,8 @@ def arguments(
     tiers: dict[str, int] | None = None,
     overridden: bool = False,
     interval_s: float = 1.0,
+    max_override_s: float | None = None,
+    audit_maxlen: int = AUDIT_MAXLEN,
 ) -> list[bytes]:
     """EVALSHA's arguments after the sha: the key count, the keys, then ARGV in the script's order."""
     if len(keys) != KEY_COUNT:
@@ -236,6 +254,8 @@ def arguments(
         b"%d" % AGG_BUCKET_S,
         b"%d" % agg_ttl_s(interval_s),
         b"1" if overridden else b"0",
+        b"" if max_override_s is None else repr(float(max_override_s)).encode(),  # None: no schedule step
+        b"%d" % max(1, int(audit_maxlen)),
     ]
     return [b"%d" % KEY_COUNT, *keys, *argv]
 
@@ -247,12 +267,13 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def parse_reply(reply: Any) -> Reply:
-    """The script's reply as a ``Reply``; ``ValueError`` for anything else (a proxy out of step). A longer reply
-    (a fragment spliced in after this script's elements) is read up to ``REPLY_LENGTH``."""
-    if not isinstance(reply, list) or len(reply) < REPLY_LENGTH:
+    """The script's reply as a ``Reply``; ``ValueError`` for anything else (a proxy out of step)."""
+    if not isinstance(reply, list) or len(reply) != REPLY_LENGTH:
         raise ValueError(f"unexpected reply to the round-trip script: {str(reply)[:80]}")
-    seconds, micros, start, created, replaced, override, override_len, beat, epoch, aggregated = reply[:REPLY_LENGTH]
+    (seconds, micros, start, created, replaced, override, override_len, beat, epoch, aggregated, status,
+     window_id) = reply
     replaced_bytes = _bytes(replaced)
+    status_bytes, window_bytes = _bytes(status), _bytes(window_id)
     return Reply(
         server_now=int(seconds) + int(micros) / 1e6,
         start_raw=_bytes(start),
@@ -263,4 +284,6 @@ def parse_reply(reply: Any) -> Reply:
         beat=int(beat),
         epoch=int(epoch) if epoch is not None else None,
         aggregated=int(aggregated),
+        schedule=status_bytes.decode("ascii", "replace") if status_bytes is not None else None,
+        window_id=window_bytes.decode("utf-8", "replace") if window_bytes is not None else None,
     )

@@ -83,3 +83,15 @@ def test_bench_heartbeats_are_a_readable_fleet_of_1000(real_redis):
     assert trips.count == 1
     assert len(view.workers) == 1000 and not view.invalid
     assert (view.counts["stale"], view.counts["fail_safe"]) == (100, 40)
+
+
+def test_the_schedule_bench_measures_the_old_and_new_round_trip(valkey_server, monkeypatch):
+    """Figure S runs (few trips): the pre-issue-23 script loads under its own sha and every kind has a figure."""
+    from types import SimpleNamespace
+
+    from bench import schedule
+
+    monkeypatch.setattr(schedule, "TRIPS", 5)
+    assert "schedule_step_safe" not in schedule.script_without_fragment()
+    rows = schedule.schedule_step(SimpleNamespace(url=valkey_server.connection_url))
+    assert len(rows) == len(schedule.KINDS) and all(row.ours.endswith("µs") for row in rows)

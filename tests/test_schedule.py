@@ -333,26 +333,8 @@ def test_a_window_marked_over_stays_over(real_redis, spelling):
     assert real_redis.get(OKEY) is None and window_actions(real_redis) == []
 
 
-def spliced_round_trip_script() -> str:
-    """The round-trip script of breaker/refresh.py with the fragment in it, as phase 2 will wire it: the fragment's
-    functions before the main chunk, its call after the clock and before the override read, two more KEYS
-    (schedule, audit) after the script's ``KEY_COUNT``, max_s and maxlen as the next two ARGV after its
-    ``ARGV_COUNT``, and its reply appended."""
-    from breaker import refresh
-    from breaker.schedule import FRAGMENT
-
-    anchor = "local override, override_len = false, 0\n"
-    tail = "return {t[1], t[2], start, created, replaced, override, override_len, beat, epoch, aggregated}"
-    assert anchor in refresh.SCRIPT and tail in refresh.SCRIPT
-    k, a = refresh.KEY_COUNT, refresh.ARGV_COUNT
-    return (FRAGMENT + refresh.SCRIPT
-            .replace(anchor, f"local sched = schedule_step_safe(KEYS[{k + 1}], KEYS[3], KEYS[{k + 2}], now, now_text, "
-                             f"tonumber(ARGV[{a + 1}]), tonumber(ARGV[{a + 2}]))\n" + anchor, 1)
-            .replace(tail, tail[:-1] + ", sched[1], sched[2]}"))
-
-
 def test_the_fragment_fits_in_the_one_round_trip(real_redis):
-    """Spliced into the existing round-trip script, one EVAL observes the clock, materializes the window, reads the
+    """In the round-trip script (breaker/refresh.py), one EVAL observes the clock, materializes the window, reads the
     override it just wrote and beats: the round trip count stays one, and the reply carries the window's status."""
     from breaker import refresh
 
@@ -360,21 +342,20 @@ def test_the_fragment_fits_in_the_one_round_trip(real_redis):
     w = window(t0, -1, 5)  # opened a second ago: the script's own TIME is inside it
     plan(real_redis, w)
     keys = tuple(f"{PREFIX}{name}".encode() for name in ("panic_start_ts", "panic_last_seen_ts", "panic_override",
-                                                         "workers", "fleet_agg", "panic_epoch"))
-    assert keys[2] == OKEY.encode()
+                                                         "workers", "fleet_agg", "panic_epoch", SCHEDULE_KEY_NAME,
+                                                         "audit"))
+    assert keys[2] == OKEY.encode() and keys[6] == SKEY.encode()
     args = refresh.arguments(keys, observe=True, now="", ttl_s=900, worker_id="w:1:aaaa", beat='{"v":1,"seen":',
-                             beat_ttl_s=60, hexpire=False, ascii_only=False, max_age_s=48 * 3600)
-    k = refresh.KEY_COUNT
+                             beat_ttl_s=60, hexpire=False, ascii_only=False, max_age_s=48 * 3600,
+                             max_override_s=3600)
     before = real_redis.info("commandstats").get("cmdstat_eval", {"calls": 0})["calls"]
-    reply = real_redis.eval(spliced_round_trip_script(), k + 2, *args[1:k + 1], SKEY, f"{PREFIX}audit",
-                            *args[k + 1:], "3600", "10000")
+    reply = real_redis.eval(refresh.SCRIPT, *args)
     assert real_redis.info("commandstats")["cmdstat_eval"]["calls"] == before + 1
-    n = refresh.REPLY_LENGTH
-    parsed = refresh.parse_reply(reply[:n])
+    parsed = refresh.parse_reply(reply)
     assert parse_override(parsed.override_raw).mode.value == "force_full"  # read in the same round trip
     assert json.loads(parsed.override_raw)["window"] == "w1"
     assert parsed.initialized and parsed.beat == refresh.BEAT_WRITTEN
-    assert [v.decode() if isinstance(v, bytes) else v for v in reply[n:]] == [APPLIED, "w1"]
+    assert (parsed.schedule, parsed.window_id) == (APPLIED, "w1")
     assert window_actions(real_redis) == [("override_window_start", "w1")]
 
 

@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..clock import client_key_prefix
+from ..clock import AUDIT_KEY_NAME, client_key_prefix
+from ..refresh import AUDIT_MAXLEN as DEFAULT_MAXLEN  # the workers' schedule step trims to the same length
 
-AUDIT_KEY_NAME = "audit"
-DEFAULT_MAXLEN = 10_000
 KINDS = ("operator", "state_change", "login")
 #: Operator actions after which no panic clock is left running.
 CLOCK_ENDING_ACTIONS = ("panic_end", "zombie_clear")
