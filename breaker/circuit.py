@@ -402,7 +402,8 @@ class VIXCircuitBreaker:
         measured = now + sync.offset
         duration_min = (measured - start) / 60.0 if measured > start else 0.0
         ttl, mode, tier = self.quota.decide(base, duration_min, importance, True)
-        self._decisions.note(importance, mode, tier, ttl, start, reliable=not self._outage.active)
+        self._decisions.note(importance, mode, tier, ttl, start, reliable=not self._outage.active,
+                             epoch=self._epoch or None)
         self._answers.count(mode, stakes=importance, tier=tier)
         return ttl, mode
 

@@ -42,7 +42,7 @@ class DecisionLog:
             return True
 
     def note(self, importance: MatchImportance, mode: PanicMode, tier: int, ttl: int, start: float | None,
-             *, reliable: bool) -> None:
+             *, reliable: bool, epoch: int | None = None) -> None:
         """Log one panic answer: INFO and the listener on a change, DEBUG (if enabled) otherwise.
 
         ``reliable`` False (an outage, a fail-safe answer of a configured breaker) skips the listener: one that
@@ -70,6 +70,7 @@ class DecisionLog:
             "previous_mode": previous[0].value if previous else None,
             "previous_tier": previous[1] if previous else None,
             "panic_start": start,  # which episode: a new start means the previous panic is over
+            "epoch": epoch,  # the panic epoch answered from (issue 24): History shows a change of it
         }
         self._log().info("VIX_TTL_STATE_CHANGE", **event)
         if self.on_state_change is not None and reliable:

@@ -6,7 +6,7 @@ from typing import Any
 import streamlit as st
 
 from breaker.ops import AuditEntry, PanicEpisode, canonical_name, panic_episodes
-from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, override_episodes
+from breaker.ops.audit import CLOCK_UNKNOWN, KINDS, OverrideEpisode, epoch_changes, override_episodes
 from console.figures import figure_tier_timeline
 from console.notifications import render_notifications
 from console.page import finish_page, start_page
@@ -55,6 +55,13 @@ def render_history(entries: list[AuditEntry], now: float, clock_start: Any = CLO
               "duration": fmt_duration(ep.duration_s(now))} for ep in reversed(episodes)],
             hide_index=True,
         )
+    changes = epoch_changes(entries)
+    if changes:
+        st.warning(f"The panic epoch changed {len(changes)} time(s): each change is a new panic start. One that no "
+                   "operator's end or clear explains is a start lost in a failover or replaced as unusable.",
+                   icon=":material/restart_alt:")
+        st.dataframe([{"at": fmt_ts(c.at), "from epoch": c.previous, "to epoch": c.epoch, "reported by": c.who}
+                      for c in reversed(changes)], hide_index=True)
     render_override_episodes(override_episodes(entries, now), now)
     render_window_history(entries)
 

@@ -328,6 +328,34 @@ def panic_episodes(entries: Iterable[AuditEntry], now: float, clock_start: Any =
     return episodes
 
 
+class EpochChange(NamedTuple):
+    """Workers began answering from panic epoch ``epoch`` (``previous`` before it) at ``at``: a new start. Without
+    an operator's end or clear in between, the previous start was lost (a failover) or replaced as unusable."""
+
+    at: float
+    previous: int
+    epoch: int
+    who: str
+
+
+def epoch_changes(entries: Iterable[AuditEntry]) -> list[EpochChange]:
+    """The changes of panic epoch the workers' state changes report, oldest first (issue 24)."""
+    changes: list[EpochChange] = []
+    last: int | None = None
+    for entry in entries:
+        epoch = _epoch(entry.detail.get("epoch")) if entry.kind == "state_change" else None
+        if epoch is None:
+            continue
+        if last is not None and epoch != last:
+            changes.append(EpochChange(entry.at, last, epoch, entry.who))
+        last = epoch
+    return changes
+
+
+def _epoch(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 OVERRIDE_ACTIONS = ("override_set", "override_extend", "override_clear")
 OVERRIDE_MODES = ("force_full", "force_calm")
 

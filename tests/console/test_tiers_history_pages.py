@@ -144,3 +144,18 @@ def test_history_survives_override_entries_with_impossible_times(console_env):
                                          "why": "x", "detail": _json.dumps(detail)})
     at = open_console("pages/history.py")
     assert not at.exception
+
+
+def test_history_shows_a_change_of_panic_epoch(console_env):
+    """A start lost behind the workers' backs (a failover, say) and a new one: History says the epoch changed
+    and from which to which (issue 24), instead of a silent restart at tier 1."""
+    worker = VIXCircuitBreaker(console_env, refresh_interval_s=0,
+                               on_state_change=state_change_listener(AuditTrail(console_env), "w1"))
+    worker.get_ttl(60, "panic", {"league": "Ligue 2"})
+    console_env.delete("brain:panic_start_ts")  # lost: no operator ended or cleared it
+    worker.get_ttl(60, "panic", {"league": "Ligue 2"})
+    at = open_console("pages/history.py")
+    assert not at.exception
+    assert any("The panic epoch changed 1 time(s)" in w.value for w in at.warning), [w.value for w in at.warning]
+    [change] = next(d.value.to_dict("records") for d in at.dataframe if "to epoch" in d.value.columns)
+    assert (change["from epoch"], change["to epoch"], change["reported by"]) == (1, 2, "w1")
