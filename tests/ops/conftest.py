@@ -6,8 +6,11 @@ import logging
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
 
 from breaker import redis_client
+from breaker.ops.cli import cli
+from tests.ops.cli_helpers import mint
 
 
 @pytest.fixture
@@ -49,3 +52,22 @@ def _restore_breaker_logger():
     logger.handlers[:] = saved[0]
     logger.setLevel(saved[1])
     logger.propagate = saved[2]
+
+
+@pytest.fixture
+def alice_token(real_redis):
+    """An operator's API token for alice."""
+    return mint(real_redis, "alice", "operator")
+
+
+@pytest.fixture
+def run(real_redis, redis_url, alice_token):
+    """Invoke the CLI in-process (click's runner) with REDIS_URL pointing at the test server, as alice (an
+    operator's API token in VIX_BREAKER_TOKEN) unless ``env`` says otherwise."""
+    runner = CliRunner()
+
+    def invoke(*args, input=None, env=None):
+        return runner.invoke(cli, list(args), input=input,
+                             env={"REDIS_URL": redis_url, "VIX_BREAKER_TOKEN": alice_token, **(env or {})})
+
+    return invoke

@@ -17,45 +17,22 @@ from breaker.ops.audit import AuditTrail
 from breaker.ops.cli import cli
 from breaker.ops.credentials import verify_password
 from breaker.ops.roles import Principal
-from breaker.ops.tokens import TokenStore
 from breaker.override import OVERRIDE_KEY_NAME, parse_override
+from tests.ops.cli_helpers import actions, doc, mint
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 
 
-def mint(client, name, role="operator", expires_s=None):
-    """An API token for ``name`` as an admin would issue it (its token_create entry is left out of ``actions``)."""
-    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of("root", "admin"), name=name, role=role,
-                                         expires_s=expires_s, why="test")
-    return token
 
 
-@pytest.fixture
-def alice_token(real_redis):
-    return mint(real_redis, "alice", "operator")
 
 
-@pytest.fixture
-def run(real_redis, redis_url, alice_token):
-    """Invoke the CLI in-process (click's runner) with REDIS_URL pointing at the test server, as alice (an
-    operator's API token in VIX_BREAKER_TOKEN) unless ``env`` says otherwise."""
-    runner = CliRunner()
-
-    def invoke(*args, input=None, env=None):
-        return runner.invoke(cli, list(args), input=input,
-                             env={"REDIS_URL": redis_url, "VIX_BREAKER_TOKEN": alice_token, **(env or {})})
-
-    return invoke
 
 
-def doc(result):
-    return json.loads(result.stdout)
 
 
-def actions(client):
-    return [entry.action for entry in AuditTrail(client).entries() if entry.action != "token_create"]
 
 
 def test_version_answers_without_redis():

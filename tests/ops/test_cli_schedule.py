@@ -10,52 +10,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from breaker import PanicClock
 from breaker.ops.audit import AuditTrail
-from breaker.ops.cli import cli
-from breaker.ops.roles import Principal
 from breaker.ops.schedule import parse_amount, parse_when
-from breaker.ops.tokens import TokenStore
 from breaker.schedule import run_step
+from tests.ops.cli_helpers import actions, doc, mint
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 
 
-def mint(client, name, role="operator", by="root"):
-    """An API token as admin ``by`` would issue it (its token_create entry is left out of ``actions``). Two tokens
-    of one issuer are one person to the two-person rule: an approver's token comes from another admin."""
-    token, _ = TokenStore(client).create(AuditTrail(client), Principal.of(by, "admin"), name=name, role=role,
-                                         expires_s=None, why="test")
-    return token
 
 
-@pytest.fixture
-def alice_token(real_redis):
-    return mint(real_redis, "alice", "operator")
 
 
-@pytest.fixture
-def run(real_redis, redis_url, alice_token):
-    """The CLI in-process as alice (an operator's API token) unless ``env`` says otherwise."""
-    runner = CliRunner()
-
-    def invoke(*args, input=None, env=None):
-        return runner.invoke(cli, list(args), input=input,
-                             env={"REDIS_URL": redis_url, "VIX_BREAKER_TOKEN": alice_token, **(env or {})})
-
-    return invoke
 
 
-def doc(result):
-    return json.loads(result.stdout)
 
 
-def actions(client):
-    return [entry.action for entry in AuditTrail(client).entries() if entry.action != "token_create"]
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("1.5h", 5400), ("1d", 86400)])
