@@ -1,6 +1,7 @@
 """The demo fleet's parts: scenarios, synthetic odds, the seed model, caches, marker, load, clock moves."""
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,21 @@ def test_demo_workers_record_state_changes_for_history(real_redis):
     entries = AuditTrail(real_redis, key_prefix="demo:").entries()
     assert [e.kind for e in entries] == ["state_change"]
     assert entries[0].tier == 1
+
+
+def test_a_sigterm_while_the_process_exits_prints_no_traceback(tmp_path):
+    """Ctrl-C on make demo: a SIGTERM that lands in an atexit callback (logging's shutdown) must not raise
+    SystemExit there, which Python reports as a traceback."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import atexit, os, signal\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))  # registered first: runs last, like logging's\n"
+        "from breaker.ops.demo.lifetime import exit_on_sigterm\n"
+        "exit_on_sigterm()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                          cwd=str(Path(__file__).resolve().parents[2]))
+    assert "Traceback" not in done.stderr, done.stderr

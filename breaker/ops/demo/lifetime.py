@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -30,9 +31,15 @@ def parent_alive(parent_pid: int) -> bool:
 
 
 def _exit(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not interrupt the unwinding
     raise SystemExit(0)
 
 
 def exit_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks clean up (and stop the process's own children)."""
+    """SIGTERM unwinds like Ctrl-C, so ``finally`` blocks clean up (and stop the process's own children).
+
+    Once the interpreter is exiting anyway, SIGTERM is ignored: raised inside an atexit callback (logging's
+    shutdown, say) SystemExit only prints a traceback (seen on Ctrl-C of ``make demo``). Callbacks run last
+    registered first, so this one runs before those registered at import time."""
     signal.signal(signal.SIGTERM, _exit)
+    atexit.register(signal.signal, signal.SIGTERM, signal.SIG_IGN)
