@@ -1,5 +1,6 @@
 """The demo fleet's parts: scenarios, synthetic odds, the seed model, caches, marker, load, clock moves."""
 
+import os
 import random
 from pathlib import Path
 
@@ -256,6 +257,11 @@ def test_a_sigterm_while_the_process_exits_prints_no_traceback(tmp_path):
         "from breaker.ops.demo.lifetime import exit_on_sigterm\n"
         "exit_on_sigterm()\n"
     )
+    root = Path(__file__).resolve().parents[2]
+    # The script lives in tmp_path, so its own directory (not the cwd) is sys.path[0]: the project must be on
+    # PYTHONPATH, or a clean clone without `pip install -e .` fails on the import instead of on the signal.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
-                          cwd=str(Path(__file__).resolve().parents[2]))
+                          cwd=str(root), env=env)
+    assert "ModuleNotFoundError" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
