@@ -15,6 +15,7 @@ import streamlit as st
 
 from breaker.ops.fleet import read_fleet
 from breaker.ops.overrides import OverrideReading, override_key, read_override
+from breaker.override import InvalidOverride, parse_override
 from console.fleet_view import honouring
 from console.shared import fmt_duration, fmt_ts, get_target
 
@@ -36,7 +37,7 @@ def _banner() -> None:
     target = get_target()
     clock = target.panic_clock()
     try:
-        reading = read_override(clock)
+        reading = read_override(clock, target.settings.max_override_min * 60)
     except Exception as exc:  # the page shows its own Redis error; the banner only says what it cannot know
         st.caption(f"Override: unknown, Redis did not answer ({type(exc).__name__}).")
         return
@@ -46,7 +47,8 @@ def _banner() -> None:
         _unusable(reading, override_key(clock))
         return
     try:
-        workers = read_fleet(clock, interval_s=target.settings.refresh_interval_s, prune=False).workers
+        workers = read_fleet(clock, interval_s=target.settings.refresh_interval_s, prune=False,
+                             max_override_s=target.settings.max_override_min * 60).workers
     except Exception:
         workers = None
     _active(reading, workers)
@@ -59,6 +61,9 @@ def override_banner_text(reading: OverrideReading, honour: tuple[int, int] | Non
     mode = override.mode.value
     text = (f"Override **{mode}** is on: {MODE_EFFECTS[mode]}. {fmt_duration(reading.left_s)} left "
             f"(until {fmt_ts(override.until, time_only=True)}).")
+    if reading.stored_until is not None:
+        text += (f" Its stored end is {fmt_ts(reading.stored_until, time_only=True)}, but workers honour an override "
+                 f"at most {(override.until - override.since) / 60:g} min from its start (BREAKER_MAX_OVERRIDE_MIN).")
     if honour is None:
         return text + " Workers honouring it: unknown (the heartbeats could not be read)."
     honoured, reporting = honour
@@ -87,6 +92,10 @@ def _unusable(reading: OverrideReading, key: str) -> None:
     with st.container(border=True, key="override_banner"):
         if reading.invalid_reason == "expired":
             st.info("A stored override has run out: workers ignore it. Its value:", icon=":material/timer_off:")
+        elif _parses(raw):  # well formed, but not in force for the workers (starts ahead, or past their cap)
+            st.warning("The stored override is not in force: workers ignore it and log INVALID_PANIC_OVERRIDE. "
+                       "Clear it on the Fleet page. Why, the key, and its raw value:", icon=":material/warning:")
+            st.text(f"reason: {reading.invalid_reason}")
         else:
             st.error("The stored override does not parse: workers ignore it (never read as force_calm) and log "
                      "INVALID_PANIC_OVERRIDE. Clear it on the Fleet page. Why it does not parse, the key, "
@@ -94,3 +103,11 @@ def _unusable(reading: OverrideReading, key: str) -> None:
             st.text(f"reason: {reading.invalid_reason}")
         st.text(f"key: {key}")
         st.code(shown, language=None, wrap_lines=True)
+
+
+def _parses(raw: Any) -> bool:
+    try:
+        parse_override(raw)
+    except (InvalidOverride, TypeError):
+        return False
+    return True

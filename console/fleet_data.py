@@ -23,7 +23,8 @@ def read_fleet_summary() -> FleetSummary | None:
     began = time.perf_counter()
     try:
         view = read_summary(target.panic_clock(), interval_s=target.settings.refresh_interval_s,
-                            deadline_s=target.settings.operator_read_timeout_s)
+                            deadline_s=target.settings.operator_read_timeout_s,
+                            max_override_s=target.settings.max_override_min * 60)
     except Exception as exc:
         st.session_state[HEALTH_KEY] = Health(False, _ms_since(began), f"{type(exc).__name__}: {exc}", checked_at)
         return None

@@ -80,7 +80,7 @@ def render_override_controls(access: WriteAccess, reading: OverrideReading | Non
         st.success(st.session_state.pop(FLASH))
     if reading is None:  # the page's own read failed (it said so): one more try, silently
         try:
-            reading = read_override(get_target().panic_clock())
+            reading = read_override(get_target().panic_clock(), max_override_min() * 60)
         except Exception:
             st.caption("The override cannot be read while Redis does not answer (see above): these controls come "
                        "back when it does. Workers keep honouring whatever override they last read.")

@@ -325,7 +325,8 @@ def status(ctx: click.Context, base_ttl: int, as_json: bool) -> None:
     session: Session = ctx.obj
     with operator_deadline(session.settings.operator_read_timeout_s):  # connecting's checks included: one budget
         view = read_summary(session.clock(), interval_s=session.settings.refresh_interval_s,
-                            deadline_s=session.settings.operator_read_timeout_s)
+                            deadline_s=session.settings.operator_read_timeout_s,
+                            max_override_s=session.settings.max_override_min * 60)
     clock = clock_doc(view.reading)
     answers = worker_answers(view.reading, view.override.override, base_ttl, off_tiers=view.off_tiers)
     classes = [
@@ -398,7 +399,8 @@ def fleet(ctx: click.Context, limit: int | None, states: tuple[str, ...], host: 
         if by_host:
             clock.client.ping()  # connect here, within the budget (the host view's pages have their own)
         else:
-            view = read_summary(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s)
+            view = read_summary(clock, interval_s=session.settings.refresh_interval_s, deadline_s=deadline_s,
+                                max_override_s=session.settings.max_override_min * 60)
     if by_host:
         _fleet_hosts(ctx, clock, host, deadline_s)
         return
@@ -766,7 +768,8 @@ def exporter(ctx: click.Context, port: int, host: str) -> None:
     clock = session.clock()
     clock.client.ping()  # fail now (exit 1) rather than serve vix_breaker_up 0 from the first scrape
     try:
-        server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s)
+        server, _ = serve_exporter(clock, host=host, port=port, interval_s=session.settings.refresh_interval_s,
+                                   max_override_s=session.settings.max_override_min * 60)
     except OSError as exc:  # not Redis's fault: the listening address
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_FAILED) from exc
     click.echo(f"vix-breaker exporter: http://{host}:{server.server_port}/metrics for {session.target}", err=True)

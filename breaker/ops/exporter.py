@@ -23,6 +23,7 @@ from ..policy import AdaptivePanicQuota, PanicMode
 from .fleet import FleetView
 from .fleet_summary import FleetSummary, read_summary
 from .metrics_server import MetricsServer
+from .overrides import DEFAULT_MAX_OVERRIDE_S
 from .status import class_statuses
 from .zombie import DEFAULT_STALE_AFTER_S, zombie_verdict
 
@@ -61,9 +62,11 @@ class FleetCollector(Collector):
     aggregates), the same few commands at any fleet size."""
 
     def __init__(self, clock: PanicClock, *, interval_s: float = 1.0,
-                 stale_after_s: float = DEFAULT_STALE_AFTER_S, quota: AdaptivePanicQuota | None = None) -> None:
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S, quota: AdaptivePanicQuota | None = None,
+                 max_override_s: float = DEFAULT_MAX_OVERRIDE_S) -> None:
         self.clock = clock
         self.interval_s = interval_s
+        self.max_override_s = max_override_s  # the workers' cap: an override past it is not in force for them
         self.stale_after_s = stale_after_s
         self.quota = quota or AdaptivePanicQuota()
 
@@ -72,7 +75,7 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            view = read_summary(self.clock, interval_s=self.interval_s)
+            view = read_summary(self.clock, interval_s=self.interval_s, max_override_s=self.max_override_s)
         except Exception:  # Redis down: say so, and nothing else (stale values would be lies)
             yield _gauge("vix_breaker_up", "1 when the last scrape read the fleet from Redis.", 0)
             return
@@ -110,7 +113,8 @@ class FleetCollector(Collector):
         yield per_mode
         yield _gauge("vix_breaker_override_end_timestamp_seconds", "When the override in force ends; 0 without one.",
                      active.until if active is not None else 0)
-        yield _gauge("vix_breaker_override_invalid", "1 when a stored override does not parse (workers ignore it).",
+        yield _gauge("vix_breaker_override_invalid",
+                     "1 when a stored override is not one workers honour (they ignore it).",
                      1 if override.invalid_reason not in (None, "expired") else 0)
         workers = _gauge("vix_breaker_workers", "Workers by the state of their last heartbeat.", labels=("state",))
         for state in STATES:

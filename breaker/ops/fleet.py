@@ -20,7 +20,7 @@ from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
 from .fleet_prune import delete_fields, expire_fields, future_reason, is_future, prune_reason, walk_and_prune
-from .overrides import OverrideReading, is_wrong_type, override_key, override_reading
+from .overrides import DEFAULT_MAX_OVERRIDE_S, OverrideReading, is_wrong_type, override_key, override_reading
 from .read_deadline import DEFAULT_OPERATOR_READ_S, operator_deadline
 
 #: HSCAN COUNT of one page: about a millisecond of server time (a beat is a few hundred bytes).
@@ -123,7 +123,8 @@ def judge_field(name: Any, raw: Any, now: float) -> tuple[WorkerBeat | None, str
 
 
 def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True,
-               deadline_s: float = DEFAULT_OPERATOR_READ_S, max_fields: int = READ_MAX_FIELDS) -> FleetView:
+               deadline_s: float = DEFAULT_OPERATOR_READ_S, max_fields: int = READ_MAX_FIELDS,
+               max_override_s: float = DEFAULT_MAX_OVERRIDE_S) -> FleetView:
     """Workers, clock and override in one MULTI (HSCAN's first page of ``PAGE_FIELDS`` inside it: a fleet of
     that size is one round trip), then further HSCAN pages up to ``max_fields`` fields in all: a larger hash is
     read in part (``complete`` False, ``fields_total`` says how large it is) rather than all at once. At most
@@ -131,7 +132,7 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
     read, pruning included, ends within ``deadline_s`` (``operator_deadline``). ``interval_s`` is assumed for
     beats that do not say theirs. With ``prune``, dead, garbage and future-dated fields among those read are
     removed (``fleet_prune``), and when the read did not cover the hash, ``PRUNE_WALK_FIELDS`` more from the
-    remembered cursor."""
+    remembered cursor. ``max_override_s``: the workers' cap on an override (``override_reading``)."""
     key = workers_key(clock)
     client = clock.client
     with operator_deadline(deadline_s):
@@ -157,7 +158,7 @@ def read_fleet(clock: PanicClock, *, interval_s: float = 1.0, prune: bool = True
             raise replies[0]
         now = server_time(replies[0])
         reading = clock.reading(replies[2:6], now)
-        override = override_reading(replies[6], now)  # a key of another type is flagged there, like garbage
+        override = override_reading(replies[6], now, max_override_s)  # a key of another type is flagged there
         fields = dict(fields)
         pages = 1
         while cursor and len(fields) < max_fields and pages < -(-max_fields // PAGE_FIELDS):

@@ -33,7 +33,7 @@ from ..keyspace import queue_time
 from ..override import OverrideMode
 from ..policy import AdaptivePanicQuota
 from ..refresh import AGG_BUCKET_S
-from .overrides import OverrideReading, override_key, override_reading
+from .overrides import DEFAULT_MAX_OVERRIDE_S, OverrideReading, override_key, override_reading
 from .read_deadline import DEFAULT_OPERATOR_READ_S, operator_deadline
 
 AGG_STATES = ("panic", "calm", "fail_safe")
@@ -119,19 +119,21 @@ def expected_tiers(reading: ClockReading, override: OverrideReading, since: floa
 
 
 def read_summary(clock: PanicClock, *, interval_s: float = 1.0, deadline_s: float = DEFAULT_OPERATOR_READ_S,
-                 fallback: bool = True) -> FleetSummary:
+                 fallback: bool = True, max_override_s: float = DEFAULT_MAX_OVERRIDE_S) -> FleetSummary:
     """Clock, override, epoch and HLEN with the server's TIME in one MULTI, then the window's aggregates in one
     pipeline; every command reads a few hundred bytes at most, whatever the fleet's size.
 
     With ``fallback``, heartbeats but no aggregate in the window (workers on the no-scripting fallback, which
     writes beats but no aggregates, or workers older than the aggregates) are summarized from the beats
-    themselves (``read_fleet``: bounded, at most ``READ_MAX_FIELDS`` of them), as before the aggregates."""
+    themselves (``read_fleet``: bounded, at most ``READ_MAX_FIELDS`` of them), as before the aggregates.
+    ``max_override_s``: the workers' cap on an override (``override_reading``)."""
     with operator_deadline(deadline_s):  # one deadline over the whole read, the fallback included
-        summary = _read_aggregates(clock, interval_s, deadline_s)
+        summary = _read_aggregates(clock, interval_s, deadline_s, max_override_s)
         if fallback and summary.beats == 0 and summary.fields_total > 0:
             from .fleet import read_fleet
 
-            return summary_of_view(read_fleet(clock, interval_s=interval_s, deadline_s=deadline_s), summary)
+            return summary_of_view(read_fleet(clock, interval_s=interval_s, deadline_s=deadline_s,
+                                              max_override_s=max_override_s), summary)
         return summary
 
 
@@ -158,7 +160,7 @@ def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
     )
 
 
-def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float) -> FleetSummary:
+def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float, max_override_s: float) -> FleetSummary:
     client = clock.client
     quota = AdaptivePanicQuota()
     with operator_deadline(deadline_s):
@@ -173,7 +175,7 @@ def _read_aggregates(clock: PanicClock, interval_s: float, deadline_s: float) ->
             raise replies[0]
         now = server_time(replies[0])
         reading = clock.reading(replies[1:5], now)
-        override = override_reading(replies[5], now)
+        override = override_reading(replies[5], now, max_override_s)
         epoch_raw, total = replies[6], replies[7]
         epoch = None if isinstance(epoch_raw, Exception) or epoch_raw is None else _float(epoch_raw)
         last, before = window_buckets(now, interval_s)

@@ -10,14 +10,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError, WatchError
 
 from ..clock import PanicClock, server_time
 from ..keyspace import queue_time
-from ..override import OVERRIDE_KEY_NAME, InvalidOverride, Override, OverrideMode, future_since, parse_override
+from ..override import (
+    DEFAULT_MAX_OVERRIDE_MIN,
+    OVERRIDE_KEY_NAME,
+    InvalidOverride,
+    Override,
+    OverrideMode,
+    future_since,
+    parse_override,
+)
 from .audit import AuditTrail
 from .audited_write import RETRY_BUDGET_S, AuditUnavailable, attempts
 from .roles import WriteAccess, WriteRefused
@@ -44,6 +52,9 @@ class OverrideReading:
     raw: Any
     invalid_reason: str | None  # why a stored value is ignored (None when absent or valid)
     left_s: float
+    #: the stored ``until`` when workers stop honouring the override earlier, at ``since`` plus their maximum
+    #: (``override`` then ends there); None when they honour it to its stored end
+    stored_until: float | None = None
 
 
 def override_key(clock: PanicClock) -> str:
@@ -59,9 +70,15 @@ def is_wrong_type(reply: Any) -> bool:
     return isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
 
 
-def override_reading(raw: Any, now: float) -> OverrideReading:
+#: Workers' own cap in seconds when a reader is not told theirs (``BREAKER_MAX_OVERRIDE_MIN``'s default).
+DEFAULT_MAX_OVERRIDE_S = DEFAULT_MAX_OVERRIDE_MIN * 60
+
+
+def override_reading(raw: Any, now: float, max_s: float = DEFAULT_MAX_OVERRIDE_S) -> OverrideReading:
     """Judge a stored value the way workers do: invalid or over means ignored, never ``force_calm``. ``raw`` may be
-    GET's error reply: a key of another type is an unusable override too (workers log INVALID_PANIC_OVERRIDE)."""
+    GET's error reply: a key of another type is an unusable override too (workers log INVALID_PANIC_OVERRIDE).
+    ``max_s`` is the workers' cap (SPEC section 12, ``BREAKER_MAX_OVERRIDE_MIN``): a value written by hand that
+    lasts longer reads as ending at ``since + max_s`` (its stored end in ``stored_until``), and as ignored after."""
     if isinstance(raw, Exception):
         if is_wrong_type(raw):
             return OverrideReading(None, OTHER_TYPE_RAW, "the key holds another type than a string", 0.0)
@@ -77,18 +94,24 @@ def override_reading(raw: Any, now: float) -> OverrideReading:
     future = future_since(override, now)
     if future:
         return OverrideReading(None, raw, future, 0.0)
-    return OverrideReading(override, raw, None, override.left_s(now))
+    stored_until = None
+    if override.until - override.since > max_s:  # as HonouredOverride.adopt: honoured up to since + max_s
+        stored_until, override = override.until, replace(override, until=override.since + max_s)
+        if not override.active(now):
+            return OverrideReading(None, raw, f"past the workers' BREAKER_MAX_OVERRIDE_MIN ({max_s / 60:g} min) "
+                                              "from its since: they ignore it", 0.0)
+    return OverrideReading(override, raw, None, override.left_s(now), stored_until)
 
 
-def read_override(clock: PanicClock) -> OverrideReading:
-    """The override and the server's time in one round trip."""
+def read_override(clock: PanicClock, max_s: float = DEFAULT_MAX_OVERRIDE_S) -> OverrideReading:
+    """The override and the server's time in one round trip (``max_s``: the workers' cap, ``override_reading``)."""
     pipe = clock.client.pipeline(transaction=True)
     queue_time(pipe, override_key(clock))
     pipe.get(override_key(clock))
     now, raw = pipe.execute(raise_on_error=False)
     if isinstance(now, Exception):
         raise now
-    return override_reading(raw, server_time(now))
+    return override_reading(raw, server_time(now), max_s)
 
 
 def check_minutes(minutes: Any, max_minutes: float) -> float:
@@ -107,7 +130,7 @@ AuditUnwritable = AuditUnavailable
 
 
 def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, OverrideReading, float], T],
-             *also_watch: str) -> T:
+             *also_watch: str, max_s: float = DEFAULT_MAX_OVERRIDE_S) -> T:
     """Run ``change(pipe, current, now)`` under WATCH of the override and the audit keys; it queues its write
     and its audit entry after ``pipe.multi()``. A stream that cannot take the entry stops the write before it
     is sent (MULTI does not roll back a failed command); a concurrent change retries."""
@@ -120,7 +143,7 @@ def _audited(clock: PanicClock, trail: AuditTrail, change: Callable[[Any, Overri
                 if (kind.decode() if isinstance(kind, bytes) else kind) not in ("stream", "none"):
                     raise AuditUnwritable(f"{trail.key} holds a {kind!r}, not a stream: nothing written")
                 now = clock.server_now()
-                result = change(pipe, override_reading(pipe.get(key), now), now)
+                result = change(pipe, override_reading(pipe.get(key), now, max_s), now)
                 pipe.execute()
                 return result
             except WatchError:
@@ -219,7 +242,7 @@ def extend_override(
                             key=override_key(clock), **access.audit())
         return extended
 
-    return _audited(clock, trail, change)
+    return _audited(clock, trail, change, max_s=max_minutes * 60.0)  # extends what the workers honour
 
 
 def clear_override(clock: PanicClock, trail: AuditTrail, access: WriteAccess, *, why: str) -> bool:

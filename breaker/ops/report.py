@@ -57,7 +57,10 @@ def override_doc(reading: OverrideReading) -> dict[str, Any] | None:
         return None
     if reading.override is None:
         return {"invalid_reason": reading.invalid_reason, "raw": text(reading.raw)}
-    return {**override_json(reading.override), "left_s": reading.left_s}
+    doc = {**override_json(reading.override), "left_s": reading.left_s}
+    if reading.stored_until is not None:  # "until" is where the workers stop: their cap from "since"
+        doc["stored_until"] = reading.stored_until
+    return doc
 
 
 def override_json(override: Override) -> dict[str, Any]:
@@ -88,6 +91,8 @@ def override_line(doc: dict[str, Any] | None) -> str:
         return "none"
     if "invalid_reason" in doc:
         return f"INVALID, ignored by workers: {doc['invalid_reason']}"
-    return (f"{doc['mode']} by {printable(doc['who'])} until {when(doc['until'])} "
+    capped = (f" (stored until {when(doc['stored_until'])}; workers stop at their BREAKER_MAX_OVERRIDE_MIN)"
+              if doc.get("stored_until") is not None else "")
+    return (f"{doc['mode']} by {printable(doc['who'])} until {when(doc['until'])}{capped} "
             f"({format_duration(doc['left_s'])} left): "
             f"{printable(doc['why'])}")

@@ -254,3 +254,24 @@ def test_clear_override_withdraws_a_waiting_request(console_env):
     assert pending_request(PanicClock(console_env)) is None
     assert any("request was withdrawn" in s.value for s in at.success)
     assert AuditTrail(console_env).entries()[-1].action == "force_calm_withdrawn"
+
+
+def test_a_hand_written_override_shows_the_end_the_workers_apply(console_env):
+    """A ten-hour force_full written by hand: workers honour it BREAKER_MAX_OVERRIDE_MIN from its since (60 min,
+    the default). Every page said it was on for ten hours; the banner now gives the workers' end and the stored
+    one, and once past the cap it is flagged as not in force while Live shows the clock's answers again."""
+    now = server_now(console_env)
+    value = {"mode": "force_full", "who": "hand", "why": "x", "since": now - 600, "until": now + 36_000}
+    console_env.set("brain:panic_override", json.dumps(value))
+    at = open_console()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        text = banner(at)
+        assert text.startswith("Override **force_full** is on") and "Its stored end is" in text, page
+        assert "at most 60 min from its start" in text and ("49 min" in text or "50 min" in text), page
+    console_env.set("brain:panic_override", json.dumps({**value, "since": now - 3700}))
+    at = open_console()
+    assert banner(at).startswith("The stored override is not in force"), banner(at)
+    assert any("BREAKER_MAX_OVERRIDE_MIN" in t.value for t in at.text if t.value.startswith("reason: "))
+    assert "PANIC_FULL" not in [m.value for m in at.metric if m.label == "Mode"]

@@ -422,3 +422,23 @@ def test_a_sandbox_marker_copied_from_another_server_is_not_a_sandbox(run, real_
     assert result.exit_code == 3 and b"mallory" not in b"".join(real_redis.hvals("brain:tokens"))
     mark_sandbox(real_redis, "brain:")
     assert is_sandbox(real_redis, "redis://127.0.0.1:6379/0", "brain:")
+
+
+def test_status_ends_a_hand_written_override_where_the_workers_do(run, real_redis):
+    """A ten-hour force_full written by hand: workers honour it BREAKER_MAX_OVERRIDE_MIN (here 30 min) from its
+    since; status showed it in force to its stored end. It now shows the end the workers apply, the stored one
+    beside it, and the clock's answers once the cap has passed."""
+    now = float(real_redis.time()[0])
+    key = f"brain:{OVERRIDE_KEY_NAME}"
+    real_redis.set(key, json.dumps({"mode": "force_full", "who": "hand", "why": "x", "since": now - 600,
+                                    "until": now + 36_000}))
+    env = {"BREAKER_MAX_OVERRIDE_MIN": "30"}
+    status = doc(run("status", "--json", env=env))
+    assert status["override"]["until"] == pytest.approx(now - 600 + 1800)
+    assert status["override"]["stored_until"] == pytest.approx(now + 36_000)
+    assert "workers stop at their BREAKER_MAX_OVERRIDE_MIN" in run("status", env=env).stdout
+    real_redis.set(key, json.dumps({"mode": "force_full", "who": "hand", "why": "x", "since": now - 3600,
+                                    "until": now + 36_000}))
+    status = doc(run("status", "--json", env=env))
+    assert "BREAKER_MAX_OVERRIDE_MIN" in status["override"]["invalid_reason"]
+    assert [c["overridden_by"] for c in status["classes"]] == [None] * 3

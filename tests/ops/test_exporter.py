@@ -372,3 +372,25 @@ def test_concurrent_scrapes_share_one_collection_rather_than_queue_one_each():
             sock.close()
         server.shutdown()
         server.server_close()
+
+
+def test_an_override_past_the_workers_cap_is_not_exported_as_in_force(real_redis):
+    """A ten-hour force_full written by hand an hour ago: workers (cap 30 min) answer from the clock again, so
+    vix_breaker_override{mode="force_full"} is 0 and the value is flagged as one they ignore."""
+    import json as _json
+
+    now = float(real_redis.time()[0])
+    real_redis.set("brain:panic_override", _json.dumps({"mode": "force_full", "who": "hand", "why": "x",
+                                                        "since": now - 3600, "until": now + 36_000}))
+    server, thread = serve_exporter(PanicClock(real_redis), host="127.0.0.1", port=0, max_override_s=1800)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("vix_breaker_override", (("mode", "force_full"),))] == 0
+    assert samples[("vix_breaker_override_invalid", ())] == 1

@@ -177,3 +177,52 @@ def test_an_extension_is_honoured_by_workers_whose_cap_counts_from_since(real_re
     worker.adopt(raw, len(raw), later)
     assert worker.mode_at(later) is OverrideMode.FORCE_FULL
     assert set_at <= extended.since <= now
+
+
+def test_a_hand_written_override_past_the_workers_cap_reads_as_they_answer(real_redis, tools):
+    """Review (this round's leftover): workers honour an override at most BREAKER_MAX_OVERRIDE_MIN from its
+    `since` (SPEC section 12), but a ten-hour value written by hand read as in force for ten hours in the
+    console, `status` and the exporter: every view said force_full while the workers had gone back to the clock.
+    Readings now end it where the workers do, keep the stored end beside it, and flag it once past."""
+    clock, _ = tools
+    now = clock.server_now()
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "hand", "x", now - 600, now + 36_000).to_json())
+    reading = read_override(clock, max_s=3600)
+    assert reading.override is not None and reading.override.until == now - 600 + 3600
+    assert reading.stored_until == now + 36_000 and 2990 < reading.left_s <= 3000
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "hand", "x", now - 7200, now + 36_000).to_json())
+    past = read_override(clock, max_s=3600)
+    assert past.override is None and "BREAKER_MAX_OVERRIDE_MIN" in past.invalid_reason and past.raw is not None
+
+
+def test_readings_and_workers_agree_on_a_capped_override_at_every_moment():
+    """The same value judged by a worker (HonouredOverride) and by a reading, minute by minute across the cap:
+    in force for both, or for neither, and ending at the same time."""
+    from breaker.ops.overrides import override_reading
+    from breaker.override import HonouredOverride
+
+    class Quiet:
+        def warning(self, *a, **k): ...
+        def error(self, *a, **k): ...
+
+    since = 1_700_000_000.0
+    raw = Override(OverrideMode.FORCE_CALM, "hand", "x", since, since + 5 * 3600).to_json()
+    for minute in range(0, 5 * 60, 7):
+        now = since + minute * 60
+        worker = HonouredOverride(lambda: Quiet(), KEY, max_s=1800)
+        worker.adopt(raw, len(raw), now)
+        reading = override_reading(raw, now, max_s=1800)
+        assert (worker.mode_at(now) is not None) == (reading.override is not None), minute
+        if reading.override is not None:
+            assert worker.current.until == reading.override.until
+
+
+def test_extending_a_hand_written_override_extends_what_the_workers_honour(real_redis, tools):
+    """Extending a ten-hour value written by hand was refused ("at most 60 minutes from now") although the
+    workers honour only its first hour: the extension now counts from the end the workers apply."""
+    clock, trail = tools
+    now = clock.server_now()
+    real_redis.set(KEY, Override(OverrideMode.FORCE_FULL, "hand", "x", now - 600, now + 36_000).to_json())
+    extended = extend_override(clock, trail, ALICE, minutes=5, why="longer", max_minutes=60)
+    assert abs(extended.until - (now + 3000 + 300)) < 5 and extended.until - extended.since <= 3600
+    assert read_override(clock, max_s=3600).stored_until is None
