@@ -22,6 +22,10 @@ from breaker.policy import PanicMode
 
 INTERVAL = 0.2
 SLACK = 0.15  # the poll step, the round trip and a shared machine's scheduling noise
+#: How far ahead of the server's TIME a worker's estimate of it may run: the worker pairs the TIME its round trip
+#: read with its local time when the round trip began, so it runs ahead by up to the request's way there (a
+#: window may start and end that much early). CI saw a window end 0.4 ms early; a loaded machine, tens of ms.
+ESTIMATE = 0.05
 ALICE = Principal.of("alice", "operator")
 BOB = Principal.of("bob", "approver")
 OKEY = "brain:panic_override"
@@ -67,13 +71,13 @@ def check_edges(samples, since: float, until: float, normal: tuple) -> tuple[flo
     for before, after, answer in samples:
         assert answer in (full, normal), answer
         if answer == full:
-            assert after >= since and before < until, "a window answered outside itself"
-        elif since + INTERVAL + SLACK <= before and after < until:
+            assert after >= since - ESTIMATE and before < until, "a window answered outside itself"
+        elif since + INTERVAL + SLACK <= before and after < until - ESTIMATE:
             pytest.fail(f"normal answer {before - since:.3f} s into the window")
         elif until + INTERVAL + SLACK <= before:
             pass
     first_full = min(after for _, after, answer in samples if answer == full)
-    first_after = min(after for _, after, answer in samples if answer == normal and after >= until)
+    first_after = min(after for _, after, answer in samples if answer == normal and after >= until - ESTIMATE)
     start_lag, end_lag = first_full - since, first_after - until
     assert start_lag <= INTERVAL + SLACK and end_lag <= INTERVAL + SLACK, (start_lag, end_lag)
     return start_lag, end_lag
@@ -122,7 +126,7 @@ def test_back_to_back_windows_and_a_cancel_mid_window(server_redis, worker_clien
     assert any(answer == full and after < first.until for _, after, answer in samples)
     for before, after, answer in samples:
         if answer == normal and before >= first.since + INTERVAL + SLACK:
-            assert first.until <= after and before < first.until + INTERVAL + SLACK, before - first.until
+            assert first.until - ESTIMATE <= after and before < first.until + INTERVAL + SLACK, before - first.until
     assert json.loads(server_redis.get(OKEY))["window"] == second.id
     cancel_window(PanicClock(server_redis), AuditTrail(server_redis), BOB, window_id=second.id, why="postponed")
     cancelled_at = server_now(server_redis)
