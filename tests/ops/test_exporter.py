@@ -20,16 +20,35 @@ from breaker.override import Override, OverrideMode
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Exposition text as {(name, sorted labels): value}."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def get_metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def scrape_once(clock: PanicClock, **options) -> str:
+    """Start an exporter on a free loopback port, scrape it once, stop it."""
+    server, thread = serve_exporter(clock, host="127.0.0.1", port=0, **options)
+    try:
+        return get_metrics(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def scrape(real_redis):
     """An exporter on a free loopback port for the test server; returns a function that scrapes it."""
     server, thread = serve_exporter(PanicClock(real_redis), host="127.0.0.1", port=0)
 
     def fetch() -> dict[tuple[str, tuple], float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
+        return samples(get_metrics(server.server_port))
 
     fetch.port = server.server_port
     yield fetch
@@ -84,14 +103,7 @@ def test_redis_down_exports_up_zero():
     """When Redis cannot be read the exporter says up 0 and serves no stale values."""
     from breaker import redis_client
 
-    server, thread = serve_exporter(PanicClock(redis_client("redis://127.0.0.1:1/0")), port=0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    text = scrape_once(PanicClock(redis_client("redis://127.0.0.1:1/0")))
     names = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
     assert names == {"vix_breaker_up"} and "vix_breaker_up 0.0" in text
 
@@ -103,8 +115,7 @@ def test_cli_exporter_serves_over_http(redis_url, real_redis):
     try:
         line = proc.stderr.readline()
         port = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line).group(1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-            assert "vix_breaker_up 1.0" in response.read().decode()
+        assert "vix_breaker_up 1.0" in get_metrics(port)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -237,8 +248,7 @@ def test_idle_connections_hold_no_threads_and_a_scrape_still_answers(real_redis,
     try:
         before = threading.active_count()
         idle = idle_sockets(server.server_port, 350) + idle_sockets(server.server_port, 50, partial=b"GET /metr")
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
-            assert "vix_breaker_up 1.0" in response.read().decode()
+        assert "vix_breaker_up 1.0" in get_metrics(server.server_port)
         assert threading.active_count() <= before + 1  # one scrape worker thread, whatever the connections
         assert _closed_by_server(idle, 0.2) == 0  # all 400 still open: the scrape did not need their places
     finally:
@@ -382,15 +392,6 @@ def test_an_override_past_the_workers_cap_is_not_exported_as_in_force(real_redis
     now = float(real_redis.time()[0])
     real_redis.set("brain:panic_override", _json.dumps({"mode": "force_full", "who": "hand", "why": "x",
                                                         "since": now - 3600, "until": now + 36_000}))
-    server, thread = serve_exporter(PanicClock(real_redis), host="127.0.0.1", port=0, max_override_s=1800)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as response:
-            text = response.read().decode()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
-    assert samples[("vix_breaker_override", (("mode", "force_full"),))] == 0
-    assert samples[("vix_breaker_override_invalid", ())] == 1
+    exported = samples(scrape_once(PanicClock(real_redis), max_override_s=1800))
+    assert exported[("vix_breaker_override", (("mode", "force_full"),))] == 0
+    assert exported[("vix_breaker_override_invalid", ())] == 1
