@@ -45,6 +45,7 @@ def test_json_history_is_strict_json_with_a_nan_in_the_stream(real_redis, redis_
     ["panic", "start"], ["panic", "end"], ["clear"],
     ["override", "set", "force_full", "--minutes", "5"], ["override", "set", "force_calm", "--minutes", "5"],
     ["override", "extend", "--minutes", "5"], ["override", "clear"],
+    ["override", "schedule", "force_full", "--start", "+1h", "--length", "5m"], ["override", "cancel", "w1"],
 ])
 def test_a_blank_why_is_refused_for_every_write(real_redis, redis_url, command, why):
     done = cli("--json", *command, "--why", why, "--yes", url=redis_url)
@@ -63,7 +64,7 @@ def test_a_blank_why_force_calm_request_ends_in_a_usage_error_not_a_traceback(re
 @pytest.mark.parametrize("query", ["ssl_password=x", "ssl_cert_reqs=required", "sssl=1", "timeout=1"])
 def test_a_url_option_redis_py_would_fail_on_is_refused_in_one_line(redis_url, query):
     done = cli("--json", "status", url=f"{redis_url}?{query}")
-    assert done.returncode != 0
+    assert done.returncode == 2  # a configuration error is a usage error (docs/cli.md)
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "REDIS_URL" in lines[0] and query.split("=")[0] in lines[0], done.stderr
