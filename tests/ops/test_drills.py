@@ -127,8 +127,6 @@ def test_a_failed_seed_mode_replay_leaves_no_long_lived_scratch_keys(real_redis,
     assert left, "the replay wrote its scratch clock before failing"
 
     def expires_soon(key):
-        if key.endswith(b":panic_epoch"):  # the epoch counter (issue 24): a few bytes, no expiry by design (it
-            return True                    # numbers panics across calm periods); clear_namespace deletes it
         if real_redis.type(key) == b"hash" and real_redis.ttl(key) == -1:  # the heartbeats: per-field expiry
             fields = real_redis.hkeys(key)
             return all(0 < ttl <= drills.REPLAY_KEY_TTL_S for ttl in real_redis.httl(key, *fields))
