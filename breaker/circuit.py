@@ -578,7 +578,12 @@ class VIXCircuitBreaker:
         ) if beating else ""
         # the skew and the aggregates ride on the beat: a round trip without one (refresh_interval_s below
         # BEAT_MIN_SPACING_S) passes only the epoch it knows
-        aggregate = {"local_now": format_ts(now), "epoch": self._epoch, "state": answer_state(calls, fail_safe),
+        if calls or fail_safe:
+            state = answer_state(calls, fail_safe)
+        else:  # a first beat (nothing counted yet): the answer this very call is about to give, not "calm"
+            state = "panic" if forced is OverrideMode.FORCE_FULL or (
+                panic_call and forced is not OverrideMode.FORCE_CALM) else "calm"
+        aggregate = {"local_now": format_ts(now), "epoch": self._epoch, "state": state,
                      "calls": calls, "fail_safe": fail_safe, "tiers": tiers, "overridden": forced is not None,
                      "interval_s": self.refresh_interval_s} if beating else {"epoch": self._epoch}
         try:
