@@ -9,7 +9,7 @@ import pytest
 
 from breaker import redis_client
 from breaker.ops import AuditTrail
-from breaker.ops.notify import RETRY_ACTION, Notifier, NotifyStore, RetryPolicy, WebhookTarget
+from breaker.ops.notify import GAP_ACTION, RETRY_ACTION, Notifier, NotifyStore, RetryPolicy, WebhookTarget
 from tests.console.conftest import login, open_console
 from tests.ops.webhook_receiver import WebhookReceiver, wait_for
 
@@ -70,6 +70,41 @@ def test_dead_letter_shown_then_retried_by_an_operator(console_env, notifier, fa
     at.run()
     delivery = next(df.value for df in at.dataframe if "delivery" in df.value.columns)
     assert delivery.loc[delivery["id"] == event_id, "delivery"].item() == "ops: delivered on retry"
+
+
+def test_history_shows_a_trim_gap_the_notifier_reported(console_env, redis_url):
+    """Issue 22: audit entries trimmed away before the notifier read them (a real notifier thread finds the gap
+    in its group's counters and records it: a ``lost`` outcome and a notify_gap audit entry). History shows the
+    loss as an error naming how many were never notified, and the notify_gap entry in its table."""
+    receiver = WebhookReceiver().start()
+    client = redis_client(redis_url, timeout_ms=5000)
+    try:
+        NotifyStore(client).ensure_groups("$")  # the group exists; the notifier is down
+        small = AuditTrail(client, maxlen=5)
+        for i in range(13):  # 8 trimmed away unread
+            small.record(who="alice", action="override_set", why=f"event {i}", mode="force_full")
+        running = Notifier(client, [WebhookTarget("ops", receiver.url, SECRET)], block_ms=200,
+                           policy=RetryPolicy(tries=2, base_s=0.01, cap_s=0.01, timeout_s=2.0))
+        thread = threading.Thread(target=running.run, daemon=True)
+        thread.start()
+        try:
+            [gap] = wait_for(lambda: [e for e in AuditTrail(client).entries() if e.action == GAP_ACTION], 20,
+                             "the notify_gap entry")
+            wait_for(lambda: [o for o in NotifyStore(client).outcomes() if o.state == "lost"], 10,
+                     "the lost outcome")
+        finally:
+            running.stop.set()
+            thread.join(15)
+    finally:
+        client.close()
+        receiver.stop()
+    at = open_console("pages/history.py")
+    assert not at.exception
+    [shown] = [e.value for e in at.error if "never notified" in e.value]
+    assert shown.startswith("Audit entries never notified") and "8 entries" in shown and "trimmed" in shown
+    entries = next(df.value for df in at.dataframe if "kind" in df.value.columns)
+    [row] = [row for _, row in entries.iterrows() if row["what"] == GAP_ACTION]
+    assert row["who"] == gap.who and "8 audit entries" in row["why"]
 
 
 def test_retry_button_label_shows_stored_text_as_text(console_env):

@@ -194,6 +194,26 @@ def test_history_shows_each_windows_life(console_env):
     assert rows[dropped.id]["outcome"] == "cancelled" and "scheduled" in rows[dropped.id]["events"]
 
 
+def test_history_shows_a_force_calm_skipped_for_want_of_approval(console_env):
+    """Issue 23: a scheduled force_calm nobody approved before its start is not applied; the worker fragment's
+    round trip audits it as skipped, and History shows that entry and the window's row with outcome skipped."""
+    window = plan(console_env, "force_calm", two_person_rule=True, after_s=0, minutes=5, why="quiet migration")
+    status, current, _ = run_step(console_env, key_prefix="brain:", max_s=3600, now=window.since + 1)
+    assert (status, current) == ("skipped", window.id)
+    assert console_env.get("brain:panic_override") is None  # not applied
+    [skip] = [e for e in AuditTrail(console_env).entries() if e.action == "override_window_skipped"]
+    assert skip.detail["window"] == window.id and "not approved" in skip.detail["reason"]
+    at = open_console("pages/history.py")
+    assert not at.exception
+    [entries] = [d.value for d in at.dataframe if "what" in d.value.columns and "kind" in d.value.columns]
+    [row] = [row for _, row in entries.iterrows() if row["what"] == "override_window_skipped"]
+    assert (row["who"], row["why"], row["auth"]) == ("alice", "quiet migration", "worker")
+    [table] = [d.value for d in at.dataframe if "outcome" in d.value.columns]
+    [story] = [row for _, row in table.iterrows() if row["window"] == window.id]
+    assert (story["mode"], story["outcome"]) == ("force_calm", "skipped")
+    assert "scheduled" in story["events"] and "skipped" in story["events"] and "started" not in story["events"]
+
+
 def test_figure_schedule_timeline_is_a_pure_function():
     """Bars per window on their row, the override in force on its own, now marked, hover text escaped."""
     now = 1_800_000_000.0

@@ -93,6 +93,31 @@ def test_cli_and_exporter_refuse_a_malformed_url_in_one_line(command):
     _refused(_cli(*command, env=_env(REDIS_URL="redis://127.0.0.1:99999/0")), "vix-breaker:", "REDIS_URL")
 
 
+#: Options redis-py takes on a plain redis:// URL and then fails on at the first command (issue 20 item 3).
+TLS_ONLY_OPTIONS = ["ssl_password=s3cret-key-pass", "ssl_cert_reqs=required"]
+
+
+@pytest.mark.parametrize("query", TLS_ONLY_OPTIONS)
+def test_console_refuses_a_tls_option_on_a_plain_url_before_serving(redis_url, real_redis, query):
+    """`python -m console` with ?ssl_password= or ?ssl_cert_reqs= on redis:// (a live server behind it): one
+    line naming the option, exit 2, nothing listening, the password not echoed."""
+    port = _free_port()
+    result = _console(_env(REDIS_URL=f"{redis_url}/0?{query}"), port)
+    _refused(result, "vix-breaker console: configuration error", "REDIS_URL", query.partition("=")[0])
+    assert "s3cret" not in result.stderr + result.stdout
+    assert _nothing_listens(port)
+
+
+@pytest.mark.parametrize("query", TLS_ONLY_OPTIONS)
+def test_exporter_refuses_a_tls_option_on_a_plain_url_before_serving(redis_url, real_redis, query):
+    """`vix-breaker exporter` likewise: one line, exit 2, no /metrics served, the password not echoed."""
+    port = _free_port()
+    result = _cli("exporter", "--port", str(port), env=_env(REDIS_URL=f"{redis_url}/0?{query}"))
+    _refused(result, "vix-breaker:", "REDIS_URL", query.partition("=")[0])
+    assert "s3cret" not in result.stderr + result.stdout
+    assert _nothing_listens(port)
+
+
 def _listening_addresses(port: int) -> set[str]:
     """Local addresses (hex, as the kernel writes them) of the sockets listening on ``port``."""
     found = set()

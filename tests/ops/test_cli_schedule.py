@@ -13,7 +13,7 @@ import pytest
 
 from breaker import PanicClock
 from breaker.ops.audit import AuditTrail
-from breaker.ops.schedule import parse_amount, parse_when
+from breaker.ops.schedule import MAX_PLANNED, parse_amount, parse_when
 from breaker.schedule import run_step
 from tests.ops.cli_helpers import actions, doc, mint
 
@@ -221,3 +221,30 @@ def test_as_a_real_process(redis_url, real_redis, alice_token):
     assert [w["id"] for w in listed["windows"]] == [window_id]
     assert cli_process("override", "cancel", window_id, "--why", "postponed", "--yes").returncode == 0
     assert actions(real_redis) == ["override_schedule", "override_schedule_cancel"]
+
+
+def test_too_many_windows_as_a_real_process_exits_3_and_writes_nothing(run, redis_url, real_redis, alice_token):
+    """Issue 23: with MAX_PLANNED windows planned, `python -m breaker override schedule` for one more (no overlap,
+    in range) is refused: exit 3, one line saying how many are planned and the bound, nothing written."""
+    for i in range(MAX_PLANNED):
+        done = run("override", "schedule", "force_full", "--start", f"+{60 + 10 * i}m", "--length", "5m", "--why",
+                   f"match {i}", "--yes")
+        assert done.exit_code == 0, done.output
+    stored = sorted(real_redis.zrange("brain:override_schedule", 0, -1))
+    audited = real_redis.xlen("brain:audit")
+    env = {"REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", "VIX_BREAKER_TOKEN": alice_token}
+    one_more = ["override", "schedule", "force_full", "--start", f"+{60 + 10 * MAX_PLANNED}m", "--length", "5m",
+                "--why", "one too many", "--yes"]
+    human = subprocess.run([sys.executable, "-m", "breaker", *one_more], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert human.returncode == 3, (human.stdout, human.stderr)
+    lines = human.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in human.stderr, human.stderr
+    assert f"{MAX_PLANNED} windows are already planned" in lines[0] and f"at most {MAX_PLANNED}" in lines[0]
+    as_json = subprocess.run([sys.executable, "-m", "breaker", "--json", *one_more], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 3 and json.loads(as_json.stdout)["exit_status"] == 3
+    assert f"at most {MAX_PLANNED}" in json.loads(as_json.stdout)["error"]
+    assert sorted(real_redis.zrange("brain:override_schedule", 0, -1)) == stored
+    assert real_redis.xlen("brain:audit") == audited
+    assert actions(real_redis) == ["override_schedule"] * MAX_PLANNED
