@@ -122,10 +122,13 @@ def expire_fields(client: Any, key: str, fields: list[Any], seconds: int = GRACE
     return handled
 
 
-def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fields: int = PRUNE_WALK_FIELDS) -> int:
+def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fields: int = PRUNE_WALK_FIELDS,
+                   grace: bool = False) -> int:
     """Read up to about ``fields`` fields of the workers hash from the remembered cursor, delete the ones
-    ``judge(field, raw)`` names (a reason, or None to keep), remember where the walk stopped. Returns how many
-    fields were deleted. Housekeeping: callers suppress its errors (the view is already read)."""
+    ``judge(field, raw)`` names (a reason, or None to keep), remember where the walk stopped. With ``grace`` (a
+    hash that fits one read), only gone beats are deleted at once; garbage and future-dated fields get their
+    ``GRACE_S`` expiry, as ``read_fleet`` gives them. Returns how many fields were deleted or given the expiry.
+    Housekeeping: callers suppress its errors (the view is already read)."""
     key = f"{key_prefix}{WORKERS_KEY_NAME}"
     cursor_key = prune_cursor_key(key_prefix)
     stored = client.get(cursor_key)
@@ -134,12 +137,19 @@ def walk_and_prune(client: Any, key_prefix: str, now: float, judge: Any, *, fiel
         cursor = int(stored) if stored is not None else 0
     if not 0 <= cursor < MAX_CURSOR:  # HSCAN refuses it ("invalid cursor"): every walk would fail until it expired
         cursor = 0
-    dead: list[Any] = []
+    dead: list[tuple[Any, str]] = []
     for _ in range(-(-fields // PRUNE_BATCH)):  # a bounded number of HSCAN calls, each of COUNT PRUNE_BATCH
         cursor, page = client.hscan(key, cursor, count=PRUNE_BATCH)
-        dead += [name for name, raw in page.items() if judge(name, raw) is not None]
+        for name, raw in page.items():
+            why = judge(name, raw)
+            if why is not None:
+                dead.append((name, why))
         if cursor == 0:
             break
-    deleted = delete_fields(client, key, dead)
+    if grace:
+        handled = delete_fields(client, key, [name for name, why in dead if why == "gone"])
+        handled += expire_fields(client, key, [name for name, why in dead if why != "gone"])
+    else:
+        handled = delete_fields(client, key, [name for name, _ in dead])
     client.set(cursor_key, str(cursor), ex=CURSOR_TTL_S)
-    return deleted
+    return handled

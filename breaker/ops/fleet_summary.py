@@ -17,13 +17,16 @@ live worker beat at least once inside it. In aggregate terms:
   over its length.
 Counts of distinct workers come from HyperLogLogs: exact to a few workers in a small fleet, ~0.8 % at scale.
 Two short pipelines (TIME with the clock and the override, then the window's keys), a few dozen commands, none
-of which reads more than a few hundred bytes: the same cost at 1 000 workers as at 100 000.
+of which reads more than a few hundred bytes: the same cost at 1 000 workers as at 100 000. Then one page
+(``PRUNE_BATCH`` fields, one HSCAN) of the pruning walk over the heartbeats: the hash is read by nobody else in a
+fleet that writes aggregates, so this is what removes dead, garbage and future-dated fields (``_prune_step``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clock import ClockReading, PanicClock, server_time
@@ -66,6 +69,7 @@ class FleetSummary:
     off_tiers: dict[str, dict[int, int]] = field(default_factory=dict)  # stakes -> tier -> workers not implied
     complete: bool = True  # counts cover the whole fleet (False: from_beats, and more heartbeats than one read)
     from_beats: bool = False  # summarized from the heartbeats (no aggregate in the window: see read_summary)
+    pruned: int = 0  # fields of the workers hash this read's walk deleted or gave their grace expiry
 
     @property
     def known(self) -> int:
@@ -119,14 +123,17 @@ def expected_tiers(reading: ClockReading, override: OverrideReading, since: floa
 
 
 def read_summary(clock: PanicClock, *, interval_s: float = 1.0, deadline_s: float = DEFAULT_OPERATOR_READ_S,
-                 fallback: bool = True, max_override_s: float = DEFAULT_MAX_OVERRIDE_S) -> FleetSummary:
+                 fallback: bool = True, max_override_s: float = DEFAULT_MAX_OVERRIDE_S,
+                 prune: bool = True) -> FleetSummary:
     """Clock, override, epoch and HLEN with the server's TIME in one MULTI, then the window's aggregates in one
-    pipeline; every command reads a few hundred bytes at most, whatever the fleet's size.
+    pipeline; every command reads a few hundred bytes at most, whatever the fleet's size (the pruning walk's one
+    HSCAN page aside).
 
     With ``fallback``, heartbeats but no aggregate in the window (workers on the no-scripting fallback, which
     writes beats but no aggregates, or workers older than the aggregates) are summarized from the beats
     themselves (``read_fleet``: bounded, at most ``READ_MAX_FIELDS`` of them), as before the aggregates.
-    ``max_override_s``: the workers' cap on an override (``override_reading``)."""
+    ``max_override_s``: the workers' cap on an override (``override_reading``). With ``prune``, the read also
+    walks one page of the workers hash and removes what can never be a live worker (``_prune_step``)."""
     with operator_deadline(deadline_s):  # one deadline over the whole read, the fallback included
         summary = _read_aggregates(clock, interval_s, deadline_s, max_override_s)
         if fallback and summary.beats == 0 and summary.fields_total > 0:
@@ -134,7 +141,25 @@ def read_summary(clock: PanicClock, *, interval_s: float = 1.0, deadline_s: floa
 
             return summary_of_view(read_fleet(clock, interval_s=interval_s, deadline_s=deadline_s,
                                               max_override_s=max_override_s), summary)
+        if prune and summary.fields_total > 0:
+            summary = replace(summary, pruned=_prune_step(clock, summary))
         return summary
+
+
+def _prune_step(clock: PanicClock, summary: FleetSummary) -> int:
+    """One page (``PRUNE_BATCH`` fields, one HSCAN) of the remembered-cursor walk over the workers hash: the
+    summary reads no heartbeat, so without this step nothing would remove dead beats (servers without per-field
+    expiry), garbage or future-dated fields in a fleet that writes aggregates. Every summary read (scrape,
+    ``status``, Live, Fleet) advances the walk: a field the workers no longer write is gone after at most
+    ``fields_total / PRUNE_BATCH`` reads. Housekeeping: its errors are swallowed (the summary is already read)."""
+    from .fleet import READ_MAX_FIELDS, judge_field
+    from .fleet_prune import PRUNE_BATCH, walk_and_prune
+
+    now = summary.now
+    with contextlib.suppress(Exception):
+        return walk_and_prune(clock.client, clock.key_prefix, now, lambda name, raw: judge_field(name, raw, now)[2],
+                              fields=PRUNE_BATCH, grace=summary.fields_total <= READ_MAX_FIELDS)
+    return 0
 
 
 def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
@@ -157,6 +182,7 @@ def summary_of_view(view: Any, aggregates: FleetSummary) -> FleetSummary:
         skew_max=max(skews) if skews else None, skew_min=min(skews) if skews else None,
         panic_seen=min(max(panic), view.now) if panic else None, since=aggregates.since, until=aggregates.until,
         fields_total=view.fields_total, off_tiers=off_tiers, from_beats=True, complete=view.complete,
+        pruned=view.pruned,
     )
 
 

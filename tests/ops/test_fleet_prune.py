@@ -139,3 +139,54 @@ def test_a_stored_cursor_the_server_refuses_restarts_the_walk(real_redis, stored
     real_redis.set(prune_cursor_key("brain:"), stored, ex=3600)
     assert walk_and_prune(real_redis, "brain:", _now(real_redis), lambda name, raw: "garbage") == 50
     assert real_redis.hlen("brain:workers") == 0
+
+
+def test_summary_reads_walk_the_hash_in_a_fleet_that_writes_aggregates(real_redis):
+    """The scrape, `status`, Live and Fleet read the aggregates, not the heartbeats (issue 24): each such read
+    also walks one page of the hash, so dead beats (no per-field expiry: servers before 7.4, or written by hand),
+    garbage and future-dated fields go in a fleet whose summaries never fall back to the beats. One HSCAN of
+    PRUNE_BATCH per read; the live workers stay."""
+    from breaker import VIXCircuitBreaker
+    from breaker.ops.fleet_summary import read_summary
+
+    now = _now(real_redis)
+    junk = 12_000  # larger than one read: deleted at once; once it fits one read, the rest get their grace
+    kinds = ("not json", _beat(now - 7200), _beat(now + 3600))
+    real_redis.hset("brain:workers", mapping={f"junk:{i}": kinds[i % 3] for i in range(junk)})
+    worker = VIXCircuitBreaker(real_redis)
+    worker.get_ttl(60, "normal")  # a live worker that writes the aggregates (no fallback to the beats)
+    clock = PanicClock(real_redis)
+    from breaker.ops.fleet_prune import GRACE_S
+
+    def left() -> list[bytes]:  # fields still to be dealt with: neither deleted nor on their grace expiry
+        names = [name for name in real_redis.hkeys("brain:workers") if name.startswith(b"junk:")]
+        return [name for name, ttl in zip(names, real_redis.httl("brain:workers", *names) if names else [])
+                if not 0 < ttl <= GRACE_S]
+
+    reads = 0
+    while left() and reads < 40:
+        real_redis.config_resetstat()
+        summary = read_summary(clock, fallback=False)
+        reads += 1
+        commands = _commands(real_redis)
+        assert commands.get("hscan", 0) == 1 and "hvals" not in commands and "hkeys" not in commands
+        assert summary.pruned <= 2 * PRUNE_BATCH  # HSCAN's COUNT is a hint: a page may hold a little more
+    assert reads <= 2 * junk // PRUNE_BATCH + 2, reads
+    assert not left() and worker.worker_id.encode() in real_redis.hkeys("brain:workers")
+    assert real_redis.hlen("brain:workers") < junk  # the dead beats, and what came before the hash fit one read
+
+
+def test_a_summary_read_gives_garbage_its_grace_while_the_hash_fits_one_read(real_redis):
+    """A small hash: garbage and future-dated fields stay listed for GRACE_S (the console shows them as invalid),
+    then the server removes them; a dead beat is deleted at once."""
+    from breaker.ops.fleet_prune import GRACE_S
+    from breaker.ops.fleet_summary import read_summary
+
+    now = _now(real_redis)
+    real_redis.hset("brain:workers", mapping={"junk:g": "not json", "junk:f": _beat(now + 3600),
+                                              "junk:d": _beat(now - 7200), "h:1:abcd": _beat(now, 1, 60.0)})
+    summary = read_summary(PanicClock(real_redis))
+    assert summary.pruned == 3
+    assert set(real_redis.hkeys("brain:workers")) == {b"junk:g", b"junk:f", b"h:1:abcd"}
+    assert all(0 < ttl <= GRACE_S for ttl in real_redis.httl("brain:workers", "junk:g", "junk:f"))
+    assert real_redis.httl("brain:workers", "h:1:abcd") == [-1]
