@@ -4,6 +4,8 @@ reason shown, and a click on a refused control writes and audits nothing. Tokens
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from breaker import PanicClock
@@ -36,10 +38,13 @@ def _session(column: str, page: str):
     return login_verified(at, f"{column}-user", ROLE_OF[column])
 
 
-def _world(client):
+def _world(client, request: bool = True):
+    """A panic, a force_full override and (unless ``request`` is False) rita's force_calm request."""
     clock, trail, setup = PanicClock(client), AuditTrail(client), Principal.of("setup", "admin")
     start_panic(clock, trail, setup, now=clock.server_now(), why="matrix")
     set_override(clock, trail, setup, mode="force_full", minutes=10, why="matrix")
+    if not request:
+        return None
     return request_force_calm(clock, trail, Principal.of("rita", "operator"), minutes=5, why="matrix request")
 
 
@@ -79,31 +84,99 @@ def test_console_controls_follow_the_matrix(console_env, column):
 PRINCIPAL_OF = {"not logged in": None, "viewer": Principal.of("vera", "viewer"),
                 "self-declared": Principal.of("sam", "operator", "shared"), "operator": Principal.of("olga"),
                 "approver": Principal.of("april", "approver"), "admin": Principal.of("adam", "admin")}
+APPROVE = "approve_force_calm_"  # the Approve button's key begins so (then the request's id and digest)
+SAYS_WHY = ("Read-only:", "You cannot set or request force_calm:", "Approving needs a verified identity")
+
+
+@dataclass(frozen=True)
+class Click:
+    """How a console write is made: on ``page``, logged in as a verified ``role``, first click ``open`` (a
+    dialog), pick ``mode`` in the override radio, tick ``tick``, type ``inputs``; then click ``key``. That it
+    happened: the audit trail gains an ``action`` entry by the clicking principal."""
+
+    page: str
+    key: str
+    action: str
+    role: str = "operator"
+    open: str | None = None
+    mode: str | None = None
+    tick: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+CLICKS = {
+    "panic start": Click("pages/drills.py", "drills_start", "panic_start", tick="drills_overwrite"),
+    "panic end": Click("pages/drills.py", "drills_end", "panic_end"),
+    "clear": Click("pages/drills.py", "drills_clear_confirm", "zombie_clear", open="drills_clear_open_button",
+                   inputs={"drills_clear_reason": "a zombie left by the matrix"}),
+    "override set force_full": Click("pages/fleet.py", "overrides_set", "override_set", mode="force_full",
+                                     inputs={"overrides_why": "matrix"}),
+    "override extend": Click("pages/fleet.py", "overrides_extend", "override_extend",
+                             inputs={"overrides_change_why": "matrix"}),
+    "override clear": Click("pages/fleet.py", "overrides_clear", "override_clear",
+                            inputs={"overrides_change_why": "matrix"}),
+    "request force_calm": Click("pages/fleet.py", "overrides_set", "force_calm_requested", mode="force_calm",
+                                inputs={"overrides_why": "matrix"}),
+    "approve force_calm": Click("pages/drills.py", APPROVE, "force_calm_approved", role="approver"),
+}
+
+
+def _button(at, key: str):
+    """The button ``key``, or the one whose key begins with APPROVE; None when the page did not draw it."""
+    found = [b for b in at.button if b.key == key or (key == APPROVE and b.key and b.key.startswith(APPROVE))]
+    return found[0] if found else None
+
+
+def _snapshot(client) -> dict[bytes, bytes]:
+    """Every key's value (the clock, the override, a pending request, the audit stream...), but the login
+    limiter's counters."""
+    return {key: client.dump(key) for key in sorted(client.keys("*")) if b"login_failures:" not in key}
+
+
+def _prepare(at, click: Click):
+    """A verified ``click.role`` on ``click.page`` with the write's inputs in place and its control drawn."""
+    if click.open is not None:
+        at.button(key=click.open).click().run()
+    if click.mode is not None:
+        at.radio(key="overrides_mode").set_value(click.mode)
+    if click.tick is not None:
+        at.checkbox(key=click.tick).check()
+    for key, text in click.inputs.items():
+        at.text_input(key=key).input(text)
+    return at.run()
 
 
 @pytest.mark.parametrize("column", COLUMNS)
-def test_a_click_the_role_does_not_allow_writes_and_audits_nothing(console_env, column):
-    """A button drawn enabled (for an operator) and clicked by a session whose principal is now the column's (a
-    lapsed login, a role taken away, a crafted message): the check in breaker.ops decides, the page shows the
-    refusal, and the clock and the audit trail are as they were."""
-    _world(console_env)
-    at = login_verified(open_console("pages/drills.py"), "olga", "operator")
-    assert not at.button(key="drills_end").disabled
-    principal = PRINCIPAL_OF[column]
-    if principal is None:
-        at.session_state["operator"] = None
-    else:
-        at.session_state["operator"] = principal
-    del at.session_state[STAMP_KEY]  # the column's principal as is, not re-read from olga's secrets entry
-    before = _writes(console_env)
-    at.button(key="drills_end").click().run()
+@pytest.mark.parametrize("write", list(CLICKS))
+def test_a_click_the_role_does_not_allow_writes_and_audits_nothing(console_env, write, column):
+    """Every console write: its control drawn enabled (for an operator; the Approve button for an approver) and
+    clicked by a session whose principal is now the column's (a lapsed login, a role taken away). Allowed: the
+    write is audited under the column's name. Refused: no key changed (clock, override, pending request, audit
+    trail), and the page says why: the rerun draws the control disabled or not at all, and Streamlit discards a
+    disabled widget's click; a control still drawn (the force-clear dialog's confirm) is refused by
+    breaker.ops."""
+    click = CLICKS[write]
+    _world(console_env, request=write == "approve force_calm")
+    at = _prepare(login_verified(open_console(click.page), f"{click.role}-clicker", click.role), click)
     assert not at.exception
-    ended = not PanicClock(console_env).read_now().exists
-    assert ended is MATRIX["panic end", column]
-    if not ended:
-        assert _writes(console_env) == before
-        shown = [e.value for e in (*at.error, *at.warning)]
-        assert any(v.startswith(("Refused:", "Read-only:")) for v in shown), shown
+    assert not _button(at, click.key).disabled, write
+    principal = PRINCIPAL_OF[column]
+    at.session_state["operator"] = principal
+    del at.session_state[STAMP_KEY]  # the column's principal as is, not re-read from the clicker's secrets entry
+    before, entries = _snapshot(console_env), len(AuditTrail(console_env).entries())
+    _button(at, click.key).click().run()
+    assert not at.exception, (write, column, at.exception)
+    if MATRIX[write, column]:
+        added = AuditTrail(console_env).entries()[entries:]
+        assert (click.action, principal.who) in [(e.action, e.who) for e in added], (write, column, added)
+        return
+    assert _snapshot(console_env) == before, (write, column)
+    control = _button(at, click.key)
+    if control is None or control.disabled:  # the page drew it refused (Streamlit drops a disabled widget's click)
+        shown = [e.value for e in (*at.warning, *at.caption)]
+        assert any(v.startswith(SAYS_WHY) for v in shown), (write, column, shown)
+    else:  # still drawn enabled (the force-clear dialog's confirm): breaker.ops refused the write
+        assert any(e.value.startswith("Refused:") for e in at.error), (write, column, at.error)
 
 
 @pytest.mark.parametrize("column", COLUMNS)
