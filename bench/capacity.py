@@ -6,8 +6,9 @@
   alone). Workers one master carries at ``refresh_interval_s`` 1, 5 and 10 s = ``HEADROOM`` of one core / the
   CPU per panic round trip x the interval (the main thread is single-threaded: one core is the ceiling).
 - K2: worker round trips (the real script, 50 ms timeouts, several processes) while an operator reads back to
-  back, at 100 000 heartbeats: the reads of this change (scrape, ``status``, the Fleet page's first page) and,
-  for comparison, the read they replaced (``HGETALL`` of the workers hash). Timeouts counted.
+  back, at 1 000, 10 000 and 100 000 heartbeats: the reads of this change (scrape, ``status``, the Fleet page's
+  first page) and, at 100 000, for comparison, the read they replaced (``HGETALL`` of the workers hash) and the
+  workers alone. Timeouts counted.
 - K3: the panic-start burst: ``BURST`` calm workers, each on its own connection, meet a panic at the same
   moment. Before: each observed at once (every request arrives together). Now: each at its own share of the
   interval (``VIXCircuitBreaker._spread_delay``). Counted: the burst workers whose own round trip took longer
@@ -33,6 +34,7 @@ HEADROOM = 0.5  # of one core: room for operator reads, replication, persistence
 PROCESSES = 3
 RUN_S = 4.0
 BURST = 3000
+K2_SIZES = (1_000, 10_000, 100_000)  # the comparison (workers alone, HGETALL) at the largest only
 TIMEOUT_MS = 50
 TIERS = {"high_stakes": 1, "medium_stakes": 2, "low_stakes": 2}
 
@@ -123,8 +125,11 @@ def _seed(client, clock: PanicClock, count: int) -> None:
     pipe.execute()
 
 
-def reads_against_workers(url: str, size: int = 100_000) -> list[tuple[str, int, int, int, float]]:
-    """[(read, reads done, worker trips, worker timeouts, slowest trip ms)] while the reads run back to back."""
+def reads_against_workers(url: str, size: int = 100_000, *,
+                          compare: bool = True) -> list[tuple[str, int, int, int, float]]:
+    """[(read, reads done, worker trips, worker timeouts, slowest trip ms)] while the reads run back to back, on a
+    fleet of ``size`` heartbeats (written first, on a flushed server). ``compare``: also the workers alone and
+    the read replaced (HGETALL), for the comparison at the largest size."""
     from click.testing import CliRunner
 
     from breaker import refresh
@@ -134,6 +139,7 @@ def reads_against_workers(url: str, size: int = 100_000) -> list[tuple[str, int,
 
     client = redis_client(url, timeout_ms=5000)
     clock = PanicClock(client, key_prefix=PREFIX)
+    client.flushall()
     client.script_load(refresh.SCRIPT)
     _seed(client, clock, size)
     runner = CliRunner()
@@ -147,6 +153,8 @@ def reads_against_workers(url: str, size: int = 100_000) -> list[tuple[str, int,
         "HGETALL of the workers hash (the read replaced)": lambda: client.execute_command(
             "HGETALL", clock.workers_key, NEVER_DECODE=True),
     }
+    if not compare:
+        reads = {label: read for label, read in reads.items() if "this change" in label}
     rows = []
     ctx = multiprocessing.get_context("spawn")
     for label, read in reads.items():
@@ -323,8 +331,10 @@ def capacity(bench) -> list[Row]:
         carried = HEADROOM * 1e6 / worst * interval
         rows.append(Row("K1", f"workers one master carries at refresh_interval_s={interval} (a panic's CPU per trip, "
                               f"{HEADROOM:.0%} of one core)", f"{carried:,.0f}"))
-    for label, done, trips, timeouts, slowest in reads_against_workers(bench.url):
-        rows.append(Row("K2", f"100 000 heartbeats, {PROCESSES} worker processes at {TIMEOUT_MS} ms timeouts for "
+    k2 = [(size, row) for size in K2_SIZES for row in reads_against_workers(bench.url, size,
+                                                                           compare=size == K2_SIZES[-1])]
+    for size, (label, done, trips, timeouts, slowest) in k2:
+        rows.append(Row("K2", f"{size:,} heartbeats, {PROCESSES} worker processes at {TIMEOUT_MS} ms timeouts for "
                               f"{RUN_S:g} s; operator reads back to back: {label}",
                         f"{timeouts} timeouts of {trips:,} trips (slowest {slowest:.1f} ms; {done} reads)",
                         goal="0 timeouts" if "this change" in label else "—",

@@ -5,8 +5,8 @@ per-bucket aggregates, ``breaker.refresh``), then the figure waits for that buck
 readers read the aggregates as they would in a live fleet. Per size: a scrape
 (``FleetCollector.collect``, what the exporter runs), ``vix-breaker status`` and ``vix-breaker fleet`` (default
 output) run in-process through click's runner (no interpreter start-up), the median of a few runs each; and the
-server's side of one scrape-style read from SLOWLOG with a 0 µs threshold: the sum of its commands' durations and
-the longest single command (a MULTI/EXEC counts as its EXEC). Issue 24's targets are judged: scrape < 200 ms,
+server's side of each of those three reads from SLOWLOG with a 0 µs threshold: the sum of its commands' durations
+and the longest single command (a MULTI/EXEC counts as its EXEC). Issue 24's targets are judged: scrape < 200 ms,
 status < 1 s, fleet < 2 s, server time per read < 5 ms.
 """
 
@@ -75,26 +75,23 @@ def _median_ms(call) -> float:
     return statistics.median(timings)
 
 
-def _server_side(client, clock: PanicClock) -> tuple[float, float, int, float]:
-    """(sum of command durations in ms, longest command in ms, commands) of one scrape-style read
-    (``read_summary``), and the duration of one HGETALL of the hash (the read of issue 21's start) for comparison."""
+def _server_time(client, read) -> tuple[float, float, int]:
+    """(sum of command durations in ms, longest command in ms, commands) the server spent on ``read()``: SLOWLOG
+    with a 0 µs threshold around it (a MULTI/EXEC counts as its EXEC; CONFIG and SLOWLOG themselves excluded)."""
     old = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
     old_len = client.config_get("slowlog-max-len")["slowlog-max-len"]
     client.config_set("slowlog-max-len", 10_000)
     client.config_set("slowlog-log-slower-than", 0)
     client.slowlog_reset()
     try:
-        read_summary(clock, interval_s=10.0)
+        read()
         entries = client.slowlog_get(10_000)
-        client.slowlog_reset()
-        client.execute_command("HGETALL", f"{PREFIX}workers", NEVER_DECODE=True)  # what read_fleet sent before
-        hgetall = [e["duration"] / 1000 for e in client.slowlog_get(10) if e["command"].startswith(b"HGETALL")]
     finally:
         client.config_set("slowlog-log-slower-than", old)
         client.config_set("slowlog-max-len", old_len)
     entries = [e for e in entries if e["command"].split(b" ")[0].upper() not in (b"CONFIG", b"SLOWLOG")]
     durations = [e["duration"] / 1000 for e in entries]
-    return sum(durations), max(durations, default=0.0), len(entries), max(hgetall, default=0.0)
+    return sum(durations), max(durations, default=0.0), len(entries)
 
 
 def operator_reads(bench: BenchServer) -> list[Row]:
@@ -138,17 +135,24 @@ def _one_size(bench: BenchServer, clock: PanicClock, runner: CliRunner, env: dic
     scrape = _median_ms(lambda: list(collector.collect()))
     status = _median_ms(lambda: runner.invoke(cli, ["status"], env=env))
     fleet = _median_ms(lambda: runner.invoke(cli, ["fleet"], env=env))
-    server_ms, longest_ms, commands, hgetall_ms = _server_side(client, clock)
+    served = {name: _server_time(client, read) for name, read in (
+        ("scrape", lambda: list(collector.collect())),
+        ("status", lambda: runner.invoke(cli, ["status"], env=env)),
+        ("fleet", lambda: runner.invoke(cli, ["fleet"], env=env)),
+    )}
+    hgetall_ms = _server_time(client, lambda: client.execute_command("HGETALL", f"{PREFIX}workers",
+                                                                     NEVER_DECODE=True))[0]
     summary = read_summary(clock, interval_s=10.0)
     read = "the heartbeats (fallback)" if summary.from_beats else f"aggregates, {summary.reporting:,} workers counted"
     rows.append(Row("R", f"operator reads, {size:,} heartbeats: scrape / `status` / `fleet` (median of {RUNS}; "
                          f"summary from {read})",
                     f"{scrape:,.0f} / {status:,.0f} / {fleet:,.0f} ms", goal="< 200 / 1 000 / 2 000 ms",
                     met=scrape < 200 and status < 1000 and fleet < 2000))
-    rows.append(Row("R", f"operator reads, {size:,} heartbeats: server time of one scrape's `read_summary` (SLOWLOG: "
-                         f"sum, longest command, commands)",
-                    f"{server_ms:.2f} ms, {longest_ms:.2f} ms, {commands}",
-                    baseline=f"HGETALL alone: {hgetall_ms:.2f} ms", goal="< 5 ms", met=server_ms < 5))
+    worst = max(total for total, _, _ in served.values())
+    rows.append(Row("R", f"operator reads, {size:,} heartbeats: server time per read, scrape / `status` / `fleet` "
+                         f"(SLOWLOG: sum of its commands; longest command; commands)",
+                    " / ".join(f"{total:.2f} ms ({longest:.2f} ms; {n})" for total, longest, n in served.values()),
+                    baseline=f"HGETALL alone: {hgetall_ms:.2f} ms", goal="< 5 ms each", met=worst < 5))
     return rows
 
 
