@@ -124,3 +124,12 @@ def test_the_stale_alert_is_evaluated_often_enough_whatever_the_servers_default(
                if any(rule.get("alert") == "VixBreakerWorkersStale" for rule in group["rules"])]
     stale = next(rule for rule in group["rules"] if rule.get("alert") == "VixBreakerWorkersStale")
     assert "interval" in group and seconds(group["interval"]) <= seconds(stale["for"])
+
+
+def test_every_alert_name_in_the_docs_is_a_shipped_rule():
+    """An operator greps the rules for the alert name a doc gives: every `VixBreaker…`/`Breaker…` name in the
+    README and docs/ is a rule's name (docs/metrics.md once said `BreakerWorkerClockSkew`)."""
+    shipped = {rule["alert"] for rule in rules() if "alert" in rule}
+    named = {name for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+             for name in re.findall(r"`((?:Vix)?Breaker[A-Z][A-Za-z0-9]+)`", path.read_text())}
+    assert named and named <= shipped, sorted(named - shipped)
