@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 
 def format_duration(seconds: float | None) -> str:
-    """``20 min 42 s``, ``1 h 05 min``; ``—`` when unknown. Negative or non-finite input is unknown too."""
+    """``20 min 42 s``, ``1 h 05 min``; ``—`` when unknown (None, NaN, infinite); a negative duration (a clock
+    read a moment late) is ``0 min 00 s``."""
     if seconds is None or not math.isfinite(seconds):
         return "—"
     seconds = max(0, round(seconds))
