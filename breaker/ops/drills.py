@@ -331,10 +331,9 @@ def replay_scenario(
             ttl, mode = breaker.get_ttl(base_ttl, status, dict(match_context or {}))
             if breaker.last_error is not None:  # a fail-safe answer here is an outage, not the scenario
                 raise RuntimeError(f"replay stopped at minute {step * step_s / 60:g}: {breaker.last_error}")
-            if status == "panic":  # the epoch counter has no expiry of its own: give the scratch one the backstop
-                client.expire(panic_clock.epoch_key, REPLAY_KEY_TTL_S)
             if status == "panic":
                 last_panic_at = clock.now
+                client.expire(panic_clock.epoch_key, REPLAY_KEY_TTL_S)  # the counter has no expiry of its own
             reading = panic_clock.read(clock.now)
             duration = reading.duration_s
             points.append(ReplayPoint(
